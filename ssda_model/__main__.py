@@ -1,0 +1,5 @@
+import sys
+
+from ssda_model.cli import main
+
+sys.exit(main())

@@ -1,0 +1,146 @@
+"""The `ssda` command: `ssda fit` runs the evaluation protocol and saves a model, `ssda predict` scores cells.
+
+Bad input exits with code 2 and one stderr line starting `error:`; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+from ssda_model.config import METHODS, PROTOCOLS, SCALINGS, SSDAConfig
+from ssda_model.data.readers import read_h5ad
+from ssda_model.errors import SSDAInputError, SSDAInputWarning
+from ssda_model.model import SSDAModel
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but usage mistakes are one `error:` line like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise SSDAInputError(self.prog, message)
+
+
+def _shots(value: str) -> int | str:
+    if value == "all":
+        return value
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="ssda", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    fit = commands.add_parser("fit", help="train with the repetition protocol and save a model directory")
+    fit.add_argument("--source", required=True, help="bulk .h5ad: X log expression, obs[label-key] 1/0")
+    fit.add_argument("--target", required=True, help="cells .h5ad: X log1p-normalised, obs[label-key] 1/0/missing")
+    fit.add_argument("--out", required=True, help="model directory to write")
+    fit.add_argument("--label-key", default="response")
+    fit.add_argument("--method", default="ssda", choices=METHODS)
+    fit.add_argument("--shots", default=3, type=_shots, help="labeled target cells per class, or 'all'")
+    fit.add_argument("--repetitions", default=5, type=int)
+    fit.add_argument("--protocol", default="paper", choices=PROTOCOLS)
+    fit.add_argument("--epochs", default=50, type=int)
+    fit.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    fit.add_argument("--scaling", default="per_domain", choices=SCALINGS)
+    fit.add_argument("--n-top-genes", type=int, default=None, help="restrict to the target's highly variable genes")
+    fit.add_argument("--gene-list", default=None, help="file with one gene per line to restrict the input to")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    predict = commands.add_parser("predict", help="score cells with a saved model")
+    predict.add_argument("--model", required=True)
+    predict.add_argument("--input", required=True)
+    predict.add_argument("--out", required=True)
+    predict.add_argument("--device", default="auto")
+    return parser
+
+
+def format_metrics(metrics: dict) -> str:
+    """The one-screen summary table that `ssda fit` prints."""
+    fmt = lambda v: "   nan" if v is None or v != v else f"{v:.3f}"  # noqa: E731
+    where = "target cells" if metrics["evaluation"] == "target" else "source validation (shots=all)"
+    lines = [f"method {metrics['method']} · shots {metrics['shots']} · protocol {metrics['protocol']} · "
+             f"{metrics['n_genes']} genes · device {metrics['device']} · evaluated on {where}",
+             f"{'rep':>4} {'seed':>5} {'AUC':>6} {'AUPR':>6} {'n_eval':>7} {'best_epoch':>10}"]
+    for row in metrics["repetitions"]:
+        lines.append(f"{row['repetition']:>4} {row['seed']:>5} {fmt(row['auc']):>6} {fmt(row['aupr']):>6} "
+                     f"{row['n_eval']:>7} {row['best_epoch']:>10}")
+    lines.append(f"{'mean':>4} {'':>5} {fmt(metrics['mean_auc']):>6} {fmt(metrics['mean_aupr']):>6}")
+    lines.append(f"{'std':>4} {'':>5} {fmt(metrics['std_auc']):>6} {fmt(metrics['std_aupr']):>6}")
+    return "\n".join(lines)
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before hours of training when the output cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.mkdtemp(prefix=".ssda-probe.", dir=path.parent)
+        os.rmdir(probe)
+    except OSError as exc:
+        raise SSDAInputError(str(path), f"cannot write here ({exc.strerror})") from None
+
+
+def _fit(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    _check_writable(out)
+    try:
+        config = SSDAConfig(method=args.method, shots=args.shots, repetitions=args.repetitions,
+                            protocol=args.protocol, epochs=args.epochs, device=args.device, scaling=args.scaling)
+    except ValueError as exc:
+        raise SSDAInputError("ssda fit", str(exc)) from None
+    source, target = read_h5ad(args.source), read_h5ad(args.target)
+    model = SSDAModel.fit(source, target, config, label_key=args.label_key, source_name=args.source,
+                          target_name=args.target, n_top_genes=args.n_top_genes, gene_list=args.gene_list,
+                          progress=not args.quiet)
+    model.save(out)
+    print(format_metrics(model.metrics))
+    print(f"model written to {out}")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    _check_writable(out)
+    model = SSDAModel.load(args.model)
+    scored = model.predict(read_h5ad(args.input), name=args.input, model_path=str(Path(args.model).resolve()),
+                           device=args.device)
+    staging = out.with_name(f".{out.name}.partial")
+    try:
+        scored.write_h5ad(staging)
+        os.replace(staging, out)
+    except OSError as exc:
+        raise SSDAInputError(str(out), f"cannot write the scored AnnData ({exc.strerror})") from None
+    finally:
+        staging.unlink(missing_ok=True)
+    n_sensitive = int((scored.obs["ssda_label"] == "sensitive").sum())
+    print(f"scored {scored.n_obs} cells with {len(model.state_dicts)} models: {n_sensitive} sensitive, "
+          f"{scored.n_obs - n_sensitive} resistant; {len(scored.uns['ssda']['genes_missing'])} model genes missing "
+          f"→ {out}")
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, SSDAInputWarning):
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SSDAInputWarning)
+        warnings.showwarning = _one_line_warning
+        try:
+            args = build_parser().parse_args(argv)
+            if args.command == "fit":
+                _fit(args)
+            else:
+                _predict(args)
+        except (SSDAInputError, ValueError) as exc:  # ValueError: e.g. device 'cuda' without a GPU
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

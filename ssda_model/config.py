@@ -1,0 +1,93 @@
+"""Hyper-parameters of SSDA4Drug in one frozen dataclass; defaults are the reference code's (SPEC.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Method = Literal["ssda", "ssda_no_adv", "ssda_no_mme", "source_only", "target_only"]
+Protocol = Literal["paper", "strict"]
+Scaling = Literal["per_domain", "joint"]
+
+METHODS: tuple[str, ...] = ("ssda", "ssda_no_adv", "ssda_no_mme", "source_only", "target_only")
+PROTOCOLS: tuple[str, ...] = ("paper", "strict")
+SCALINGS: tuple[str, ...] = ("per_domain", "joint")
+OPTIMIZERS: tuple[str, ...] = ("adagrad", "adam", "sgd")
+
+
+@dataclass(frozen=True)
+class SSDAConfig:
+    """Network, loss weights, optimiser and protocol settings of one fit.
+
+    `shots` is the number of labeled target cells per class, or "all" for the production case
+    (every labeled cell is a shot and no target evaluation is possible).
+    """
+
+    encoder_dims: tuple[int, ...] = (512, 256, 128)
+    predictor_dim: int = 32
+    dropout: float = 0.3
+    noise_rate: float = 0.2  # probability of zeroing an input entry (denoising mask)
+    temperature: float = 0.05
+    lambda_mme: float = 0.1
+    eta: float = 1.0  # gradient-reversal strength
+    epsilon: float = 1.0  # adversarial perturbation norm, z-score units
+    optimizer: str = "adagrad"
+    lr: float = 1e-3
+    epochs: int = 50
+    batch_size: int = 32
+    method: str = "ssda"
+    shots: int | Literal["all"] = 3
+    repetitions: int = 5
+    protocol: str = "paper"
+    scaling: str = "per_domain"
+    val_fraction: float = 0.2
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.method in METHODS, f"method must be one of {', '.join(METHODS)}, got {self.method!r}"),
+            (self.protocol in PROTOCOLS, f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}"),
+            (self.scaling in SCALINGS, f"scaling must be one of {', '.join(SCALINGS)}, got {self.scaling!r}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
+            (self.shots == "all" or (isinstance(self.shots, int) and self.shots >= 1),
+             f"shots must be a positive integer or 'all', got {self.shots!r}"),
+            (self.repetitions >= 1, f"repetitions must be >= 1, got {self.repetitions}"),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}"),
+            (0.0 <= self.noise_rate < 1.0, f"noise_rate must be in [0, 1), got {self.noise_rate}"),
+            (0.0 < self.val_fraction < 1.0, f"val_fraction must be in (0, 1), got {self.val_fraction}"),
+            (self.temperature > 0, f"temperature must be > 0, got {self.temperature}"),
+            (len(self.encoder_dims) >= 1, "encoder_dims needs at least one layer"),
+        ]
+        problems = [message for ok, message in checks if not ok]
+        if problems:
+            raise ValueError("; ".join(problems))
+        object.__setattr__(self, "encoder_dims", tuple(int(d) for d in self.encoder_dims))
+
+    @property
+    def latent_dim(self) -> int:
+        return self.encoder_dims[-1]
+
+    def replace(self, **changes: Any) -> "SSDAConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["encoder_dims"] = list(self.encoder_dims)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SSDAConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        values = dict(data)
+        if "encoder_dims" in values:
+            values["encoder_dims"] = tuple(values["encoder_dims"])
+        return cls(**values)

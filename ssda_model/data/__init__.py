@@ -1,0 +1,1 @@
+"""Reading, validating, aligning, scaling and splitting the two domains."""

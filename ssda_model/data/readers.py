@@ -1,0 +1,109 @@
+"""File readers at the boundary: every problem becomes an SSDAInputError naming the file and field."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from ssda_model.errors import SSDAInputError, SSDAInputWarning
+
+SENSITIVE, RESISTANT = 1, 0
+_LABEL_WORDS = {"1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0, "sensitive": 1.0, "resistant": 0.0,
+                "true": 1.0, "false": 0.0}
+_MISSING_WORDS = {"", "nan", "na", "none", "unlabeled", "unknown"}
+
+
+def read_h5ad(path: str | Path) -> ad.AnnData:
+    """Read an .h5ad file; a missing, unreadable or non-AnnData file is one clear error."""
+    path = Path(path)
+    if not path.exists():
+        raise SSDAInputError(str(path), "file not found")
+    if path.is_dir():
+        raise SSDAInputError(str(path), "is a folder, expected an .h5ad file")
+    try:
+        adata = ad.read_h5ad(path)
+    except Exception as exc:  # h5py and anndata raise many types for a bad file
+        raise SSDAInputError(str(path), f"not a readable AnnData .h5ad file ({type(exc).__name__})") from None
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise SSDAInputError(str(path), f"AnnData is empty ({adata.n_obs} obs × {adata.n_vars} vars)")
+    return adata
+
+
+def read_scad_tsv(path: str | Path, label_key: str = "response") -> ad.AnnData:
+    """Read SCAD / SSDA4Drug pre-processed tables (rows = samples, a response column, gene columns).
+
+    Values are already z-scored by the authors and are kept as they are; genes keep their
+    identifiers (Entrez IDs in SCAD's files) as strings.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SSDAInputError(str(path), "file not found")
+    try:
+        table = pd.read_csv(path, sep="\t", index_col=0)
+    except Exception as exc:
+        raise SSDAInputError(str(path), f"not a readable tab-separated table ({type(exc).__name__})") from None
+    if label_key not in table.columns:
+        raise SSDAInputError(str(path), f"column {label_key!r} not found; expected a response column")
+    genes = table.drop(columns=[c for c in table.columns if c in (label_key, "logIC50")])
+    try:
+        values = genes.to_numpy(dtype=np.float32)
+    except ValueError:
+        raise SSDAInputError(str(path), "gene columns must be numeric") from None
+    obs = pd.DataFrame({label_key: table[label_key].to_numpy()}, index=table.index.astype(str))
+    var = pd.DataFrame(index=[str(g) for g in genes.columns])
+    return ad.AnnData(X=values, obs=obs, var=var)
+
+
+def label_vector(adata: ad.AnnData, label_key: str, source: str, required: bool) -> np.ndarray:
+    """obs[label_key] as floats 1 = sensitive, 0 = resistant, NaN = unlabeled.
+
+    Accepts numbers, booleans and the words sensitive / resistant; anything else is an error
+    that lists the offending values.
+    """
+    if label_key not in adata.obs.columns:
+        if required:
+            raise SSDAInputError(source, f"obs has no label column {label_key!r} (columns: "
+                                         f"{', '.join(map(str, adata.obs.columns)) or 'none'})")
+        return np.full(adata.n_obs, np.nan)
+    column = adata.obs[label_key]
+    labels = np.full(adata.n_obs, np.nan)
+    bad: set[str] = set()
+    for i, value in enumerate(column.astype(object).to_numpy()):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            continue
+        word = str(value).strip().lower()
+        if word in _MISSING_WORDS:
+            continue
+        if word in _LABEL_WORDS:
+            labels[i] = _LABEL_WORDS[word]
+        else:
+            bad.add(str(value))
+    if bad:
+        shown = ", ".join(sorted(bad)[:5])
+        raise SSDAInputError(source, f"obs[{label_key!r}] has values other than 1 (sensitive), 0 (resistant) "
+                                     f"or missing: {shown}")
+    if required and np.isnan(labels).any():
+        raise SSDAInputError(source, f"obs[{label_key!r}] has {int(np.isnan(labels).sum())} missing labels; "
+                                     "every source sample needs 1 or 0")
+    return labels
+
+
+def expression_matrix(adata: ad.AnnData, source: str) -> np.ndarray:
+    """Dense float32 copy of X after checking it is finite; negative values only warn."""
+    x = adata.X
+    values = x.toarray() if sparse.issparse(x) else np.asarray(x)
+    values = values.astype(np.float32, copy=False)
+    finite = np.isfinite(values)
+    if not finite.all():
+        rows, cols = np.nonzero(~finite)
+        raise SSDAInputError(source, f"X has {int((~finite).sum())} NaN or infinite values "
+                                     f"(first at obs {adata.obs_names[rows[0]]!r}, var {adata.var_names[cols[0]]!r})")
+    if (values < 0).any():
+        warnings.warn(f"{source}: X has negative values; log-scale expression was expected "
+                      "(fine for data that is already z-scored)", SSDAInputWarning, stacklevel=2)
+    return values

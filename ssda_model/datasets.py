@@ -1,0 +1,115 @@
+"""Built-in data: a synthetic bulk / single-cell pair on which domain adaptation is needed and measurable,
+and a loader for the real public PLX-4720 pair.
+
+The generator plants one drug-response program shared by both domains, but makes each domain
+misleading on its own:
+- bulk lines come from several lineages whose marker programs are confounded with sensitivity,
+  and carry a platform shift (per-gene gain and offset on the log scale);
+- in the cells, part of the bulk response signal sits on genes that are barely detected, a
+  cell-cycle program adds strong variation unrelated to response, and counts are sparse
+  (negative binomial, varying library sizes), normalised to 1e4 and log1p-transformed.
+A source-only model therefore transfers only partly, and three labeled cells per class are too
+few to find the response axis among the nuisance axes without the unlabeled cells.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from ssda_model.data.readers import read_scad_tsv
+
+
+def synthetic_pair(n_source: int = 300, n_cells: int = 400, n_genes: int = 500, seed: int = 0,
+                   response_strength: float = 1.0) -> tuple[ad.AnnData, ad.AnnData]:
+    """(bulk source, single-cell target), both with obs["response"] (1 sensitive, 0 resistant).
+
+    The target's labels are the ground truth of every cell; the protocol hides all but the shots.
+    `uns["planted"]` records which genes carry which program.
+    """
+    if n_genes < 300 or n_source < 20 or n_cells < 20:
+        raise ValueError("synthetic_pair needs n_genes >= 300 (270 carry planted programs), n_source and n_cells >= 20")
+    rng = np.random.default_rng(seed)
+    genes = [f"GENE{i:04d}" for i in range(n_genes)]
+    order = rng.permutation(n_genes)
+    shared_program = order[:30]          # response genes visible in both domains
+    bulk_only_program = order[30:60]     # response genes that are strong in bulk, barely detected in cells
+    cell_program = order[60:110]         # response genes only the cells express
+    cell_cycle = order[110:150]          # strong nuisance in cells
+    lineage_genes = order[150:270].reshape(6, 20)
+    base = rng.normal(1.0, 1.0, n_genes)  # log baseline expression per gene
+    base[bulk_only_program] -= 3.5        # so these are rarely captured in single cells
+    direction = rng.choice([-1.0, 1.0], n_genes)
+
+    # ---- bulk source --------------------------------------------------------------------------
+    lineage = rng.integers(0, 6, n_source)
+    lineage_bias = np.array([-2.0, -1.0, 0.0, 0.0, 1.0, 2.0])
+    source_y = (rng.normal(lineage_bias[lineage], 1.0) > 0).astype(int)
+    activity = response_strength * (2 * source_y - 1) + rng.normal(0, 0.6, n_source)
+    log_expr = np.tile(base, (n_source, 1)) + rng.normal(0, 0.5, (n_source, n_genes))
+    for k in range(6):
+        log_expr[np.ix_(lineage == k, lineage_genes[k])] += 2.0
+    log_expr[:, shared_program] += 0.4 * activity[:, None] * direction[shared_program]
+    log_expr[:, bulk_only_program] += 0.9 * activity[:, None] * direction[bulk_only_program]
+    gain, offset = rng.uniform(0.6, 1.4, n_genes), rng.normal(0, 1.0, n_genes)
+    bulk = np.clip(log_expr * gain + offset + 8.0, 1.0, None).astype(np.float32)  # an RMA-like log2 scale
+    source = ad.AnnData(X=bulk, obs=pd.DataFrame({"response": source_y, "lineage": lineage},
+                                                 index=[f"line{i:04d}" for i in range(n_source)]),
+                        var=pd.DataFrame(index=genes))
+
+    # ---- single-cell target -------------------------------------------------------------------
+    target_y = (rng.random(n_cells) < 0.5).astype(int)
+    activity = response_strength * (2 * target_y - 1) + rng.normal(0, 0.6, n_cells)
+    phase = rng.normal(0, 1.5, n_cells)
+    log_rate = np.tile(base, (n_cells, 1)) + rng.normal(0, 0.3, (n_cells, n_genes))
+    log_rate[:, lineage_genes[2]] += 2.0
+    # lineage markers that predict response in bulk vary here with a state unrelated to response
+    state = rng.normal(0, 1.5, n_cells)
+    log_rate[:, lineage_genes[5]] += state[:, None]
+    log_rate[:, lineage_genes[0]] -= state[:, None]
+    log_rate[:, shared_program] += 0.25 * activity[:, None] * direction[shared_program]
+    log_rate[:, bulk_only_program] += 0.5 * activity[:, None] * direction[bulk_only_program]
+    log_rate[:, cell_program] += 0.35 * activity[:, None] * direction[cell_program]
+    log_rate[:, cell_cycle] += phase[:, None] * direction[cell_cycle]
+    library = rng.lognormal(np.log(3000), 0.35, n_cells)
+    rate = np.exp(log_rate)
+    rate = rate / rate.sum(axis=1, keepdims=True) * library[:, None]
+    counts = rng.poisson(rng.gamma(shape=4.0, scale=rate / 4.0))
+    normalised = np.log1p(counts / counts.sum(axis=1, keepdims=True) * 1e4).astype(np.float32)
+    target = ad.AnnData(X=normalised, obs=pd.DataFrame({"response": target_y},
+                                                       index=[f"cell{i:05d}" for i in range(n_cells)]),
+                        var=pd.DataFrame(index=genes))
+    target.layers["counts"] = counts.astype(np.float32)
+    planted = {"shared_program": shared_program, "bulk_only_program": bulk_only_program,
+               "cell_program": cell_program, "cell_cycle": cell_cycle}
+    for adata in (source, target):
+        adata.uns["planted"] = {name: [genes[i] for i in idx] for name, idx in planted.items()}
+    return source, target
+
+
+def public_plx4720_a375(data_dir: str | Path) -> tuple[ad.AnnData, ad.AnnData]:
+    """Real pair from the public subsets in `data_dir` (the project's shared/data layout).
+
+    Source: CCLE census-gene expression (z-scored per gene across 580 lines) labelled from the
+    GDSC PLX-4720 log2 IC50 (drug 1036; sensitive when below the drug's mean over tested lines).
+    Target: SCAD's A375 cells (GSE108383; parental = sensitive, BRAFi-resistant = resistant).
+    Genes are Entrez IDs in both.
+    """
+    data_dir = Path(data_dir)
+    ccle = data_dir / "tgsa_ccle_census706_expr"
+    expression = pd.read_csv(ccle / "ccle_census706_exp_zscore.csv", index_col=0)
+    lines = pd.read_csv(ccle / "cell_lines.csv").dropna(subset=["COSMICID"])
+    cosmic = dict(zip(lines["DepMap_ID"], lines["COSMICID"].astype(int)))
+    ic50 = pd.read_csv(data_dir / "cadrres_sc_gdsc" / "gdsc_all_abs_ic50_bayesian_sigmoid_only9dosages.csv",
+                       index_col=0)["1036"].dropna()
+    label = (ic50 < ic50.mean()).astype(int)
+    expression = expression[[cosmic.get(d) in label.index for d in expression.index]]
+    obs = pd.DataFrame({"response": [int(label[cosmic[d]]) for d in expression.index],
+                        "cosmic_id": [cosmic[d] for d in expression.index]}, index=expression.index)
+    source = ad.AnnData(X=expression.to_numpy(np.float32), obs=obs,
+                        var=pd.DataFrame(index=[str(c) for c in expression.columns]))
+    target = read_scad_tsv(data_dir / "scad_sc_targets_tp4k" / "Target_expr_resp_z.PLX4720_tp4k.tsv")
+    return source, target

@@ -1,0 +1,177 @@
+"""The user-facing model: fit on two AnnData objects, save to / load from a directory, predict cells."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import torch
+
+from ssda_model.config import SSDAConfig
+from ssda_model.data.genes import GeneScaler, collapse_duplicate_genes
+from ssda_model.data.prepare import prepare_domains
+from ssda_model.data.readers import expression_matrix
+from ssda_model.errors import SSDAInputError
+from ssda_model.module.networks import SSDANet
+from ssda_model.train.device import resolve_device
+from ssda_model.train.protocol import run_protocol
+
+MODEL_FORMAT = "ssda4drug-model"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class SSDAModel:
+    """A fitted SSDA4Drug model: one network per repetition, the genes it reads and their scalers.
+
+    New cells are z-scored with the target-domain scaler learned at fit time, so a cell's score
+    does not depend on which other cells share its file.
+    """
+
+    config: SSDAConfig
+    genes: list[str]
+    source_scaler: GeneScaler
+    target_scaler: GeneScaler
+    state_dicts: list[dict[str, torch.Tensor]]
+    metrics: dict
+    histories: list[list[dict[str, float]]]
+    label_key: str = "response"
+
+    @classmethod
+    def fit(cls, source: ad.AnnData, target: ad.AnnData, config: SSDAConfig | None = None, *,
+            label_key: str = "response", source_name: str = "source", target_name: str = "target",
+            n_top_genes: int | None = None, gene_list: str | Path | None = None,
+            on_epoch: Callable[[int, dict[str, float]], None] | None = None, progress: bool = False) -> "SSDAModel":
+        """Run the evaluation protocol and keep every repetition's best model."""
+        config = config or SSDAConfig()
+        domains = prepare_domains(source, target, label_key=label_key, shots=config.shots,
+                                  val_fraction=config.val_fraction, scaling=config.scaling,
+                                  source_name=source_name, target_name=target_name,
+                                  n_top_genes=n_top_genes, gene_list=gene_list)
+        result = run_protocol(domains, config, on_epoch=on_epoch, progress=progress)
+        return cls(config=config, genes=domains.genes, source_scaler=domains.source_scaler,
+                   target_scaler=domains.target_scaler, state_dicts=result.state_dicts,
+                   metrics=result.metrics, histories=result.histories, label_key=label_key)
+
+    # ---- inference -------------------------------------------------------------------------
+    def networks(self, device: str = "auto") -> list[SSDANet]:
+        """One network per repetition in eval mode on `device`."""
+        target = resolve_device(device)
+        nets = []
+        for state in self.state_dicts:
+            net = SSDANet(len(self.genes), self.config).to(target)
+            net.load_state_dict(state)
+            nets.append(net.eval())
+        return nets
+
+    def align(self, adata: ad.AnnData, name: str = "input") -> tuple[np.ndarray, list[str]]:
+        """z-scored input on the model's genes; absent genes are set to their training mean (z = 0)."""
+        values, names = collapse_duplicate_genes(expression_matrix(adata, name), adata.var_names)
+        position = {g: i for i, g in enumerate(names)}
+        missing = [g for g in self.genes if g not in position]
+        if len(missing) > len(self.genes) / 2:
+            raise SSDAInputError(name, f"shares only {len(self.genes) - len(missing)} of the model's "
+                                       f"{len(self.genes)} genes by var_names; at least half are needed")
+        aligned = np.tile(self.target_scaler.mean, (adata.n_obs, 1))
+        present = [i for i, g in enumerate(self.genes) if g in position]
+        aligned[:, present] = values[:, [position[self.genes[i]] for i in present]]
+        return self.target_scaler.transform(aligned), missing
+
+    @torch.no_grad()
+    def score(self, x: np.ndarray, device: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(mean P(sensitive), its std over repetitions, mean 32-d features) of z-scored rows."""
+        nets = self.networks(device)
+        tensor = torch.as_tensor(x, dtype=torch.float32, device=next(nets[0].parameters()).device)
+        probs, feats = [], []
+        for net in nets:
+            features = net.features(tensor)
+            probs.append(torch.softmax(net.classifier(features), dim=1)[:, 1].cpu().numpy())
+            feats.append(features.cpu().numpy())
+        return np.mean(probs, axis=0), np.std(probs, axis=0), np.mean(feats, axis=0)
+
+    def predict(self, adata: ad.AnnData, name: str = "input", model_path: str | None = None,
+                device: str = "auto") -> ad.AnnData:
+        """A copy of `adata` with scores in obs, features in obsm["X_ssda"] and run info in uns["ssda"]."""
+        x, missing = self.align(adata, name)
+        mean, std, features = self.score(x, device)
+        out = adata.copy()
+        out.obs["ssda_score"] = mean.astype(np.float32)
+        out.obs["ssda_score_std"] = std.astype(np.float32)
+        out.obs["ssda_label"] = np.where(mean >= 0.5, "sensitive", "resistant")
+        out.obsm["X_ssda"] = features.astype(np.float32)
+        out.uns["ssda"] = {"model": model_path or "", "method": self.config.method,
+                           "genes_used": [g for g in self.genes if g not in set(missing)],
+                           "genes_missing": missing, "n_models": len(self.state_dicts)}
+        return out
+
+    # ---- persistence -----------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the model directory atomically: a temporary sibling folder renamed into place."""
+        path = Path(path)
+        if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / "model.json").exists())):
+            raise SSDAInputError(str(path), "exists and is not an ssda model directory; refusing to overwrite it")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        except OSError as exc:
+            raise SSDAInputError(str(path), f"cannot write the model directory ({exc.strerror})") from None
+        try:
+            self._write(staging)
+            if path.exists():
+                retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+                os.replace(path, retired / "model")
+                os.replace(staging, path)
+                shutil.rmtree(retired)
+            else:
+                os.replace(staging, path)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return path
+
+    def _write(self, folder: Path) -> None:
+        (folder / "weights").mkdir()
+        for i, state in enumerate(self.state_dicts, start=1):
+            torch.save(state, folder / "weights" / f"repetition_{i:02d}.pt")
+        torch.save({"source_mean": torch.from_numpy(self.source_scaler.mean),
+                    "source_std": torch.from_numpy(self.source_scaler.std),
+                    "target_mean": torch.from_numpy(self.target_scaler.mean),
+                    "target_std": torch.from_numpy(self.target_scaler.std)}, folder / "scaler.pt")
+        (folder / "genes.txt").write_text("\n".join(self.genes) + "\n")
+        (folder / "config.json").write_text(self.config.to_json())
+        (folder / "metrics.json").write_text(json.dumps(self.metrics, indent=2))
+        (folder / "history.json").write_text(json.dumps(self.histories))
+        (folder / "model.json").write_text(json.dumps({"format": MODEL_FORMAT, "version": FORMAT_VERSION,
+                                                       "label_key": self.label_key,
+                                                       "n_models": len(self.state_dicts),
+                                                       "n_genes": len(self.genes)}, indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SSDAModel":
+        """Read a model directory written by `save`, on any machine; tensors load with weights_only."""
+        path = Path(path)
+        manifest_path = path / "model.json"
+        if not manifest_path.exists():
+            raise SSDAInputError(str(path), "not an ssda model directory (model.json missing)")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError):
+            raise SSDAInputError(str(manifest_path), "is not valid JSON") from None
+        if manifest.get("format") != MODEL_FORMAT:
+            raise SSDAInputError(str(manifest_path), f"format is {manifest.get('format')!r}, expected {MODEL_FORMAT!r}")
+        load = lambda p: torch.load(p, map_location="cpu", weights_only=True)  # noqa: E731
+        scaler = load(path / "scaler.pt")
+        states = [load(path / "weights" / f"repetition_{i:02d}.pt") for i in range(1, manifest["n_models"] + 1)]
+        return cls(config=SSDAConfig.from_dict(json.loads((path / "config.json").read_text())),
+                   genes=(path / "genes.txt").read_text().splitlines(),
+                   source_scaler=GeneScaler(scaler["source_mean"].numpy(), scaler["source_std"].numpy()),
+                   target_scaler=GeneScaler(scaler["target_mean"].numpy(), scaler["target_std"].numpy()),
+                   state_dicts=states, metrics=json.loads((path / "metrics.json").read_text()),
+                   histories=json.loads((path / "history.json").read_text()),
+                   label_key=manifest.get("label_key", "response"))

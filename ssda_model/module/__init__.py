@@ -1,0 +1,1 @@
+"""Plain nn.Modules of SSDA4Drug and their losses."""

@@ -1,0 +1,1 @@
+"""The training loop of one repetition and the repetition protocol around it."""

@@ -1,0 +1,93 @@
+"""The paper's evaluation protocol: R independent repetitions, pooled AUC/AUPR, mean ± std."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ssda_model.config import SSDAConfig
+from ssda_model.data.prepare import PreparedDomains
+from ssda_model.data.splits import repetition_split
+from ssda_model.metrics import pooled_auc_aupr
+from ssda_model.module.networks import SSDANet
+from ssda_model.train.device import resolve_device
+from ssda_model.train.trainer import DomainTensors, predict_scores, train_repetition
+
+RepetitionCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class ProtocolResult:
+    """Best-epoch weights of every repetition and the metrics.json content."""
+
+    state_dicts: list[dict[str, torch.Tensor]]
+    metrics: dict
+    histories: list[list[dict[str, float]]]
+
+
+def _summary(values: list[float]) -> tuple[float | None, float | None]:
+    finite = [v for v in values if v == v]
+    if not finite:
+        return None, None
+    return float(np.mean(finite)), float(np.std(finite))
+
+
+def run_protocol(domains: PreparedDomains, config: SSDAConfig, on_epoch: RepetitionCallback | None = None,
+                 progress: bool = False) -> ProtocolResult:
+    """Train repetitions r = 1..R, each seeded by r alone, and score its evaluation cells.
+
+    With shots = "all" no target label is left to evaluate on; the metrics are then those of the
+    source validation split and `evaluation` says so.
+    """
+    device = resolve_device(config.device)
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    data = DomainTensors(source_x=torch.as_tensor(domains.source_x, device=device),
+                         source_y=torch.as_tensor(domains.source_y, device=device),
+                         target_x=torch.as_tensor(domains.target_x, device=device),
+                         target_y=domains.target_y)
+    evaluation = "source_validation" if config.shots == "all" else "target"
+    bar = tqdm(total=config.repetitions * config.epochs, disable=not progress, desc=config.method, unit="epoch")
+    states, histories, rows = [], [], []
+    try:
+        for repetition in range(1, config.repetitions + 1):
+            split = repetition_split(domains.source_y, domains.target_y, config.shots, config.protocol,
+                                     config.val_fraction, seed=repetition)
+
+            def epoch_done(record: dict[str, float], r: int = repetition) -> None:
+                bar.update(1)
+                if on_epoch is not None:
+                    on_epoch(r, record)
+
+            result = train_repetition(data, split, config, seed=repetition, on_epoch=epoch_done)
+            net = SSDANet(domains.source_x.shape[1], config).to(device)
+            net.load_state_dict(result.state_dict)
+            if evaluation == "target":
+                eval_x, eval_y = data.target_x[split.target_eval], domains.target_y[split.target_eval]
+            else:
+                eval_x, eval_y = data.source_x[split.source_val], domains.source_y[split.source_val]
+            auc, aupr = pooled_auc_aupr(eval_y, predict_scores(net, eval_x))
+            rows.append({"repetition": repetition, "seed": repetition, "auc": auc, "aupr": aupr,
+                         "n_eval": int(len(eval_y)), "best_epoch": result.best_epoch, "selection": result.selection,
+                         "n_shots": int(len(split.shots)), "n_unlabeled": int(len(split.unlabeled))})
+            states.append({k: v.detach().cpu() for k, v in result.state_dict.items()})
+            histories.append(result.history)
+    finally:
+        bar.close()
+        torch.use_deterministic_algorithms(previous)
+
+    mean_auc, std_auc = _summary([r["auc"] for r in rows])
+    mean_aupr, std_aupr = _summary([r["aupr"] for r in rows])
+    metrics = {"method": config.method, "shots": config.shots, "protocol": config.protocol,
+               "evaluation": evaluation, "repetitions": rows, "mean_auc": mean_auc, "std_auc": std_auc,
+               "mean_aupr": mean_aupr, "std_aupr": std_aupr, "n_genes": len(domains.genes),
+               "n_source": int(len(domains.source_y)), "n_target": int(len(domains.target_y)),
+               "device": str(device), "scaling": config.scaling}
+    if evaluation == "source_validation":
+        metrics["note"] = ("shots=all uses every labeled target cell for training, so no target cell is left to "
+                           "evaluate on; AUC/AUPR are on the source validation split")
+    return ProtocolResult(state_dicts=states, metrics=metrics, histories=histories)

@@ -1,0 +1,77 @@
+import torch
+from torch.nn import functional as F
+
+from ssda_model.config import SSDAConfig
+from ssda_model.module.losses import adversarial_perturbation, entropy, mask_input, minimax_entropy_loss
+from ssda_model.module.networks import SSDANet, grad_reverse
+
+
+def net_and_batch(n_genes=40, batch=8):
+    torch.manual_seed(0)
+    return SSDANet(n_genes, SSDAConfig()), torch.randn(batch, n_genes)
+
+
+def test_shapes_follow_the_spec_defaults():
+    net, x = net_and_batch()
+    latent = net.encoder(x)
+    assert latent.shape == (8, 128)
+    assert net.decoder(latent).shape == (8, 40)
+    assert net.features(x).shape == (8, 32)
+    assert net(x).shape == (8, 2)
+    assert net.classifier.fc.bias is None
+    linear_widths = [m.out_features for m in net.encoder.modules() if isinstance(m, torch.nn.Linear)]
+    assert linear_widths == [512, 256, 128]
+
+
+def test_gradient_reversal_flips_and_scales_the_gradient():
+    x = torch.randn(5, 3, requires_grad=True)
+    (grad_reverse(x, 0.7) * 2.0).sum().backward()
+    assert torch.allclose(x.grad, torch.full_like(x, -1.4))
+
+
+def test_prototype_logits_are_cosine_over_temperature():
+    net, x = net_and_batch()
+    net.eval()
+    features = net.features(x)
+    prototypes = net.classifier.fc.weight
+    cosine = F.normalize(features, dim=1) @ prototypes.T
+    assert torch.allclose(net(x), cosine / 0.05, atol=1e-5)
+
+
+def test_adversarial_perturbation_has_norm_epsilon_per_sample():
+    net, x = net_and_batch()
+    y = torch.tensor([0, 1] * 4)
+    r = adversarial_perturbation(net, x, y, epsilon=0.5)
+    assert torch.allclose(r.norm(dim=1), torch.full((8,), 0.5), atol=1e-5)
+    assert not torch.equal(r[0], r[1])
+
+
+def test_mask_copies_and_leaves_the_input_untouched():
+    x = torch.ones(200, 50)
+    masked = mask_input(x, 0.2, torch.Generator().manual_seed(0))
+    assert torch.equal(x, torch.ones(200, 50))
+    zero_share = (masked == 0).float().mean().item()
+    assert 0.17 < zero_share < 0.23
+    again = mask_input(x, 0.2, torch.Generator().manual_seed(1))
+    assert not torch.equal(masked, again)
+
+
+def test_eval_mode_predictions_are_deterministic():
+    net, x = net_and_batch()
+    net.eval()
+    assert torch.equal(net.sensitivity(x), net.sensitivity(x))
+    net.train()
+    assert not torch.equal(net.features(x), net.features(x))  # dropout is on in training only
+
+
+def test_minimax_entropy_moves_classifier_and_features_in_opposite_directions():
+    net, x = net_and_batch()
+    features = net.features(x).detach().requires_grad_(True)
+    loss = minimax_entropy_loss(net, features, eta=1.0)
+    loss.backward()
+    prototype_grad = net.classifier.fc.weight.grad.clone()
+    # Without reversal the features would receive +∂(-H)/∂f; with it they receive the opposite.
+    plain = features.detach().requires_grad_(True)
+    (-entropy(net.classifier(plain))).backward()
+    assert torch.allclose(features.grad, -plain.grad, atol=1e-6)
+    assert prototype_grad.abs().sum() > 0

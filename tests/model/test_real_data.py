@@ -1,0 +1,42 @@
+"""A real-data check on the public subsets in ../shared/data (skipped when they are absent)."""
+
+import pytest
+
+from ssda_model.config import SSDAConfig
+from ssda_model.datasets import public_plx4720_a375
+from ssda_model.model import SSDAModel
+from tests.conftest import SHARED_DATA
+
+pytestmark = [
+    pytest.mark.realdata,
+    pytest.mark.filterwarnings("ignore::ssda_model.errors.SSDAInputWarning"),  # SCAD data is z-scored
+    pytest.mark.skipif(
+        not (SHARED_DATA / "scad_sc_targets_tp4k").is_dir(),
+        reason=f"public data subsets not found at {SHARED_DATA} (the project's shared/ folder)"),
+]
+
+
+@pytest.fixture(scope="module")
+def plx4720_pair():
+    return public_plx4720_a375(SHARED_DATA)
+
+
+def test_public_pair_is_assembled_as_documented(plx4720_pair):
+    source, target = plx4720_pair
+    assert target.shape == (108, 2873)
+    assert target.obs["response"].value_counts().to_dict() == {1: 62, 0: 46}
+    assert source.n_obs > 400 and set(source.obs["response"]) == {0, 1}
+    shared = set(source.var_names) & set(target.var_names)
+    assert len(shared) == 125  # Entrez IDs, as the data README says
+
+
+@pytest.mark.slow
+def test_ssda_transfers_plx4720_response_to_a375_cells(plx4720_pair):
+    """3-shot SSDA on real cells beats the bulk-only model (the A375 lines differ from the GDSC lines)."""
+    source, target = plx4720_pair
+    config = SSDAConfig(repetitions=3, epochs=20)
+    ssda = SSDAModel.fit(source, target, config).metrics
+    source_only = SSDAModel.fit(source, target, config.replace(method="source_only")).metrics
+    assert ssda["n_genes"] == 125
+    assert ssda["mean_auc"] > 0.85
+    assert ssda["mean_auc"] > source_only["mean_auc"] + 0.05
