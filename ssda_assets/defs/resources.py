@@ -1,0 +1,8 @@
+import dagster as dg
+
+from ssda_assets.resources import paths_from_env, warehouse_from_env
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources={"paths": paths_from_env(), "warehouse": warehouse_from_env()})

@@ -1,0 +1,196 @@
+"""`datasets/<name>/dataset.yaml`: what a single-cell dataset declares, validated all at once."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ssda_model.errors import SSDAInputError
+
+MANIFEST = "dataset.yaml"
+DATASET_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+FORMATS = ("h5ad", "10x", "csv", "tsv", "scad")
+TOP_KEYS = {"drugs", "matrix", "obs", "format", "orientation", "normalized", "gene_id", "species", "label", "time",
+            "contrasts", "source", "description"}
+LABEL_KEYS = {"column", "sensitive", "resistant"}
+TIME_KEYS = {"column", "order", "sensitive", "resistant"}
+CONTRAST_KEYS = {"name", "a", "b"}
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    column: str
+    sensitive: tuple[str, ...]
+    resistant: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TimeSpec:
+    column: str
+    order: tuple[str, ...]
+    sensitive: tuple[str, ...] = ()
+    resistant: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """Compare time point `a` with `b` (e.g. drug holiday D19DMSO vs re-treated D19ERL)."""
+
+    name: str
+    a: str
+    b: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    folder: Path
+    drugs: tuple[str, ...]
+    matrix: Path
+    format: str
+    obs: Path | None = None  # per-cell metadata table (csv/tsv, first column = cell id)
+    orientation: str | None = None
+    normalized: bool = False
+    gene_id: str = "symbol"
+    species: str = "human"
+    label: LabelSpec | None = None
+    time: TimeSpec | None = None
+    contrasts: tuple[Contrast, ...] = field(default_factory=tuple)
+    source: Path | None = None  # SCAD-format source table shipped with the dataset
+    description: str = ""
+
+    @property
+    def labels_from_time(self) -> bool:
+        return self.label is None and self.time is not None and bool(self.time.sensitive or self.time.resistant)
+
+
+def _strings(value: Any, where: str, problems: list[str]) -> tuple[str, ...]:
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return (str(value),)
+    if isinstance(value, list) and value and all(isinstance(v, (str, int, float)) for v in value):
+        return tuple(str(v) for v in value)
+    problems.append(f"{where} must be a value or a non-empty list of values, got {value!r}")
+    return ()
+
+
+def _mapping(value: Any, where: str, keys: set[str], problems: list[str]) -> dict:
+    if not isinstance(value, dict):
+        problems.append(f"{where} must be a mapping, got {type(value).__name__}")
+        return {}
+    unknown = sorted(set(value) - keys)
+    if unknown:
+        problems.append(f"{where} has unknown keys {', '.join(unknown)} (allowed: {', '.join(sorted(keys))})")
+    return value
+
+
+def _infer_format(matrix: Path) -> str | None:
+    name = matrix.name.lower()
+    if name.startswith("target_expr_resp_z"):
+        return "scad"
+    if name.endswith(".h5ad"):
+        return "h5ad"
+    if matrix.is_dir():
+        return "10x"
+    for suffix, fmt in ((".csv", "csv"), (".csv.gz", "csv"), (".tsv", "tsv"), (".tsv.gz", "tsv"), (".txt", "tsv")):
+        if name.endswith(suffix):
+            return fmt
+    return None
+
+
+def read_manifest(folder: str | Path) -> Manifest:
+    """Parse and validate a dataset folder's manifest; every problem is reported in one error."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not DATASET_NAME.match(folder.name):
+        raise SSDAInputError(str(folder), "dataset folder names may only use letters, digits, '.', '_' and '-'")
+    if not path.exists():
+        raise SSDAInputError(str(path), "manifest not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SSDAInputError(str(path), f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    problems: list[str] = []
+    raw = _mapping(raw, "the manifest", TOP_KEYS, problems)
+    for key in ("drugs", "matrix"):
+        if key not in raw:
+            problems.append(f"'{key}' is required")
+    drugs = _strings(raw["drugs"], "'drugs'", problems) if "drugs" in raw else ()
+    matrix = folder / str(raw.get("matrix", ""))
+    if "matrix" in raw and not matrix.exists():
+        problems.append(f"'matrix' {raw['matrix']!r} does not exist in {folder}")
+    fmt = raw.get("format") or (_infer_format(matrix) if "matrix" in raw else None)
+    if "matrix" in raw and fmt not in FORMATS:
+        problems.append(f"'format' must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    orientation = raw.get("orientation")
+    if fmt in ("csv", "tsv") and orientation not in ("cells_by_genes", "genes_by_cells"):
+        problems.append("'orientation' must be cells_by_genes or genes_by_cells for a csv/tsv matrix")
+    normalized = raw.get("normalized", fmt == "scad")
+    if not isinstance(normalized, bool):
+        problems.append(f"'normalized' must be true or false, got {normalized!r}")
+    gene_id = raw.get("gene_id", "entrez" if fmt == "scad" else "symbol")
+    if gene_id not in ("symbol", "entrez"):
+        problems.append(f"'gene_id' must be symbol or entrez, got {gene_id!r}")
+    species = raw.get("species", "human")
+    if species not in ("human", "mouse"):
+        problems.append(f"'species' must be human or mouse, got {species!r}")
+
+    label = None
+    if "label" in raw or fmt == "scad":
+        spec = _mapping(raw.get("label", {"column": "response", "sensitive": [1], "resistant": [0]}),
+                        "'label'", LABEL_KEYS, problems)
+        missing = sorted(LABEL_KEYS - set(spec))
+        if missing:
+            problems.append(f"'label' needs {', '.join(missing)}")
+        else:
+            label = LabelSpec(str(spec["column"]), _strings(spec["sensitive"], "'label.sensitive'", problems),
+                              _strings(spec["resistant"], "'label.resistant'", problems))
+            if set(label.sensitive) & set(label.resistant):
+                problems.append("'label.sensitive' and 'label.resistant' share values")
+    time = None
+    if "time" in raw:
+        spec = _mapping(raw["time"], "'time'", TIME_KEYS, problems)
+        if "column" not in spec or "order" not in spec:
+            problems.append("'time' needs column and order")
+        else:
+            order = _strings(spec["order"], "'time.order'", problems)
+            sensitive = _strings(spec["sensitive"], "'time.sensitive'", problems) if "sensitive" in spec else ()
+            resistant = _strings(spec["resistant"], "'time.resistant'", problems) if "resistant" in spec else ()
+            unknown = sorted(set(sensitive + resistant) - set(order))
+            if unknown:
+                problems.append(f"'time.sensitive'/'time.resistant' name time points not in 'time.order': {', '.join(unknown)}")
+            if set(sensitive) & set(resistant):
+                problems.append("'time.sensitive' and 'time.resistant' share time points")
+            if label is not None and (sensitive or resistant):
+                problems.append("labels come either from 'label' or from 'time.sensitive'/'time.resistant', not both")
+            time = TimeSpec(str(spec["column"]), order, sensitive, resistant)
+    contrasts = []
+    for i, item in enumerate(raw.get("contrasts") or []):
+        spec = _mapping(item, f"'contrasts[{i}]'", CONTRAST_KEYS, problems)
+        if set(spec) != CONTRAST_KEYS:
+            problems.append(f"'contrasts[{i}]' needs name, a and b")
+        elif time is None or not {str(spec["a"]), str(spec["b"])} <= set(time.order):
+            problems.append(f"'contrasts[{i}]' compares time points that 'time.order' does not list")
+        else:
+            contrasts.append(Contrast(str(spec["name"]), str(spec["a"]), str(spec["b"])))
+    obs = folder / str(raw["obs"]) if raw.get("obs") else None
+    if obs is not None and not obs.exists():
+        problems.append(f"'obs' {raw['obs']!r} does not exist in {folder}")
+    source = folder / str(raw["source"]) if raw.get("source") else None
+    if source is not None and not source.exists():
+        problems.append(f"'source' {raw['source']!r} does not exist in {folder}")
+    if problems:
+        raise SSDAInputError(str(path), "; ".join(problems))
+    return Manifest(name=folder.name, folder=folder, drugs=drugs, matrix=matrix, format=fmt, obs=obs,
+                    orientation=orientation, normalized=normalized, gene_id=gene_id, species=species,
+                    label=label, time=time, contrasts=tuple(contrasts), source=source,
+                    description=str(raw.get("description", "")))
+
+
+def dataset_folders(raw_dir: str | Path) -> list[Path]:
+    """Every folder under `<raw>/datasets/` (valid or not), in name order."""
+    root = Path(raw_dir) / "datasets"
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []

@@ -1,0 +1,60 @@
+"""Writes that never leave a half-written output: files via a temporary name, tables in a transaction."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call `write(tmp)` on a sibling temporary path, then rename it over `path` (file or folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
+    try:
+        write(staging)
+        if path.is_dir():
+            retired = staging.parent / "retired"
+            os.replace(path, retired)
+        os.replace(staging, path)
+    finally:
+        shutil.rmtree(staging.parent, ignore_errors=True)
+    return path
+
+
+def replace_rows(connection, table: str, schema: str, frame: pd.DataFrame, key: dict[str, str]) -> None:
+    """Replace the rows of `table` matching `key` (column → value) by `frame`, in one transaction.
+
+    `table`, its `schema` (column DDL) and the key's columns are fixed in code; values are bound parameters.
+    """
+    where = " AND ".join(f"{column} = ?" for column in key)
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        connection.register("incoming", frame)
+        connection.execute(f"CREATE TABLE IF NOT EXISTS {table} ({schema})")
+        connection.execute(f"DELETE FROM {table} WHERE {where}", list(key.values()))
+        connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+        connection.execute("COMMIT")
+    except Exception:
+        connection.execute("ROLLBACK")
+        raise
+    finally:
+        connection.unregister("incoming")
+
+
+def replace_table(connection, table: str, frame: pd.DataFrame) -> None:
+    """Swap in a whole new `table` in one transaction."""
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        connection.register("incoming", frame)
+        connection.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming")
+        connection.execute("COMMIT")
+    except Exception:
+        connection.execute("ROLLBACK")
+        raise
+    finally:
+        connection.unregister("incoming")
