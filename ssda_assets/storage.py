@@ -26,35 +26,32 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def _in_transaction(connection, frame: pd.DataFrame, statements: list[tuple[str, list]]) -> None:
+    """Run `statements` with `frame` visible as the view `incoming`; all or nothing."""
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        connection.register("incoming", frame)
+        for sql, params in statements:
+            connection.execute(sql, params)
+        connection.execute("COMMIT")
+    except Exception:
+        connection.execute("ROLLBACK")
+        raise
+    finally:
+        connection.unregister("incoming")
+
+
 def replace_rows(connection, table: str, schema: str, frame: pd.DataFrame, key: dict[str, str]) -> None:
     """Replace the rows of `table` matching `key` (column → value) by `frame`, in one transaction.
 
     `table`, its `schema` (column DDL) and the key's columns are fixed in code; values are bound parameters.
     """
     where = " AND ".join(f"{column} = ?" for column in key)
-    connection.execute("BEGIN TRANSACTION")
-    try:
-        connection.register("incoming", frame)
-        connection.execute(f"CREATE TABLE IF NOT EXISTS {table} ({schema})")
-        connection.execute(f"DELETE FROM {table} WHERE {where}", list(key.values()))
-        connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
-        connection.execute("COMMIT")
-    except Exception:
-        connection.execute("ROLLBACK")
-        raise
-    finally:
-        connection.unregister("incoming")
+    _in_transaction(connection, frame, [(f"CREATE TABLE IF NOT EXISTS {table} ({schema})", []),
+                                        (f"DELETE FROM {table} WHERE {where}", list(key.values())),
+                                        (f"INSERT INTO {table} BY NAME SELECT * FROM incoming", [])])
 
 
 def replace_table(connection, table: str, frame: pd.DataFrame) -> None:
     """Swap in a whole new `table` in one transaction."""
-    connection.execute("BEGIN TRANSACTION")
-    try:
-        connection.register("incoming", frame)
-        connection.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming")
-        connection.execute("COMMIT")
-    except Exception:
-        connection.execute("ROLLBACK")
-        raise
-    finally:
-        connection.unregister("incoming")
+    _in_transaction(connection, frame, [(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming", [])])
