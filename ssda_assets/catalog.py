@@ -43,3 +43,15 @@ def register_partitions(instance: dg.DagsterInstance, raw_dir: Path) -> Catalog:
         if new:
             instance.add_dynamic_partitions(definition.name, new)
     return catalog
+
+
+if __name__ == "__main__":
+    from ssda_assets.resources import paths_from_env
+
+    raw = paths_from_env().raw
+    with dg.DagsterInstance.get() as dagster_instance:
+        found = register_partitions(dagster_instance, raw)
+    for dataset, manifest in found.manifests.items():
+        print(f"{dataset}: drugs {', '.join(manifest.drugs)} ({manifest.format})")
+    for dataset, reason in found.invalid.items():
+        print(f"skipped {dataset}: {reason}")

@@ -114,7 +114,7 @@ def read_manifest(folder: str | Path) -> Manifest:
     except yaml.YAMLError as exc:
         raise SSDAInputError(str(path), f"not valid YAML ({str(exc).splitlines()[0]})") from None
     problems: list[str] = []
-    raw = _mapping(raw, "the manifest", TOP_KEYS, problems)
+    raw = {k: v for k, v in _mapping(raw, "the manifest", TOP_KEYS, problems).items() if v is not None}
     for key in ("drugs", "matrix"):
         if key not in raw:
             problems.append(f"'{key}' is required")

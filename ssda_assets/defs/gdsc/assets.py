@@ -8,6 +8,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from ssda_assets.drugs import match_gdsc_names
+from ssda_assets.failures import input_errors
 from ssda_assets.partitions import drug_partitions
 from ssda_assets.resources import PlatformPaths
 from ssda_assets.storage import replace_rows, replace_table, write_atomically
@@ -33,9 +34,10 @@ def _one_file(raw: Path, patterns: tuple[str, ...], what: str) -> list[Path]:
           check_specs=[dg.AssetCheckSpec("finite_expression", asset="gdsc_expression", blocking=True)])
 def gdsc_expression(paths: PlatformPaths) -> dg.MaterializeResult:
     """GDSC RMA basal expression (log2): cell lines (COSMIC ID) × gene symbols, duplicates averaged."""
-    source = _one_file(paths.raw, ("Cell_line_RMA_proc_basalExp*.txt", "Cell_line_RMA_proc_basalExp*.zip"),
-                       "GDSC expression file")[0]
-    matrix, report = read_gdsc_expression(source)
+    with input_errors():
+        source = _one_file(paths.raw, ("Cell_line_RMA_proc_basalExp*.txt", "Cell_line_RMA_proc_basalExp*.zip"),
+                           "GDSC expression file")[0]
+        matrix, report = read_gdsc_expression(source)
     frame = matrix.reset_index()
     frame.columns = [str(c) for c in frame.columns]
     write_atomically(expression_path(paths), lambda tmp: frame.to_parquet(tmp, index=False))
@@ -51,9 +53,10 @@ def gdsc_expression(paths: PlatformPaths) -> dg.MaterializeResult:
 @dg.asset(group_name="gdsc", kinds={"duckdb"})
 def gdsc_response(paths: PlatformPaths, warehouse: DuckDBResource) -> dg.MaterializeResult:
     """Every GDSC1/GDSC2 fitted dose-response file of the raw zone, in long form."""
-    files = _one_file(paths.raw, ("*fitted_dose_response*.csv", "*fitted_dose_response*.xlsx"),
-                      "GDSC fitted dose-response file")
-    frame = pd.concat([read_gdsc_response(f) for f in files], ignore_index=True)
+    with input_errors():
+        files = _one_file(paths.raw, ("*fitted_dose_response*.csv", "*fitted_dose_response*.xlsx"),
+                          "GDSC fitted dose-response file")
+        frame = pd.concat([read_gdsc_response(f) for f in files], ignore_index=True)
     with warehouse.get_connection() as connection:
         replace_table(connection, "gdsc_response", frame)
     return dg.MaterializeResult(metadata={
@@ -71,7 +74,7 @@ def gdsc_labels(context: dg.AssetExecutionContext, paths: PlatformPaths,
     that have expression. A line screened more than once (GDSC1 and GDSC2) gets its mean LN_IC50."""
     key = context.partition_key
     with_expression = set(pd.read_parquet(expression_path(paths), columns=["cosmic_id"])["cosmic_id"])
-    with warehouse.get_connection() as connection:
+    with warehouse.get_connection() as connection, input_errors():
         names = [r[0] for r in connection.execute("SELECT DISTINCT drug FROM gdsc_response").fetchall()]
         matches = match_gdsc_names(key, names, "gdsc_response")
         rows = connection.execute("SELECT cosmic_id, ln_ic50 FROM gdsc_response WHERE list_contains(?, drug)",
@@ -79,7 +82,8 @@ def gdsc_labels(context: dg.AssetExecutionContext, paths: PlatformPaths,
     ic50 = rows.groupby("cosmic_id")["ln_ic50"].mean()
     ic50 = ic50[ic50.index.isin(with_expression)]
     if ic50.empty:
-        raise SSDAInputError("gdsc_response", f"no cell line screened with {key!r} has expression data")
+        raise dg.Failure(description=f"gdsc_response: no cell line screened with {key!r} has expression data",
+                         allow_retries=False)
     labels, threshold = binarise_ic50(ic50)
     frame = pd.DataFrame({"drug": key, "gdsc_drug_name": ", ".join(matches), "cosmic_id": ic50.index.astype(np.int64),
                           "ln_ic50": ic50.to_numpy(), "threshold": threshold, "label": labels.to_numpy()})

@@ -11,6 +11,7 @@ from dagster_duckdb import DuckDBResource
 from ssda_assets.catalog import scan
 from ssda_assets.defs.gdsc.assets import expression_path, gdsc_expression, gdsc_labels
 from ssda_assets.drugs import drug_key
+from ssda_assets.failures import input_errors
 from ssda_assets.ingest import LABEL, TIME, ingest
 from ssda_assets.manifest import Manifest, read_manifest
 from ssda_assets.partitions import by_dataset, by_drug, dataset_partitions, task_partitions
@@ -44,8 +45,9 @@ def _manifest(paths: PlatformPaths, dataset: str) -> Manifest:
 def sc_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.MaterializeResult:
     """One dataset folder read as its manifest says, QC'd as the paper (unless already normalised),
     library-size normalised to 1e4 and log1p; labels in obs['response'], time in obs['time_point']."""
-    manifest = _manifest(paths, context.partition_key)
-    adata, report = ingest(manifest)
+    with input_errors():
+        manifest = _manifest(paths, context.partition_key)
+        adata, report = ingest(manifest)
     write_atomically(sc_path(paths, manifest.name), adata.write_h5ad)
     declared = set()
     if manifest.label is not None:
@@ -114,28 +116,32 @@ def harmonized_expression(context: dg.AssetExecutionContext, config: HarmonizeCo
     (the model z-scores per domain)."""
     keys = context.partition_key.keys_by_dimension
     drug, dataset = keys["drug"], keys["dataset"]
-    manifest = _manifest(paths, dataset)
-    if drug not in {drug_key(d, paths.raw) for d in manifest.drugs}:
+    with input_errors():
+        manifest = _manifest(paths, dataset)
+        declared = {drug_key(d, paths.raw) for d in manifest.drugs}
+    if drug not in declared:
         reason = f"dataset {dataset} does not declare drug {drug}: nothing to harmonise"
         context.log.info(reason)
         yield dg.AssetCheckResult(check_name="enough_shared_genes", passed=False,
                                   severity=dg.AssetCheckSeverity.WARN, description=reason)
         return
-    source = _source(paths, manifest, drug, warehouse)
-    target = read_h5ad(sc_path(paths, dataset))
-    if manifest.gene_id == "entrez" and manifest.source is None:
-        mapping = _gene_map(paths)
-        target = target[:, [g for g in target.var_names if g in mapping]].copy()
-        target.var_names = [mapping[g] for g in target.var_names]
-        target.var_names_make_unique()
-    genes = shared_genes([str(g) for g in source.columns[1:]], list(target.var_names),
-                         "gdsc_expression" if manifest.source is None else str(manifest.source), str(manifest.matrix))
-    n_shared = len(genes)
-    if config.n_top_genes and not manifest.normalized:
-        genes = highly_variable(target, genes, config.n_top_genes)
-    if config.gene_list:
-        listed = read_gene_list(config.gene_list)
-        genes = [g for g in genes if g in listed]
+    with input_errors():
+        source = _source(paths, manifest, drug, warehouse)
+        target = read_h5ad(sc_path(paths, dataset))
+        if manifest.gene_id == "entrez" and manifest.source is None:
+            mapping = _gene_map(paths)
+            target = target[:, [g for g in target.var_names if g in mapping]].copy()
+            target.var_names = [mapping[g] for g in target.var_names]
+            target.var_names_make_unique()
+        genes = shared_genes([str(g) for g in source.columns[1:]], list(target.var_names),
+                             "gdsc_expression" if manifest.source is None else str(manifest.source),
+                             str(manifest.matrix))
+        n_shared = len(genes)
+        if config.n_top_genes and not manifest.normalized:
+            genes = highly_variable(target, genes, config.n_top_genes)
+        if config.gene_list:
+            listed = read_gene_list(config.gene_list)
+            genes = [g for g in genes if g in listed]
     folder = harmonized_dir(paths, drug, dataset)
     target_frame = target[:, genes].to_df()
     target_frame.insert(0, TIME, target.obs[TIME].astype(str).to_numpy() if TIME in target.obs else None)
@@ -163,8 +169,9 @@ def target_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths, ware
     """One row per cell of the dataset for this drug: `SELECT … FROM target_dataset WHERE drug = ?`."""
     keys = context.partition_key.keys_by_dimension
     drug, dataset = keys["drug"], keys["dataset"]
-    manifest = _manifest(paths, dataset)
-    if drug not in {drug_key(d, paths.raw) for d in manifest.drugs}:
+    with input_errors():
+        declared = {drug_key(d, paths.raw) for d in _manifest(paths, dataset).drugs}
+    if drug not in declared:
         context.log.info(f"dataset {dataset} does not declare drug {drug}: no rows")
         return
     obs = ad.read_h5ad(sc_path(paths, dataset), backed="r").obs
