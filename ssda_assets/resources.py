@@ -46,3 +46,55 @@ def paths_from_env() -> PlatformPaths:
 
 def warehouse_from_env() -> DuckDBResource:
     return DuckDBResource(database=str(Path(os.environ.get("SSDA_WAREHOUSE") or dagster_home() / "warehouse.duckdb")))
+
+
+class MLflowTracking(dg.ConfigurableResource):
+    """A real MLflow tracking store and model registry (sqlite by default, a team's server via
+    MLFLOW_TRACKING_URI). Our own resource: the old dagster-mlflow one is not a ConfigurableResource."""
+
+    tracking_uri: str
+    artifact_root: str
+    ui_url: str = "http://127.0.0.1:5000"
+
+    def client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def check_reachable(self) -> None:
+        """Fail fast, before any training, when the tracking store cannot be used."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            import requests
+
+            try:
+                requests.get(self.tracking_uri.rstrip("/") + "/health", timeout=5).raise_for_status()
+            except requests.RequestException as exc:
+                raise dg.Failure(description=f"MLflow tracking server {self.tracking_uri} cannot be reached "
+                                             f"({type(exc).__name__}); start it or set MLFLOW_TRACKING_URI",
+                                 allow_retries=True) from None
+        elif self.tracking_uri.startswith("sqlite:///"):
+            folder = Path(self.tracking_uri.removeprefix("sqlite:///")).parent
+            if not folder.is_dir() or not os.access(folder, os.W_OK):
+                raise dg.Failure(description=f"MLflow tracking store {self.tracking_uri}: folder {folder} "
+                                             "does not exist or is not writable; set MLFLOW_TRACKING_URI",
+                                 allow_retries=False)
+
+    def experiment_id(self, name: str) -> str:
+        client = self.client()
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = f"{self.artifact_root.rstrip('/')}/{name}" if "://" in self.artifact_root \
+            else Path(self.artifact_root, name).resolve().as_uri()
+        return client.create_experiment(name, artifact_location=location)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def mlflow_from_env() -> MLflowTracking:
+    home = dagster_home()
+    return MLflowTracking(
+        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+        artifact_root=os.environ.get("SSDA_MLFLOW_ARTIFACTS") or str(home / "mlartifacts"),
+        ui_url=os.environ.get("SSDA_MLFLOW_UI_URL") or "http://127.0.0.1:5000")

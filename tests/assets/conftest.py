@@ -8,7 +8,7 @@ import pytest
 
 from ssda_assets.catalog import register_partitions
 from ssda_assets.demo_raw import write_demo_raw
-from ssda_assets.resources import paths_from_env, warehouse_from_env
+from ssda_assets.resources import mlflow_from_env, paths_from_env, warehouse_from_env
 
 TASKS = [("gefitinib", "jhu006_gefitinib"), ("bortezomib", "mcf7_bortezomib"), ("erlotinib", "pc9_erlotinib")]
 
@@ -20,7 +20,7 @@ class Platform:
         from ssda_assets.definitions import defs
 
         self.home, self.instance = home, instance
-        self.paths, self.warehouse = paths_from_env(), warehouse_from_env()
+        self.paths, self.warehouse, self.mlflow = paths_from_env(), warehouse_from_env(), mlflow_from_env()
         self.truth = json.loads((self.paths.raw / "demo_truth.json").read_text())
         self.defs = defs()
         register_partitions(instance, self.paths.raw)
@@ -30,7 +30,8 @@ class Platform:
 
     def materialize(self, names: list[str], partition_key=None, raise_on_error: bool = True, run_config=None):
         return dg.materialize([self.asset(n) for n in names], instance=self.instance, partition_key=partition_key,
-                              resources={"paths": self.paths, "warehouse": self.warehouse},
+                              resources={"paths": self.paths, "warehouse": self.warehouse,
+                                         "mlflow_tracking": self.mlflow},
                               raise_on_error=raise_on_error, run_config=run_config)
 
     def materialize_data_assets(self) -> None:
@@ -48,7 +49,8 @@ class Platform:
 
 def make_platform(home: Path, monkeypatch) -> Platform:
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    for name in ("SSDA_RAW_DIR", "SSDA_DATA_DIR", "SSDA_WAREHOUSE", "SSDA_REPORTS_DIR"):
+    for name in ("SSDA_RAW_DIR", "SSDA_DATA_DIR", "SSDA_WAREHOUSE", "SSDA_REPORTS_DIR", "MLFLOW_TRACKING_URI",
+                 "SSDA_MLFLOW_ARTIFACTS"):
         monkeypatch.delenv(name, raising=False)
     write_demo_raw(home / "data" / "raw")
     return Platform(home, dg.DagsterInstance.ephemeral())

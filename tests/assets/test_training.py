@@ -1,0 +1,98 @@
+"""trained_model on the demo data with a real MLflow sqlite store: runs, versions, aliases, pyfunc."""
+
+import json
+
+import anndata as ad
+import dagster as dg
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from ssda_assets.registry import model_name
+from ssda_assets.resources import MLflowTracking
+from ssda_model.model import SSDAModel
+
+TASK = dg.MultiPartitionKey({"drug": "gefitinib", "dataset": "jhu006_gefitinib"})
+NAME = model_name("gefitinib", "jhu006_gefitinib")
+
+
+def train(platform, raise_on_error=True, **config):
+    config = {"epochs": 3, "repetitions": 2, **config}
+    return platform.materialize(["trained_model"], partition_key=TASK, raise_on_error=raise_on_error,
+                                run_config={"ops": {"trained_model": {"config": config}}})
+
+
+def metadata_of(result) -> dict:
+    return {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
+
+
+@pytest.fixture(scope="module")
+def trained(built_platform):
+    """Three trainings in a row: a fair one, a deliberately poor one, a better one."""
+    results = [train(built_platform, epochs=1),
+               train(built_platform, method="target_only", epochs=1, lr=1e-7),
+               train(built_platform, epochs=6)]
+    return built_platform, [metadata_of(r) for r in results]
+
+
+def test_mlflow_run_has_params_epoch_metrics_and_artifacts(trained):
+    platform, runs = trained
+    client = platform.mlflow.client()
+    run_id = runs[0]["mlflow_run"].rsplit("/", 1)[1]
+    run = client.get_run(run_id)
+    assert run.data.params["method"] == "ssda" and run.data.params["protocol"] == "strict"
+    assert run.data.tags["dagster_partition"] == str(TASK) and run.data.tags["data_hash"] == runs[0]["data_hash"]
+    history = client.get_metric_history(run_id, "rep2/val_auc")
+    assert [m.step for m in history] == [1]
+    assert {m.key for m in [*client.get_metric_history(run_id, "rep1/loss_cls")]} == {"rep1/loss_cls"}
+    assert run.data.metrics["mean_auc"] == pytest.approx(runs[0]["mean_auc"])
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {"metrics.json", "repetitions.json", "ssda_model"} <= artifacts
+    logged = json.loads(open(client.download_artifacts(run_id, "metrics.json", str(platform.home))).read())
+    assert logged["protocol"] == "strict" and len(logged["repetitions"]) == 2
+
+
+def test_champion_moves_only_for_a_model_at_least_as_good(trained):
+    platform, runs = trained
+    client = platform.mlflow.client()
+    aucs = [r["mean_auc"] for r in runs]
+    assert aucs[1] < aucs[0] <= aucs[2], aucs  # the three trainings are as intended
+    assert runs[0]["aliases"] == "challenger, champion"
+    assert runs[1]["aliases"] == "challenger" and "champion stays v1" in runs[1]["alias_audit"]
+    assert runs[2]["aliases"] == "challenger, champion" and "champion: v1 → v3" in runs[2]["alias_audit"]
+    versions = client.search_model_versions(f"name = '{NAME}'")
+    assert sorted(int(v.version) for v in versions) == [1, 2, 3]  # nothing deleted or overwritten
+    assert float(client.get_model_version(NAME, "2").tags["auc"]) == pytest.approx(aucs[1], abs=1e-6)
+
+
+def test_champion_pyfunc_scores_like_ssda_model(trained):
+    platform, _ = trained
+    mlflow.set_tracking_uri(platform.mlflow.tracking_uri)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    genes = pyfunc.metadata.get_input_schema().input_names()
+    target = pd.read_parquet(platform.paths.data / "harmonized" / "gefitinib" / "jhu006_gefitinib" / "target.parquet")
+    frame = target.set_index("cell_id")[genes].iloc[:50]
+    scores = pyfunc.predict(frame)
+    assert len(scores) == 50 and scores["ssda_score"].between(0, 1).all()
+
+    client = platform.mlflow.client()
+    champion = client.get_model_version_by_alias(NAME, "champion")
+    native = SSDAModel.load(client.download_artifacts(champion.tags["mlflow_run_id"], "ssda_model",
+                                                      str(platform.home)))
+    cells = ad.AnnData(X=frame.to_numpy(np.float32), obs=pd.DataFrame(index=frame.index),
+                       var=pd.DataFrame(index=genes))
+    expected = native.predict(cells).obs["ssda_score"].to_numpy()
+    np.testing.assert_allclose(scores["ssda_score"].to_numpy(), expected, rtol=1e-6)
+
+
+def test_unreachable_tracking_server_fails_clearly_then_recovers(built_platform):
+    good = built_platform.mlflow
+    built_platform.mlflow = MLflowTracking(tracking_uri="http://127.0.0.1:9", artifact_root=good.artifact_root)
+    try:
+        result = train(built_platform, raise_on_error=False)
+        message = result.get_step_failure_events()[0].event_specific_data.error.message
+        assert "http://127.0.0.1:9 cannot be reached" in message and "MLFLOW_TRACKING_URI" in message
+    finally:
+        built_platform.mlflow = good
+    assert train(built_platform).success
