@@ -66,6 +66,7 @@ def gdsc_response(paths: PlatformPaths, warehouse: DuckDBResource) -> dg.Materia
 
 
 @dg.asset(group_name="gdsc", kinds={"duckdb"}, partitions_def=drug_partitions, deps=[gdsc_response, gdsc_expression],
+          automation_condition=dg.AutomationCondition.eager(),
           check_specs=[dg.AssetCheckSpec("both_classes", asset="gdsc_labels", blocking=True,
                                          description=f"at least {MIN_LINES_PER_CLASS} lines per class")])
 def gdsc_labels(context: dg.AssetExecutionContext, paths: PlatformPaths,

@@ -105,6 +105,7 @@ def _source(paths: PlatformPaths, manifest: Manifest, drug: str, warehouse: Duck
 
 
 @dg.asset(group_name="single_cell", kinds={"parquet"}, partitions_def=task_partitions, output_required=False,
+          automation_condition=dg.AutomationCondition.eager(),
           deps=[dg.AssetDep(gdsc_expression),
                 dg.AssetDep(gdsc_labels, partition_mapping=by_drug),
                 dg.AssetDep(sc_dataset, partition_mapping=by_dataset)],
@@ -164,6 +165,7 @@ def harmonized_expression(context: dg.AssetExecutionContext, config: HarmonizeCo
 
 
 @dg.asset(group_name="single_cell", kinds={"duckdb"}, partitions_def=task_partitions, output_required=False,
+          automation_condition=dg.AutomationCondition.eager(),
           deps=[dg.AssetDep(sc_dataset, partition_mapping=by_dataset)])
 def target_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths, warehouse: DuckDBResource):
     """One row per cell of the dataset for this drug: `SELECT … FROM target_dataset WHERE drug = ?`."""

@@ -1,0 +1,89 @@
+"""Automation: sensors on the raw zone, the weekly schedule, eager conditions, and the whole graph."""
+
+import shutil
+
+import dagster as dg
+import yaml
+
+from ssda_assets.defs.automation.sensors import gdsc_inputs_sensor, new_dataset_sensor, weekly_retraining
+from ssda_assets.pipeline import run_pipeline
+
+
+def evaluate(sensor, platform, cursor=None):
+    context = dg.build_sensor_context(instance=platform.instance, cursor=cursor,
+                                      resources={"paths": platform.paths})
+    return sensor(context)
+
+
+def test_new_dataset_adds_partitions_and_requests_runs(platform):
+    result = evaluate(new_dataset_sensor, platform)
+    assert sorted(r.partition_key for r in result.run_requests if r.asset_selection == [dg.AssetKey("sc_dataset")]) \
+        == ["jhu006_gefitinib", "mcf7_bortezomib", "pc9_erlotinib"]
+    # the platform fixture registered the partitions already; nothing is added twice
+    assert result.dynamic_partitions_requests == []
+
+    folder = platform.paths.raw / "datasets" / "jhu006_copy"
+    shutil.copytree(platform.paths.raw / "datasets" / "jhu006_gefitinib", folder)
+    manifest = yaml.safe_load((folder / "dataset.yaml").read_text())
+    (folder / "dataset.yaml").write_text(yaml.safe_dump({**manifest, "drugs": ["PLX-4720"]}))
+    second = evaluate(new_dataset_sensor, platform, cursor=result.cursor)
+    assert [(r.partition_key, r.asset_selection) for r in second.run_requests] == [
+        ("jhu006_copy", [dg.AssetKey("sc_dataset")]), ("plx4720", [dg.AssetKey("gdsc_labels")])]
+    added = {(r.partitions_def_name, tuple(r.partition_keys)) for r in second.dynamic_partitions_requests}
+    assert added == {("dataset", ("jhu006_copy",)), ("drug", ("plx4720",))}
+
+    third = evaluate(new_dataset_sensor, platform, cursor=second.cursor)
+    assert third.run_requests == [] and third.dynamic_partitions_requests == []  # unchanged: nothing
+
+
+def test_changed_dataset_is_requested_again(platform):
+    first = evaluate(new_dataset_sensor, platform)
+    (platform.paths.raw / "datasets" / "mcf7_bortezomib" / "dataset.yaml").write_text(
+        (platform.paths.raw / "datasets" / "mcf7_bortezomib" / "dataset.yaml").read_text() + "\n# edited\n")
+    again = evaluate(new_dataset_sensor, platform, cursor=first.cursor)
+    assert [r.partition_key for r in again.run_requests] == ["mcf7_bortezomib"]
+
+
+def test_invalid_manifest_is_skipped_with_a_logged_reason(platform, capfd):
+    first = evaluate(new_dataset_sensor, platform)
+    folder = platform.paths.raw / "datasets" / "broken"
+    folder.mkdir()
+    (folder / "dataset.yaml").write_text("drugs: [Gefitinib]\ncolour: blue\n")
+    result = evaluate(new_dataset_sensor, platform, cursor=first.cursor)
+    assert result.run_requests == []
+    logged = [line for line in capfd.readouterr().err.splitlines() if "skipping dataset broken" in line]
+    assert logged and "unknown keys colour" in logged[0] and "WARNING" in logged[0]
+
+
+def test_gdsc_sensor_reacts_to_changed_files_only(platform):
+    first = evaluate(gdsc_inputs_sensor, platform)
+    assert len(first.run_requests) == 1
+    assert isinstance(evaluate(gdsc_inputs_sensor, platform, cursor=first.cursor), dg.SkipReason)
+    path = platform.paths.raw / "GDSC2_fitted_dose_response_demo.csv"
+    path.write_text(path.read_text() + "\n")
+    assert len(evaluate(gdsc_inputs_sensor, platform, cursor=first.cursor).run_requests) == 1
+
+
+def test_schedule_and_automation_conditions_are_wired(platform):
+    defs = platform.defs
+    schedule = defs.get_schedule_def("weekly_retraining")
+    assert schedule.cron_schedule == "0 3 * * 1"
+    context = dg.build_schedule_context(instance=platform.instance, resources={"paths": platform.paths},
+                                        scheduled_execution_time=__import__("datetime").datetime(2026, 11, 30, 3))
+    requests = weekly_retraining(context)
+    assert sorted(str(r.partition_key) for r in requests) == sorted(
+        ["jhu006_gefitinib|gefitinib", "mcf7_bortezomib|bortezomib", "pc9_erlotinib|erlotinib"])
+    eager = dg.AutomationCondition.eager()
+    for name in ("gdsc_labels", "harmonized_expression", "target_dataset", "trained_model"):
+        assert defs.get_assets_def(name).automation_conditions_by_key[dg.AssetKey(name)] == eager, name
+    assert defs.get_assets_def("trained_model").op.pool == "gpu"
+
+
+def test_whole_graph_end_to_end_on_the_demo_data(platform):
+    summary, failures = run_pipeline(platform.instance, {"epochs": 2, "repetitions": 2})
+    assert failures == []
+    assert sorted(summary["task"]) == ["bortezomib/mcf7_bortezomib", "erlotinib/pc9_erlotinib",
+                                       "gefitinib/jhu006_gefitinib"]
+    assert set(summary["version"]) == {1} and all("champion" in a for a in summary["aliases"])
+    again, failures = run_pipeline(platform.instance, {"epochs": 2, "repetitions": 2})
+    assert failures == [] and set(again["version"]) == {2}  # running twice adds versions
