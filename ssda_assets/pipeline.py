@@ -9,6 +9,7 @@ new model version per task in MLflow.
 
 import argparse
 import sys
+import warnings
 
 import dagster as dg
 import pandas as pd
@@ -37,13 +38,14 @@ def run_pipeline(instance: dg.DagsterInstance, train_config: dict | None = None)
         print(f"skipped dataset {name}: {reason}", file=sys.stderr)
     keys = {None: [None], "task": catalog.tasks(paths.raw),
             "drug": instance.get_dynamic_partitions("drug"), "dataset": sorted(catalog.manifests)}
-    run_config = {"ops": {"trained_model": {"config": train_config}}} if train_config else None
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    train_run_config = {**quiet, "ops": {"trained_model": {"config": train_config}}} if train_config else quiet
     failures, rows = [], []
     for names, kind in STAGES:
         for key in keys[kind]:
             result = dg.materialize([definitions.get_assets_def(n) for n in names], instance=instance,
                                     partition_key=key, resources=resources, raise_on_error=False,
-                                    run_config=run_config if "trained_model" in names else None)
+                                    run_config=train_run_config if "trained_model" in names else quiet)
             for event in result.get_step_failure_events():
                 failures.append(f"{event.step_key} {key or ''}: {event.event_specific_data.error.message.strip()}")
             for event in result.get_asset_materialization_events():
@@ -57,6 +59,7 @@ def run_pipeline(instance: dg.DagsterInstance, train_config: dict | None = None)
 
 
 def main() -> int:
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
     parser = argparse.ArgumentParser(prog="python -m ssda_assets.pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("--demo", action="store_true", help="generate the demo raw zone when it is empty")
     parser.add_argument("--epochs", type=int)
