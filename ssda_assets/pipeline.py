@@ -23,6 +23,7 @@ STAGES = [  # (assets, partition kind) in dependency order
     (["gdsc_labels"], "drug"),
     (["sc_dataset"], "dataset"),
     (["harmonized_expression", "target_dataset", "trained_model"], "task"),
+    (["cell_predictions", "temporal_drift", "resistance_markers", "attribution_report", "latent_map"], "task"),
 ]
 
 

@@ -4,9 +4,13 @@
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+
+from ssda_model.errors import SSDAInputError
+from ssda_model.model import SSDAModel
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
@@ -21,6 +25,7 @@ class Registration:
     name: str
     version: int
     aliases: list[str]
+    champion: int  # the champion's version after this registration
     audit: list[str] = field(default_factory=list)
 
 
@@ -54,4 +59,20 @@ def apply_aliases(client: MlflowClient, name: str, version: int, score: float, b
     else:
         audit.append(f"{CHAMPION} stays v{champion.version} ({reason})")
     aliases = [a for a in client.get_model_version(name, str(version)).aliases]
-    return Registration(name=name, version=version, aliases=sorted(aliases), audit=audit)
+    champion_version = version if promote else int(champion.version)
+    return Registration(name=name, version=version, aliases=sorted(aliases), champion=champion_version, audit=audit)
+
+
+def champion_model(client: MlflowClient, name: str, cache: Path) -> tuple[SSDAModel, int]:
+    """The native ssda_model of the `champion` version (downloaded once into `cache`) and its number.
+
+    A task without a champion is a clear error naming the training to run.
+    """
+    version = _current_champion(client, name)
+    if version is None:
+        raise SSDAInputError(name, "has no champion model version: materialize trained_model for this task first")
+    folder = cache / name / f"v{version.version}"
+    if not (folder / "ssda_model" / "model.json").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        client.download_artifacts(version.tags["mlflow_run_id"], "ssda_model", str(folder))
+    return SSDAModel.load(folder / "ssda_model"), int(version.version)

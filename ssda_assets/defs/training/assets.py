@@ -134,8 +134,9 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, paths:
                                                                  "mlflow_run_id": run.info.run_id})
     registration = apply_aliases(client, name, int(version.version), score, basis)
     fmt = lambda m, s: "n/a" if m is None else f"{m:.3f} ± {s:.3f}"  # noqa: E731
-    return dg.MaterializeResult(metadata={
-        "auc": fmt(metrics["mean_auc"], metrics["std_auc"]), "aupr": fmt(metrics["mean_aupr"], metrics["std_aupr"]),
+    # The data version is the champion: downstream analyses re-run when it changes, not on every training.
+    return dg.MaterializeResult(data_version=dg.DataVersion(f"{name}@champion=v{registration.champion}"), metadata={
+        "champion_version": registration.champion, "auc": fmt(metrics["mean_auc"], metrics["std_auc"]), "aupr": fmt(metrics["mean_aupr"], metrics["std_aupr"]),
         "mean_auc": score, "protocol": metrics["protocol"], "evaluation": metrics["evaluation"],
         "repetitions": len(metrics["repetitions"]), "shots": str(metrics["shots"]), "genes": metrics["n_genes"],
         "cells": metrics["n_target"], "device": metrics["device"], "wall_seconds": round(wall, 1),

@@ -1,0 +1,272 @@
+"""The paper's result figures as assets that follow each task's champion model: which cells
+resist, how resistance moves over time, which genes drive it, how the latent space separates."""
+
+from pathlib import Path
+
+import anndata as ad
+import dagster as dg
+import numpy as np
+import pandas as pd
+import scanpy as sc
+from dagster_duckdb import DuckDBResource
+
+from ssda_assets import plots
+from ssda_assets.defs.single_cell.assets import sc_dataset, sc_path
+from ssda_assets.defs.training.assets import trained_model
+from ssda_assets.failures import input_errors
+from ssda_assets.ingest import LABEL, TIME
+from ssda_assets.manifest import read_manifest
+from ssda_assets.partitions import by_dataset, task_partitions
+from ssda_assets.registry import champion_model, model_name
+from ssda_assets.resources import MLflowTracking, PlatformPaths
+from ssda_assets.storage import replace_rows, write_atomically
+from ssda_model.analysis import drift
+from ssda_model.analysis.attribution import integrated_gradients, shap_values
+from ssda_model.analysis.latent import class_silhouette
+
+# Re-run when the champion changes (trained_model's data version), not on every training.
+FOLLOW_CHAMPION = dg.AutomationCondition.eager().replace(
+    "any_deps_updated",
+    dg.AutomationCondition.any_deps_match(dg.AutomationCondition.data_version_changed()).with_label("champion_changed"))
+PREDICTIONS_SCHEMA = ("drug VARCHAR, dataset VARCHAR, cell_id VARCHAR, score DOUBLE, score_std DOUBLE, "
+                      "predicted VARCHAR, time_point VARCHAR, true_label TINYINT, model_version INTEGER")
+DRIFT_SCHEMA = ("drug VARCHAR, dataset VARCHAR, kind VARCHAR, name VARCHAR, n_cells INTEGER, mean_score DOUBLE, "
+                "median_score DOUBLE, pct_resistant DOUBLE, pct_resistant_low DOUBLE, pct_resistant_high DOUBLE, "
+                "drift_w1 DOUBLE, delta_pct DOUBLE, statistic DOUBLE, p_value DOUBLE")
+
+
+def _task(context: dg.AssetExecutionContext) -> tuple[str, str]:
+    keys = context.partition_key.keys_by_dimension
+    return keys["drug"], keys["dataset"]
+
+
+def scored_path(paths: PlatformPaths, drug: str, dataset: str) -> Path:
+    return paths.data / "predictions" / drug / dataset / "scored.h5ad"
+
+
+def _scored(paths: PlatformPaths, drug: str, dataset: str) -> ad.AnnData:
+    path = scored_path(paths, drug, dataset)
+    if not path.exists():
+        raise dg.Failure(description=f"no predictions for {drug}/{dataset}: materialize cell_predictions first",
+                         allow_retries=False)
+    return ad.read_h5ad(path)
+
+
+@dg.asset(group_name="analysis", kinds={"duckdb", "parquet", "anndata"}, partitions_def=task_partitions,
+          deps=[trained_model, dg.AssetDep(sc_dataset, partition_mapping=by_dataset)],
+          automation_condition=FOLLOW_CHAMPION)
+def cell_predictions(context: dg.AssetExecutionContext, paths: PlatformPaths, warehouse: DuckDBResource,
+                     mlflow_tracking: MLflowTracking) -> dg.MaterializeResult:
+    """Every cell of the dataset scored by the task's champion model: P(sensitive), its spread over
+    the repetitions' models, the label at 0.5; the scored .h5ad (features in obsm) beside the table."""
+    drug, dataset = _task(context)
+    with input_errors():
+        model, version = champion_model(mlflow_tracking.client(), model_name(drug, dataset), paths.data / "models")
+        cells = ad.read_h5ad(sc_path(paths, dataset))
+        scored = model.predict(cells, name=str(sc_path(paths, dataset)))
+    scored.uns["ssda"]["model_version"] = version
+    frame = pd.DataFrame({
+        "drug": drug, "dataset": dataset, "cell_id": scored.obs_names.astype(str),
+        "score": scored.obs["ssda_score"].to_numpy(float), "score_std": scored.obs["ssda_score_std"].to_numpy(float),
+        "predicted": scored.obs["ssda_label"].astype(str).to_numpy(),
+        "time_point": scored.obs[TIME].astype(str).to_numpy() if TIME in scored.obs else None,
+        "true_label": scored.obs[LABEL].astype("Int8").to_numpy(), "model_version": version})
+    folder = scored_path(paths, drug, dataset).parent
+    write_atomically(folder / "predictions.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
+    write_atomically(folder / "scored.h5ad", scored.write_h5ad)
+    with warehouse.get_connection() as connection:
+        replace_rows(connection, "cell_predictions", PREDICTIONS_SCHEMA, frame, {"drug": drug, "dataset": dataset})
+    return dg.MaterializeResult(metadata={
+        "cells": len(frame), "champion_version": version, "predicted_resistant": int((frame["score"] < 0.5).sum()),
+        "pct_resistant": round(100 * float((frame["score"] < 0.5).mean()), 1),
+        "genes_missing": len(scored.uns["ssda"]["genes_missing"]), "path": str(folder),
+        "preview": dg.MetadataValue.md(frame.head(8).to_markdown(index=False))})
+
+
+@dg.asset(group_name="analysis", kinds={"duckdb"}, partitions_def=task_partitions, deps=[cell_predictions],
+          output_required=False, automation_condition=dg.AutomationCondition.eager())
+def temporal_drift(context: dg.AssetExecutionContext, paths: PlatformPaths, warehouse: DuckDBResource):
+    """Per time point: n, mean / median score, % resistant (95 % bootstrap CI); between consecutive
+    points a signed Wasserstein-1 drift and the change in % resistant (Fisher); Kendall τ over the
+    order; the manifest's named contrasts."""
+    drug, dataset = _task(context)
+    manifest = read_manifest(paths.raw / "datasets" / dataset)
+    if manifest.time is None:
+        context.log.info(f"{dataset} has no time points (no 'time' in its dataset.yaml): temporal_drift skipped")
+        return
+    scored = _scored(paths, drug, dataset)
+    order = list(manifest.time.order)
+    scores, times = scored.obs["ssda_score"].astype(float), scored.obs[TIME].astype(str)
+    per_point = drift.per_time_point(scores, times, order)
+    steps = drift.consecutive_drift(scores, times, order)
+    trend = drift.trend(scores, times, order)
+    contrasts = {c.name: {**drift.contrast(scores, times, c.a, c.b), "a": c.a, "b": c.b} for c in manifest.contrasts}
+    rows = [{"kind": "time_point", "name": r.pop("time_point"), **r} for r in per_point.to_dict("records")]
+    rows += [{"kind": "step", "name": f"{r['from']}→{r['to']}", "drift_w1": r["drift_w1"],
+              "delta_pct": r["delta_pct_resistant"], "p_value": r["p_value"]} for r in steps.to_dict("records")]
+    rows.append({"kind": "trend", "name": "kendall_tau", "statistic": trend["kendall_tau"], "p_value": trend["p_value"]})
+    rows += [{"kind": "contrast", "name": f"{n}: {c['a']} vs {c['b']}", "delta_pct": c["delta_pct_sensitive"],
+              "p_value": c["p_value"]} for n, c in contrasts.items()]
+    table = pd.DataFrame(rows).assign(drug=drug, dataset=dataset)
+    with warehouse.get_connection() as connection:
+        replace_rows(connection, "temporal_drift", DRIFT_SCHEMA, table, {"drug": drug, "dataset": dataset})
+    frame = pd.DataFrame({"score": scores.to_numpy(), "time_point": times.to_numpy()})
+    coords = _umap(scored, "X_ssda")
+    figures = (plots.score_by_time(frame, order) + plots.stacked_response(per_point)
+               + plots.embedding(coords, times, "UMAP of features by time point")
+               + plots.embedding(coords, scores, "UMAP of features by score"))
+    yield dg.MaterializeResult(metadata={
+        "kendall_tau": float(trend["kendall_tau"]), "trend_p_value": float(trend["p_value"]),
+        "pct_resistant_first": float(per_point["pct_resistant"].iloc[0]),
+        "pct_resistant_last": float(per_point["pct_resistant"].iloc[-1]),
+        **{f"contrast {n}": f"{c['delta_pct_sensitive']:+.1f} % sensitive (p = {c['p_value']:.2g})"
+           for n, c in contrasts.items()},
+        "per_time_point": dg.MetadataValue.md(per_point.round(3).to_markdown(index=False)),
+        "drift": dg.MetadataValue.md(steps.round(4).to_markdown(index=False)),
+        "plots": dg.MetadataValue.md(figures)})
+
+
+def _umap(adata: ad.AnnData, rep: str) -> np.ndarray:
+    """2-d UMAP of a representation (fixed seed), computed on a copy."""
+    view = ad.AnnData(obs=pd.DataFrame(index=adata.obs_names))
+    if rep == "X":
+        view.obsm["X_pca"] = sc.pp.pca(np.asarray(adata.X.todense() if hasattr(adata.X, "todense") else adata.X),
+                                       n_comps=min(30, adata.n_vars - 1, adata.n_obs - 1), random_state=0)
+        rep = "X_pca"
+    else:
+        view.obsm[rep] = adata.obsm[rep]
+    sc.pp.neighbors(view, use_rep=rep, random_state=0)
+    sc.tl.umap(view, random_state=0)
+    return view.obsm["X_umap"]
+
+
+@dg.asset(group_name="analysis", kinds={"duckdb"}, partitions_def=task_partitions, deps=[cell_predictions],
+          automation_condition=dg.AutomationCondition.eager())
+def resistance_markers(context: dg.AssetExecutionContext, paths: PlatformPaths,
+                       warehouse: DuckDBResource) -> dg.MaterializeResult:
+    """Wilcoxon DE of predicted-resistant vs predicted-sensitive cells (|log2FC| > 1, adj. p < 0.05),
+    the top 10 of each side with their fraction of expressing cells per time point (Fig. 4h)."""
+    drug, dataset = _task(context)
+    scored = _scored(paths, drug, dataset)
+    if scored.obs["ssda_label"].nunique() < 2:
+        raise dg.Failure(description=f"{drug}/{dataset}: every cell is predicted {scored.obs['ssda_label'].iloc[0]}; "
+                                     "no contrast to test", allow_retries=False)
+    sc.tl.rank_genes_groups(scored, "ssda_label", groups=["resistant"], reference="sensitive", method="wilcoxon")
+    table = sc.get.rank_genes_groups_df(scored, group="resistant")
+    keep = table[(table["logfoldchanges"].abs() > 1) & (table["pvals_adj"] < 0.05)]
+    up = keep.sort_values("logfoldchanges", ascending=False).head(10).assign(side="resistant")
+    down = keep.sort_values("logfoldchanges").head(10).assign(side="sensitive")
+    top = pd.concat([up, down])
+    groups = scored.obs[TIME].astype(str) if TIME in scored.obs else scored.obs["ssda_label"].astype(str)
+    expressing = pd.DataFrame(index=top["names"])
+    for group in pd.unique(groups):
+        subset = scored[(groups == group).to_numpy(), top["names"].tolist()].X
+        dense = subset.toarray() if hasattr(subset, "toarray") else np.asarray(subset)
+        expressing[f"fraction_{group}"] = (dense > 0).mean(axis=0)
+    out = keep.assign(drug=drug, dataset=dataset).rename(columns={"names": "gene"})
+    with warehouse.get_connection() as connection:
+        replace_rows(connection, "resistance_markers",
+                     "drug VARCHAR, dataset VARCHAR, gene VARCHAR, scores DOUBLE, logfoldchanges DOUBLE, "
+                     "pvals DOUBLE, pvals_adj DOUBLE", out[["drug", "dataset", "gene", "scores", "logfoldchanges",
+                                                            "pvals", "pvals_adj"]], {"drug": drug, "dataset": dataset})
+    return dg.MaterializeResult(metadata={
+        "markers": len(keep), "up_in_resistant": int((keep["logfoldchanges"] > 1).sum()),
+        "up_in_sensitive": int((keep["logfoldchanges"] < -1).sum()),
+        "top_markers": dg.MetadataValue.md(top[["side", "names", "logfoldchanges", "pvals_adj"]].round(4)
+                                           .to_markdown(index=False)),
+        "fraction_expressing": dg.MetadataValue.md(expressing.round(3).to_markdown()),
+        "volcano": dg.MetadataValue.md(plots.volcano(table))})
+
+
+class AttributionConfig(dg.Config):
+    ig_steps: int = 256
+    shap_background: int = 200
+    shap_cells: int = 400  # SHAP for every cell up to this many (GradientExplainer is the slow part)
+
+
+@dg.asset(group_name="analysis", kinds={"html"}, partitions_def=task_partitions, deps=[cell_predictions],
+          automation_condition=dg.AutomationCondition.eager())
+def attribution_report(context: dg.AssetExecutionContext, config: AttributionConfig, paths: PlatformPaths,
+                       mlflow_tracking: MLflowTracking) -> dg.MaterializeResult:
+    """Integrated gradients and SHAP of P(sensitive) for every cell; per-gene mean |attribution| per
+    predicted group, top 20, rank_genes_groups on the IG matrix; an HTML report per task."""
+    drug, dataset = _task(context)
+    scored = _scored(paths, drug, dataset)
+    with input_errors():
+        model, version = champion_model(mlflow_tracking.client(), model_name(drug, dataset), paths.data / "models")
+    x, _ = model.align(scored)
+    ig, gaps = integrated_gradients(model, x, n_steps=config.ig_steps)
+    rng = np.random.default_rng(0)
+    background = x[rng.choice(len(x), size=min(config.shap_background, len(x)), replace=False)]
+    shap_rows = np.sort(rng.choice(len(x), size=min(config.shap_cells, len(x)), replace=False))
+    shap_matrix = shap_values(model, x[shap_rows], background)
+    groups = scored.obs["ssda_label"].astype(str).to_numpy()
+    ig_frame = pd.DataFrame(np.abs(ig), columns=model.genes)
+    shap_frame = pd.DataFrame(np.abs(shap_matrix), columns=model.genes)
+    summary = pd.DataFrame({f"ig_{g}": ig_frame[groups == g].mean() for g in ("sensitive", "resistant")}
+                           | {f"shap_{g}": shap_frame[groups[shap_rows] == g].mean() for g in ("sensitive", "resistant")})
+    summary["ig_all"] = ig_frame.mean()
+    top_ig = summary.sort_values("ig_all", ascending=False).head(20)
+    ig_adata = ad.AnnData(X=ig.astype(np.float32), obs=pd.DataFrame({"group": groups}, index=scored.obs_names),
+                          var=pd.DataFrame(index=model.genes))
+    key_genes = pd.DataFrame()
+    if len(set(groups)) == 2:
+        sc.tl.rank_genes_groups(ig_adata, "group", method="wilcoxon")
+        ranked = pd.concat([sc.get.rank_genes_groups_df(ig_adata, group=g).assign(group=g) for g in ("sensitive", "resistant")])
+        key_genes = ranked[(ranked["logfoldchanges"] > 1) & (ranked["pvals_adj"] < 0.05)]
+    max_gap = float(np.abs(gaps).max())  # in units of P(sensitive)
+    figures = plots.mean_abs_bar(shap_frame.mean(), "Mean |SHAP| of the top 20 genes")
+    for group in ("sensitive", "resistant"):
+        mask = groups[shap_rows] == group
+        if mask.sum() > 1:
+            figures += plots.beeswarm(shap_matrix[mask], x[shap_rows][mask], model.genes, f"SHAP values, {group} cells")
+    report_dir = paths.reports / f"{drug}__{dataset}"
+    html = (f"<html><head><meta charset='utf-8'><title>Attribution {drug} / {dataset}</title></head><body>"
+            f"<h1>Attribution report: {drug} / {dataset} (champion v{version})</h1>"
+            f"<p>Integrated gradients (captum, baseline = gene means, {config.ig_steps} steps, largest completeness "
+            f"gap {max_gap:.1e} in P(sensitive)) and SHAP (GradientExplainer, {len(background)} "
+            f"background cells) of P(sensitive) for {len(x)} cells.</p>"
+            f"<h2>Top 20 genes by mean |IG|</h2>{top_ig.round(5).to_html()}"
+            f"<h2>Key genes (rank_genes_groups on IG, log2FC &gt; 1, adj. p &lt; 0.05)</h2>"
+            f"{key_genes.head(40).round(5).to_html(index=False) if len(key_genes) else '<p>none</p>'}"
+            + _markdown_images_to_html(figures) + "</body></html>")
+    write_atomically(report_dir / "attribution.html", lambda tmp: tmp.write_text(html))
+    write_atomically(report_dir / "attribution_genes.parquet", lambda tmp: summary.rename_axis("gene").reset_index()
+                     .to_parquet(tmp, index=False))
+    return dg.MaterializeResult(metadata={
+        "report": dg.MetadataValue.path(str(report_dir / "attribution.html")), "cells": len(x),
+        "champion_version": version, "ig_completeness_max_gap": max_gap, "key_genes": len(key_genes),
+        "top20_ig": dg.MetadataValue.md(top_ig.round(5).to_markdown()),
+        "plots": dg.MetadataValue.md(figures)})
+
+
+def _markdown_images_to_html(markdown: str) -> str:
+    """The plots module's `**title**` + `![title](data:…)` blocks as HTML."""
+    html = []
+    for line in markdown.splitlines():
+        if line.startswith("**") and line.endswith("**"):
+            html.append(f"<h2>{line.strip('*')}</h2>")
+        elif line.startswith("!["):
+            html.append(f"<img src='{line[line.index('(') + 1:-1]}'/>")
+    return "\n".join(html)
+
+
+@dg.asset(group_name="analysis", kinds={"umap"}, partitions_def=task_partitions, deps=[cell_predictions],
+          automation_condition=dg.AutomationCondition.eager())
+def latent_map(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.MaterializeResult:
+    """UMAP of raw expression and of the 32-d features, coloured by label and prediction, and the
+    silhouette of the two classes in each space (the paper: mostly > 0.5 in the latent space)."""
+    drug, dataset = _task(context)
+    scored = _scored(paths, drug, dataset)
+    labels = scored.obs[LABEL].to_numpy(float)
+    raw = np.asarray(scored.X.todense() if hasattr(scored.X, "todense") else scored.X)
+    silhouette_raw = class_silhouette(raw, labels)
+    silhouette_latent = class_silhouette(scored.obsm["X_ssda"], labels)
+    raw_map, latent = _umap(scored, "X"), _umap(scored, "X_ssda")
+    colour = scored.obs[LABEL].map({1.0: "sensitive", 0.0: "resistant"}).fillna("unlabelled").astype(str)
+    figures = (plots.embedding(raw_map, colour, "Raw expression, true labels")
+               + plots.embedding(latent, colour, "SSDA features, true labels")
+               + plots.embedding(latent, scored.obs["ssda_label"].astype(str), "SSDA features, predicted"))
+    return dg.MaterializeResult(metadata={
+        "silhouette_raw": silhouette_raw, "silhouette_latent": silhouette_latent,
+        "labelled_cells": int((~np.isnan(labels)).sum()), "plots": dg.MetadataValue.md(figures)})
