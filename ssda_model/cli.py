@@ -12,10 +12,12 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from ssda_model.benchmark import ALL_METHODS, run_benchmark, summarize
+from ssda_model.benchmark_plots import boxplots, fewshot_curves
 from ssda_model.config import METHODS, PROTOCOLS, SCALINGS, SSDAConfig
 from ssda_model.data.readers import read_h5ad
 from ssda_model.errors import SSDAInputError, SSDAInputWarning
-from ssda_model.model import SSDAModel
+from ssda_model.model import SSDAModel, replace_folder
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -31,6 +33,25 @@ def _shots(value: str) -> int | str:
     if value.isdigit() and int(value) >= 1:
         return int(value)
     raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value!r}")
+
+
+def _names(value: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in ALL_METHODS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown methods {', '.join(unknown) or '(none)'}; "
+                                         f"expected some of {', '.join(ALL_METHODS)}")
+    return names
+
+
+def _counts(value: str) -> list[int]:
+    try:
+        counts = [int(v) for v in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {value!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {value!r}")
+    return counts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--n-top-genes", type=int, default=None, help="restrict to the target's highly variable genes")
     fit.add_argument("--gene-list", default=None, help="file with one gene per line to restrict the input to")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench = commands.add_parser("benchmark", help="compare methods on the same splits and shots (paper Fig. 2, 3)")
+    bench.add_argument("--source", required=True)
+    bench.add_argument("--target", required=True)
+    bench.add_argument("--out", required=True, help="folder for results.csv, summary.csv and the plots")
+    bench.add_argument("--label-key", default="response")
+    bench.add_argument("--methods", default=",".join(ALL_METHODS), type=_names,
+                       help=f"comma-separated, from {','.join(ALL_METHODS)}")
+    bench.add_argument("--shots", default=[1, 2, 3, 5, 10], type=_counts, help="comma-separated shot counts")
+    bench.add_argument("--repetitions", default=50, type=int)
+    bench.add_argument("--protocol", default="paper", choices=PROTOCOLS)
+    bench.add_argument("--epochs", default=50, type=int)
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--quiet", action="store_true")
     predict = commands.add_parser("predict", help="score cells with a saved model")
     predict.add_argument("--model", required=True)
     predict.add_argument("--input", required=True)
@@ -101,6 +135,31 @@ def _fit(args: argparse.Namespace) -> None:
     print(f"model written to {out}")
 
 
+def _benchmark(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    _check_writable(out)
+    try:
+        config = SSDAConfig(protocol=args.protocol, epochs=args.epochs, device=args.device)
+    except ValueError as exc:
+        raise SSDAInputError("ssda benchmark", str(exc)) from None
+    results = run_benchmark(read_h5ad(args.source), read_h5ad(args.target), methods=args.methods, shots=args.shots,
+                            repetitions=args.repetitions, config=config, label_key=args.label_key,
+                            source_name=args.source, target_name=args.target, progress=not args.quiet)
+    summary = summarize(results)
+
+    def write(folder: Path) -> None:
+        folder.mkdir()
+        results.to_csv(folder / "results.csv", index=False)
+        summary.to_csv(folder / "summary.csv", index=False)
+        boxplots(results, "auc", folder / "auc_boxplot.png")
+        boxplots(results, "aupr", folder / "aupr_boxplot.png")
+        fewshot_curves(results, folder / "fewshot_curves.png")
+
+    replace_folder(out, write)
+    print(summary.round(3).to_string(index=False))
+    print(f"results written to {out}")
+
+
 def _predict(args: argparse.Namespace) -> None:
     out = Path(args.out)
     _check_writable(out)
@@ -132,10 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = _one_line_warning
         try:
             args = build_parser().parse_args(argv)
-            if args.command == "fit":
-                _fit(args)
-            else:
-                _predict(args)
+            {"fit": _fit, "predict": _predict, "benchmark": _benchmark}[args.command](args)
         except (SSDAInputError, ValueError) as exc:  # ValueError: e.g. device 'cuda' without a GPU
             print(f"error: {exc}", file=sys.stderr)
             return 2

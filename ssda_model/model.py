@@ -27,6 +27,23 @@ MODEL_FORMAT = "ssda4drug-model"
 FORMAT_VERSION = 1
 
 
+def replace_folder(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call `write(tmp)` for a temporary sibling folder, then swap it in for `path`: never half-written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as exc:
+        raise SSDAInputError(str(path), f"cannot write here ({exc.strerror})") from None
+    try:
+        write(staging / "new")
+        if path.exists():
+            os.replace(path, staging / "old")
+        os.replace(staging / "new", path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
 @dataclass
 class SSDAModel:
     """A fitted SSDA4Drug model: one network per repetition, the genes it reads and their scalers.
@@ -117,25 +134,10 @@ class SSDAModel:
         path = Path(path)
         if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / "model.json").exists())):
             raise SSDAInputError(str(path), "exists and is not an ssda model directory; refusing to overwrite it")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        except OSError as exc:
-            raise SSDAInputError(str(path), f"cannot write the model directory ({exc.strerror})") from None
-        try:
-            self._write(staging)
-            if path.exists():
-                retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-                os.replace(path, retired / "model")
-                os.replace(staging, path)
-                shutil.rmtree(retired)
-            else:
-                os.replace(staging, path)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return path
+        return replace_folder(path, self._write)
 
     def _write(self, folder: Path) -> None:
+        folder.mkdir()
         (folder / "weights").mkdir()
         for i, state in enumerate(self.state_dicts, start=1):
             torch.save(state, folder / "weights" / f"repetition_{i:02d}.pt")

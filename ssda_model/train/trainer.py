@@ -63,6 +63,31 @@ def predict_scores(net: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> n
     return torch.cat(out).cpu().numpy() if out else np.array([])
 
 
+def selection_set(data: DomainTensors, split: RepetitionSplit) -> tuple[str, torch.Tensor, np.ndarray]:
+    """Which labelled cells choose the best epoch: target-val (paper protocol), else source-val."""
+    if len(split.target_select):
+        return "target_val", data.target_x[split.target_select], data.target_y[split.target_select]
+    return "source_val", data.source_x[split.source_val], data.source_y[split.source_val].cpu().numpy()
+
+
+class BestEpoch:
+    """Keeps a copy of the weights of the epoch with the highest selection AUC (first one on ties)."""
+
+    def __init__(self) -> None:
+        self.score, self.epoch, self.state = -math.inf, 0, None
+
+    def update(self, epoch: int, auc: float, module: nn.Module) -> None:
+        score = auc if not math.isnan(auc) else -math.inf
+        if self.state is None or score > self.score:
+            self.score, self.epoch, self.state = score, epoch, copy.deepcopy(module.state_dict())
+
+
+def class_balanced_weights(source_y: torch.Tensor) -> torch.Tensor:
+    """Sampling weight 1/p(class) per source sample, on the CPU for torch.multinomial."""
+    counts = torch.bincount(source_y, minlength=2).clamp_min(1).float()
+    return (1.0 / counts)[source_y].cpu()
+
+
 class _UnlabeledCycle:
     """Walks a fresh permutation of the unlabeled cells, batch by batch."""
 
@@ -96,23 +121,15 @@ def train_repetition(data: DomainTensors, split: RepetitionSplit, config: SSDACo
     net = SSDANet(data.source_x.shape[1], config).to(device)
     optimizer = make_optimizer(config, net.parameters())
 
-    source_y = data.source_y[split.source_train]
-    counts = torch.bincount(source_y, minlength=2).clamp_min(1).float()
-    balance = (1.0 / counts)[source_y].cpu()  # class-balancing weight 1/p(class) per source sample
+    balance = class_balanced_weights(data.source_y[split.source_train])
     source_train = torch.as_tensor(split.source_train, dtype=torch.long)
     shots = torch.as_tensor(split.shots, dtype=torch.long)
     shot_y = torch.as_tensor(data.target_y[split.shots], dtype=torch.long, device=device)
     unlabeled = _UnlabeledCycle(split.unlabeled, config.batch_size, index_gen) if len(split.unlabeled) else None
     steps = max(1, math.ceil(len(split.source_train) / config.batch_size))
 
-    if len(split.target_select):
-        selection, select_x = "target_val", data.target_x[split.target_select]
-        select_y = data.target_y[split.target_select]
-    else:
-        selection, select_x = "source_val", data.source_x[split.source_val]
-        select_y = data.source_y[split.source_val].cpu().numpy()
-
-    best_score, best_epoch, best_state = -math.inf, 0, None
+    selection, select_x, select_y = selection_set(data, split)
+    best = BestEpoch()
     history = []
     for epoch in range(1, config.epochs + 1):
         net.train()
@@ -159,7 +176,5 @@ def train_repetition(data: DomainTensors, split: RepetitionSplit, config: SSDACo
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-        score = auc if not math.isnan(auc) else -math.inf
-        if best_state is None or score > best_score:
-            best_score, best_epoch, best_state = score, epoch, copy.deepcopy(net.state_dict())
-    return RepetitionResult(state_dict=best_state, best_epoch=best_epoch, selection=selection, history=history)
+        best.update(epoch, auc, net)
+    return RepetitionResult(state_dict=best.state, best_epoch=best.epoch, selection=selection, history=history)

@@ -1,0 +1,96 @@
+"""The paper's comparison (Fig. 2 and 3) on any data: every method on the same splits and shots.
+
+Repetition r draws its split and shots from seed r alone, and every method trains on that very
+split, so the results are paired: the summary's Wilcoxon test of `ssda` against each other method
+pairs them by (shots, repetition).
+"""
+
+from collections.abc import Callable
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from tqdm.auto import tqdm
+
+from ssda_model.config import METHODS, SSDAConfig
+from ssda_model.data.prepare import prepare_domains
+from ssda_model.data.splits import repetition_split
+from ssda_model.metrics import pooled_auc_aupr
+from ssda_model.module.networks import SSDANet
+from ssda_model.train.competitors import COMPETITORS, train_competitor
+from ssda_model.train.device import resolve_device
+from ssda_model.train.trainer import DomainTensors, predict_scores, train_repetition
+
+ALL_METHODS = (*METHODS, *COMPETITORS)
+RESULT_COLUMNS = ["method", "shots", "repetition", "seed", "auc", "aupr", "protocol", "n_eval"]
+
+
+def _scores(method: str, data: DomainTensors, split, config: SSDAConfig, seed: int, eval_x: torch.Tensor) -> np.ndarray:
+    if method in METHODS:
+        result = train_repetition(data, split, config.replace(method=method), seed=seed)
+        net = SSDANet(data.source_x.shape[1], config).to(data.source_x.device)
+        net.load_state_dict(result.state_dict)
+        return predict_scores(net, eval_x)
+    return train_competitor(method, data, split, config, seed)(eval_x)
+
+
+def run_benchmark(source: ad.AnnData, target: ad.AnnData, *, methods: list[str], shots: list[int],
+                  repetitions: int, config: SSDAConfig, label_key: str = "response", source_name: str = "source",
+                  target_name: str = "target", progress: bool = False,
+                  on_result: Callable[[dict], None] | None = None) -> pd.DataFrame:
+    """One row per (method, shots, repetition): pooled AUC and AUPR on that repetition's evaluation cells."""
+    unknown = [m for m in methods if m not in ALL_METHODS]
+    if unknown:
+        raise ValueError(f"unknown methods {', '.join(unknown)}; expected some of {', '.join(ALL_METHODS)}")
+    domains = prepare_domains(source, target, label_key=label_key, shots=max(shots), val_fraction=config.val_fraction,
+                              scaling=config.scaling, source_name=source_name, target_name=target_name)
+    device = resolve_device(config.device)
+    data = DomainTensors(source_x=torch.as_tensor(domains.source_x, device=device),
+                         source_y=torch.as_tensor(domains.source_y, device=device),
+                         target_x=torch.as_tensor(domains.target_x, device=device), target_y=domains.target_y)
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    rows = []
+    bar = tqdm(total=len(shots) * repetitions * len(methods), disable=not progress, desc="benchmark", unit="fit")
+    try:
+        for n_shots in shots:
+            for repetition in range(1, repetitions + 1):
+                split = repetition_split(domains.source_y, domains.target_y, n_shots, config.protocol,
+                                         config.val_fraction, seed=repetition)
+                eval_x, eval_y = data.target_x[split.target_eval], domains.target_y[split.target_eval]
+                for method in methods:
+                    scores = _scores(method, data, split, config.replace(shots=n_shots), repetition, eval_x)
+                    auc, aupr = pooled_auc_aupr(eval_y, scores)
+                    row = {"method": method, "shots": n_shots, "repetition": repetition, "seed": repetition,
+                           "auc": auc, "aupr": aupr, "protocol": config.protocol, "n_eval": len(eval_y)}
+                    rows.append(row)
+                    if on_result is not None:
+                        on_result(row)
+                    bar.update(1)
+    finally:
+        bar.close()
+        torch.use_deterministic_algorithms(previous)
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std and median per method × shots, and the paired Wilcoxon p-value of ssda against it."""
+    summary = results.groupby(["method", "shots"], sort=False).agg(
+        mean_auc=("auc", "mean"), std_auc=("auc", "std"), median_auc=("auc", "median"),
+        mean_aupr=("aupr", "mean"), std_aupr=("aupr", "std"), median_aupr=("aupr", "median"),
+        repetitions=("auc", "size")).reset_index()
+    pivot = results.pivot_table(index=["shots", "repetition"], columns="method", values="auc")
+
+    def wilcoxon(row) -> float:
+        if "ssda" not in pivot or row["method"] == "ssda":
+            return float("nan")
+        pairs = pivot.loc[row["shots"]][["ssda", row["method"]]].dropna()
+        differences = pairs["ssda"] - pairs[row["method"]]
+        if len(differences) < 2 or np.allclose(differences, 0):
+            return float("nan")
+        return float(stats.wilcoxon(differences).pvalue)
+
+    summary["wilcoxon_p_vs_ssda"] = summary.apply(wilcoxon, axis=1)
+    return summary
