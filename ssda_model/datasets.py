@@ -90,26 +90,39 @@ def synthetic_pair(n_source: int = 300, n_cells: int = 400, n_genes: int = 500, 
     return source, target
 
 
-def public_plx4720_a375(data_dir: str | Path) -> tuple[ad.AnnData, ad.AnnData]:
+PUBLIC_TARGETS = {  # SCAD target file → GDSC1 drug ID in the CaDRReS-Sc IC50 matrix
+    "PLX4720": ("Target_expr_resp_z.PLX4720_tp4k.tsv", "1036"),
+    "Gefitinib": ("Target_expr_resp_z.Gefitinib_tp4k.tsv", "1010"),
+    "Afatinib": ("Target_expr_resp_z.Afatinib_tp4k.tsv", "1032"),
+}
+
+
+def public_scad_pair(data_dir: str | Path, drug: str) -> tuple[ad.AnnData, ad.AnnData]:
     """Real pair from the public subsets in `data_dir` (the project's shared/data layout).
 
     Source: CCLE census-gene expression (z-scored per gene across 580 lines) labelled from the
-    GDSC PLX-4720 log2 IC50 (drug 1036; sensitive when below the drug's mean over tested lines).
-    Target: SCAD's A375 cells (GSE108383; parental = sensitive, BRAFi-resistant = resistant).
-    Genes are Entrez IDs in both.
+    drug's GDSC log2 IC50 (sensitive when below the drug's mean over tested lines). Target: SCAD's
+    processed cells for the drug (A375 for PLX4720, the 66-cell line for Gefitinib, the 120-cell
+    line for Afatinib). Genes are Entrez IDs in both.
     """
     data_dir = Path(data_dir)
+    target_file, drug_id = PUBLIC_TARGETS[drug]
     ccle = data_dir / "tgsa_ccle_census706_expr"
     expression = pd.read_csv(ccle / "ccle_census706_exp_zscore.csv", index_col=0)
     lines = pd.read_csv(ccle / "cell_lines.csv").dropna(subset=["COSMICID"])
     cosmic = dict(zip(lines["DepMap_ID"], lines["COSMICID"].astype(int)))
     ic50 = pd.read_csv(data_dir / "cadrres_sc_gdsc" / "gdsc_all_abs_ic50_bayesian_sigmoid_only9dosages.csv",
-                       index_col=0)["1036"].dropna()
+                       index_col=0)[drug_id].dropna()
     label = (ic50 < ic50.mean()).astype(int)
     expression = expression[[cosmic.get(d) in label.index for d in expression.index]]
     obs = pd.DataFrame({"response": [int(label[cosmic[d]]) for d in expression.index],
                         "cosmic_id": [cosmic[d] for d in expression.index]}, index=expression.index)
     source = ad.AnnData(X=expression.to_numpy(np.float32), obs=obs,
                         var=pd.DataFrame(index=[str(c) for c in expression.columns]))
-    target = read_scad_tsv(data_dir / "scad_sc_targets_tp4k" / "Target_expr_resp_z.PLX4720_tp4k.tsv")
+    target = read_scad_tsv(data_dir / "scad_sc_targets_tp4k" / target_file)
     return source, target
+
+
+def public_plx4720_a375(data_dir: str | Path) -> tuple[ad.AnnData, ad.AnnData]:
+    """GDSC PLX-4720 labels on CCLE bulk → the A375 cells of GSE108383 (see `public_scad_pair`)."""
+    return public_scad_pair(data_dir, "PLX4720")

@@ -96,3 +96,19 @@ def test_unreachable_tracking_server_fails_clearly_then_recovers(built_platform)
     finally:
         built_platform.mlflow = good
     assert train(built_platform).success
+
+
+def test_benchmark_asset_stores_results_and_one_mlflow_run_per_method(built_platform):
+    config = {"methods": ["ssda", "source_only", "scad"], "shots": [3], "repetitions": 2, "epochs": 2}
+    result = built_platform.materialize(["benchmark"], partition_key=TASK,
+                                        run_config={"ops": {"benchmark": {"config": config}}})
+    metadata = metadata_of(result)
+    assert metadata["rows"] == 6 and "wilcoxon_p_vs_ssda" in metadata["summary"]
+    assert metadata["plots"].count("data:image/png;base64,") == 3
+    rows = built_platform.query("SELECT method, count(*) AS n FROM benchmark_results WHERE drug = ? AND dataset = ? "
+                                "GROUP BY method ORDER BY method", ["gefitinib", "jhu006_gefitinib"])
+    assert rows.to_dict("records") == [{"method": m, "n": 2} for m in ("scad", "source_only", "ssda")]
+    client = built_platform.mlflow.client()
+    experiment = client.get_experiment_by_name("ssda-gefitinib-benchmark")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.tags["method"] for r in runs) == ["scad", "source_only", "ssda"]

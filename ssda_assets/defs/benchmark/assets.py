@@ -1,0 +1,81 @@
+"""The method comparison of the paper (Fig. 2, 3) for one task, on demand: it is expensive, so it is
+not on the automation path. Results in DuckDB, one MLflow run per method, plots in the UI."""
+
+import base64
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+from dagster_duckdb import DuckDBResource
+
+from ssda_assets.defs.single_cell.assets import harmonized_dir, harmonized_expression
+from ssda_assets.defs.training.assets import read_harmonized
+from ssda_assets.failures import input_errors
+from ssda_assets.partitions import task_partitions
+from ssda_assets.resources import MLflowTracking, PlatformPaths
+from ssda_assets.storage import replace_rows
+from ssda_model.benchmark import ALL_METHODS, run_benchmark, summarize
+from ssda_model.benchmark_plots import boxplots, fewshot_curves
+from ssda_model.config import SSDAConfig
+
+RESULTS_SCHEMA = ("drug VARCHAR, dataset VARCHAR, method VARCHAR, shots INTEGER, repetition INTEGER, seed INTEGER, "
+                  "auc DOUBLE, aupr DOUBLE, protocol VARCHAR, n_eval INTEGER")
+
+
+class BenchmarkConfig(dg.Config):
+    methods: list[str] = list(ALL_METHODS)
+    shots: list[int] = [1, 2, 3, 5, 10]
+    repetitions: int = 50
+    protocol: str = "paper"
+    epochs: int = 50
+    device: str = "auto"
+
+
+def _png_markdown(path: Path, title: str) -> str:
+    return f"**{title}**\n\n![{title}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})\n"
+
+
+@dg.asset(group_name="benchmark", kinds={"duckdb", "mlflow"}, partitions_def=task_partitions, pool="gpu",
+          deps=[harmonized_expression])
+def benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig, paths: PlatformPaths,
+              warehouse: DuckDBResource, mlflow_tracking: MLflowTracking) -> dg.MaterializeResult:
+    """Every method on the same splits and shots per repetition; paired Wilcoxon tests against ssda."""
+    keys = context.partition_key.keys_by_dimension
+    drug, dataset = keys["drug"], keys["dataset"]
+    folder = harmonized_dir(paths, drug, dataset)
+    if not (folder / "genes.txt").exists():
+        raise dg.Failure(description=f"no harmonized data for {drug}/{dataset}: materialize harmonized_expression "
+                                     "for this task first", allow_retries=False)
+    mlflow_tracking.check_reachable()
+    source, target, data_hash = read_harmonized(folder)
+    with input_errors():
+        try:
+            ssda_config = SSDAConfig(protocol=config.protocol, epochs=config.epochs, device=config.device)
+            results = run_benchmark(source, target, methods=config.methods, shots=config.shots,
+                                    repetitions=config.repetitions, config=ssda_config)
+        except ValueError as exc:
+            raise dg.Failure(description=f"benchmark config: {exc}", allow_retries=False) from None
+    summary = summarize(results)
+    with warehouse.get_connection() as connection:
+        replace_rows(connection, "benchmark_results", RESULTS_SCHEMA, results.assign(drug=drug, dataset=dataset),
+                     {"drug": drug, "dataset": dataset})
+    mlflow.set_tracking_uri(mlflow_tracking.tracking_uri)
+    experiment_id = mlflow_tracking.experiment_id(f"ssda-{drug}-benchmark")
+    for method, rows in results.groupby("method", sort=False):
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"{method} {dataset}",
+                              tags={"task": f"{drug}/{dataset}", "method": method, "data_hash": data_hash,
+                                    "dagster_run_id": context.run.run_id}):
+            mlflow.log_params({"method": method, "protocol": config.protocol, "epochs": config.epochs,
+                               "repetitions": config.repetitions, "shots": ",".join(map(str, config.shots))})
+            for shots, group in rows.groupby("shots"):
+                mlflow.log_metrics({"mean_auc": group["auc"].mean(), "mean_aupr": group["aupr"].mean()}, step=int(shots))
+            mlflow.log_table(rows, "results.json")
+    with tempfile.TemporaryDirectory() as scratch:
+        figures = "".join(_png_markdown(draw(results, *args, Path(scratch) / name), title) for draw, args, name, title in (
+            (boxplots, ("auc",), "auc.png", "AUC per method"), (boxplots, ("aupr",), "aupr.png", "AUPR per method"),
+            (fewshot_curves, (), "fewshot.png", "Few-shot curves")))
+    return dg.MaterializeResult(metadata={
+        "summary": dg.MetadataValue.md(summary.round(4).to_markdown(index=False)), "rows": len(results),
+        "mlflow_experiment": dg.MetadataValue.url(f"{mlflow_tracking.ui_url.rstrip('/')}/#/experiments/{experiment_id}"),
+        "plots": dg.MetadataValue.md(figures)})
