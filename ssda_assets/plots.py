@@ -27,7 +27,7 @@ def score_by_time(frame: pd.DataFrame, order: list[str]) -> str:
     for body in parts["bodies"]:
         body.set_facecolor("#9e9ac8")
     ax.axhline(0.5, color="grey", lw=0.8, ls="--", label="decision threshold")
-    ax.set_xticks(range(1, len(order) + 1), order)
+    ax.set_xticks(range(1, len(order) + 1), order, rotation=30, ha="right")
     ax.set(xlabel="time point", ylabel="P(sensitive)", title="Score distribution per time point")
     ax.legend(loc="lower left")
     return to_markdown(figure, "Score distribution per time point")

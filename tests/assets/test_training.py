@@ -29,9 +29,10 @@ def metadata_of(result) -> dict:
 
 @pytest.fixture(scope="module")
 def trained(built_platform):
-    """Three trainings in a row: a fair one, a deliberately poor one, a better one."""
+    """Four trainings in a row: a fair one, a deliberately poor one, a better one, the same again."""
     results = [train(built_platform, epochs=1),
                train(built_platform, method="target_only", epochs=1, lr=1e-7),
+               train(built_platform, epochs=6),
                train(built_platform, epochs=6)]
     return built_platform, [metadata_of(r) for r in results]
 
@@ -61,8 +62,9 @@ def test_champion_moves_only_for_a_model_at_least_as_good(trained):
     assert runs[0]["aliases"] == "challenger, champion"
     assert runs[1]["aliases"] == "challenger" and "champion stays v1" in runs[1]["alias_audit"]
     assert runs[2]["aliases"] == "challenger, champion" and "champion: v1 → v3" in runs[2]["alias_audit"]
+    assert aucs[3] == aucs[2] and "champion: v3 → v4" in runs[3]["alias_audit"]  # a tie is "at least as good"
     versions = client.search_model_versions(f"name = '{NAME}'")
-    assert sorted(int(v.version) for v in versions) == [1, 2, 3]  # nothing deleted or overwritten
+    assert sorted(int(v.version) for v in versions) == [1, 2, 3, 4]  # nothing deleted or overwritten
     assert float(client.get_model_version(NAME, "2").tags["auc"]) == pytest.approx(aucs[1], abs=1e-6)
 
 

@@ -128,7 +128,7 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, paths:
                 pip_requirements=PIP_REQUIREMENTS)
             mlflow.log_artifacts(str(native), "ssda_model")
     score = metrics["mean_auc"] if metrics["mean_auc"] is not None else float("nan")
-    version = mlflow.register_model(info.model_uri, name, tags={**tags, "auc": f"{score:.6f}",
+    version = mlflow.register_model(info.model_uri, name, tags={**tags, "auc": repr(score),  # exact: ties promote
                                                                  "protocol": metrics["protocol"],
                                                                  "evaluation": metrics["evaluation"],
                                                                  "mlflow_run_id": run.info.run_id})
