@@ -18,6 +18,7 @@ from ssda_model.config import METHODS, PROTOCOLS, SCALINGS, SSDAConfig
 from ssda_model.data.readers import read_h5ad
 from ssda_model.errors import SSDAInputError, SSDAInputWarning
 from ssda_model.model import SSDAModel, replace_folder
+from ssda_model.streaming import CHUNK, predict_file
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", required=True)
     predict.add_argument("--out", required=True)
     predict.add_argument("--device", default="auto")
+    predict.add_argument("--chunk-size", default=CHUNK, type=int, help="cells scored at a time (bounds memory)")
     return parser
 
 
@@ -164,20 +166,12 @@ def _predict(args: argparse.Namespace) -> None:
     out = Path(args.out)
     _check_writable(out)
     model = SSDAModel.load(args.model)
-    scored = model.predict(read_h5ad(args.input), name=args.input, model_path=str(Path(args.model).resolve()),
-                           device=args.device)
-    staging = out.with_name(f".{out.name}.partial")
-    try:
-        scored.write_h5ad(staging)
-        os.replace(staging, out)
-    except OSError as exc:
-        raise SSDAInputError(str(out), f"cannot write the scored AnnData ({exc.strerror})") from None
-    finally:
-        staging.unlink(missing_ok=True)
-    n_sensitive = int((scored.obs["ssda_label"] == "sensitive").sum())
-    print(f"scored {scored.n_obs} cells with {len(model.state_dicts)} models: {n_sensitive} sensitive, "
-          f"{scored.n_obs - n_sensitive} resistant; {len(scored.uns['ssda']['genes_missing'])} model genes missing "
-          f"→ {out}")
+    if not Path(args.input).exists():
+        raise SSDAInputError(args.input, "file not found")
+    counts = predict_file(model, args.input, out, model_path=str(Path(args.model).resolve()), device=args.device,
+                          chunk_size=args.chunk_size)
+    print(f"scored {counts['cells']} cells with {len(model.state_dicts)} models: {counts['sensitive']} sensitive, "
+          f"{counts['cells'] - counts['sensitive']} resistant; {counts['genes_missing']} model genes missing → {out}")
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

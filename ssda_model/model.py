@@ -7,11 +7,12 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import torch
 
 from ssda_model.config import SSDAConfig
@@ -60,6 +61,7 @@ class SSDAModel:
     metrics: dict
     histories: list[list[dict[str, float]]]
     label_key: str = "response"
+    _networks: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def fit(cls, source: ad.AnnData, target: ad.AnnData, config: SSDAConfig | None = None, *,
@@ -79,27 +81,39 @@ class SSDAModel:
 
     # ---- inference -------------------------------------------------------------------------
     def networks(self, device: str = "auto") -> list[SSDANet]:
-        """One network per repetition in eval mode on `device`."""
+        """One network per repetition in eval mode on `device` (built once per device)."""
         target = resolve_device(device)
-        nets = []
-        for state in self.state_dicts:
-            net = SSDANet(len(self.genes), self.config).to(target)
-            net.load_state_dict(state)
-            nets.append(net.eval())
-        return nets
+        if target not in self._networks:
+            nets = []
+            for state in self.state_dicts:
+                net = SSDANet(len(self.genes), self.config).to(target)
+                net.load_state_dict(state)
+                nets.append(net.eval())
+            self._networks[target] = nets
+        return self._networks[target]
 
-    def align(self, adata: ad.AnnData, name: str = "input") -> tuple[np.ndarray, list[str]]:
-        """z-scored input on the model's genes; absent genes are set to their training mean (z = 0)."""
-        values, names = collapse_duplicate_genes(expression_matrix(adata, name), adata.var_names)
-        position = {g: i for i, g in enumerate(names)}
-        missing = [g for g in self.genes if g not in position]
+    def missing_genes(self, var_names: list[str], name: str = "input") -> list[str]:
+        """The model's genes absent from `var_names`; more than half absent is an error."""
+        present = set(var_names)
+        missing = [g for g in self.genes if g not in present]
         if len(missing) > len(self.genes) / 2:
             raise SSDAInputError(name, f"shares only {len(self.genes) - len(missing)} of the model's "
                                        f"{len(self.genes)} genes by var_names; at least half are needed")
-        aligned = np.tile(self.target_scaler.mean, (adata.n_obs, 1))
+        return missing
+
+    def align_values(self, values: np.ndarray, var_names: list[str], name: str = "input") -> tuple[np.ndarray, list[str]]:
+        """z-scored rows on the model's genes; absent genes are set to their training mean (z = 0)."""
+        values, names = collapse_duplicate_genes(values, pd.Index(var_names))
+        missing = self.missing_genes(names, name)
+        position = {g: i for i, g in enumerate(names)}
+        aligned = np.tile(self.target_scaler.mean, (len(values), 1))
         present = [i for i, g in enumerate(self.genes) if g in position]
         aligned[:, present] = values[:, [position[self.genes[i]] for i in present]]
         return self.target_scaler.transform(aligned), missing
+
+    def align(self, adata: ad.AnnData, name: str = "input") -> tuple[np.ndarray, list[str]]:
+        """`align_values` of a validated AnnData."""
+        return self.align_values(expression_matrix(adata, name), list(map(str, adata.var_names)), name)
 
     @torch.no_grad()
     def score(self, x: np.ndarray, device: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
