@@ -114,3 +114,17 @@ def test_benchmark_asset_stores_results_and_one_mlflow_run_per_method(built_plat
     experiment = client.get_experiment_by_name("ssda-gefitinib-benchmark")
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.data.tags["method"] for r in runs) == ["scad", "source_only", "ssda"]
+
+
+def test_shots_all_is_compared_on_source_validation_and_says_so(built_platform):
+    key = dg.MultiPartitionKey({"drug": "bortezomib", "dataset": "mcf7_bortezomib"})
+    name = model_name("bortezomib", "mcf7_bortezomib")
+    run = lambda shots: metadata_of(built_platform.materialize(  # noqa: E731
+        ["trained_model"], partition_key=key,
+        run_config={"ops": {"trained_model": {"config": {"epochs": 2, "repetitions": 2, "shots": shots}}}}))
+    first = run("all")
+    assert first["evaluation"] == "source_validation" and "champion" in first["aliases"]
+    tags = built_platform.mlflow.client().get_model_version(name, str(first["model_version"])).tags
+    assert tags["evaluation"] == "source_validation" and tags["basis"] == "strict/source_validation"
+    second = run("3")  # scored on target cells: not comparable with the source-validation champion
+    assert second["aliases"] == "challenger" and "not comparable" in second["alias_audit"]

@@ -181,7 +181,7 @@ def resistance_markers(context: dg.AssetExecutionContext, paths: PlatformPaths,
 class AttributionConfig(dg.Config):
     ig_steps: int = 256
     shap_background: int = 200
-    shap_cells: int = 400  # SHAP for every cell up to this many (GradientExplainer is the slow part)
+    shap_cells: int = 0  # 0: SHAP for every cell; a positive number caps it (GradientExplainer is the slow part)
 
 
 @dg.asset(group_name="analysis", kinds={"html"}, partitions_def=task_partitions, deps=[cell_predictions],
@@ -198,7 +198,8 @@ def attribution_report(context: dg.AssetExecutionContext, config: AttributionCon
     ig, gaps = integrated_gradients(model, x, n_steps=config.ig_steps)
     rng = np.random.default_rng(0)
     background = x[rng.choice(len(x), size=min(config.shap_background, len(x)), replace=False)]
-    shap_rows = np.sort(rng.choice(len(x), size=min(config.shap_cells, len(x)), replace=False))
+    n_shap = len(x) if config.shap_cells <= 0 else min(config.shap_cells, len(x))
+    shap_rows = np.sort(rng.choice(len(x), size=n_shap, replace=False))
     shap_matrix = shap_values(model, x[shap_rows], background)
     groups = scored.obs["ssda_label"].astype(str).to_numpy()
     ig_frame = pd.DataFrame(np.abs(ig), columns=model.genes)
