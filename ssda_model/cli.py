@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ssda_model.benchmark import ALL_METHODS, run_benchmark, summarize
 from ssda_model.benchmark_plots import boxplots, fewshot_curves
-from ssda_model.config import METHODS, PROTOCOLS, SCALINGS, SSDAConfig
+from ssda_model.config import METHODS, PRECISIONS, PROTOCOLS, SCALINGS, SSDAConfig
 from ssda_model.data.readers import read_h5ad
 from ssda_model.errors import SSDAInputError, SSDAInputWarning
 from ssda_model.model import SSDAModel, replace_folder
@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--epochs", default=50, type=int)
     fit.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     fit.add_argument("--scaling", default="per_domain", choices=SCALINGS)
+    fit.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                     help="bf16 autocasts training on CPUs with bf16 units and on GPUs (fp32 master weights)")
     fit.add_argument("--n-top-genes", type=int, default=None, help="restrict to the target's highly variable genes")
     fit.add_argument("--gene-list", default=None, help="file with one gene per line to restrict the input to")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -125,7 +127,8 @@ def _fit(args: argparse.Namespace) -> None:
     _check_writable(out)
     try:
         config = SSDAConfig(method=args.method, shots=args.shots, repetitions=args.repetitions,
-                            protocol=args.protocol, epochs=args.epochs, device=args.device, scaling=args.scaling)
+                            protocol=args.protocol, epochs=args.epochs, device=args.device, scaling=args.scaling,
+                            precision=args.precision)
     except ValueError as exc:
         raise SSDAInputError("ssda fit", str(exc)) from None
     source, target = read_h5ad(args.source), read_h5ad(args.target)

@@ -15,6 +15,7 @@ METHODS: tuple[str, ...] = ("ssda", "ssda_no_adv", "ssda_no_mme", "source_only",
 PROTOCOLS: tuple[str, ...] = ("paper", "strict")
 SCALINGS: tuple[str, ...] = ("per_domain", "joint")
 OPTIMIZERS: tuple[str, ...] = ("adagrad", "adam", "sgd")
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,14 @@ class SSDAConfig:
     scaling: str = "per_domain"
     val_fraction: float = 0.2
     device: str = "auto"
+    precision: str = "fp32"  # bf16: autocast the training steps (fp32 master weights); scoring stays fp32
 
     def __post_init__(self) -> None:
         checks = [
             (self.method in METHODS, f"method must be one of {', '.join(METHODS)}, got {self.method!r}"),
             (self.protocol in PROTOCOLS, f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}"),
             (self.scaling in SCALINGS, f"scaling must be one of {', '.join(SCALINGS)}, got {self.scaling!r}"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
             (self.shots == "all" or (isinstance(self.shots, int) and self.shots >= 1),
              f"shots must be a positive integer or 'all', got {self.shots!r}"),

@@ -151,22 +151,23 @@ def train_repetition(data: DomainTensors, split: RepetitionSplit, config: SSDACo
             clean = torch.cat(parts_x)
             labels = torch.cat(parts_y)
 
-            noisy = mask_input(clean, config.noise_rate, mask_gen)
-            latent = net.encoder(noisy)
-            features = net.predictor(latent)
-            loss_cls = nn.functional.cross_entropy(net.classifier(features[:n_labeled]), labels)
-            loss_reco = reconstruction_loss(net, clean, latent)
-            loss = loss_cls + loss_reco
-            sums["loss_cls"] += loss_cls.item()
-            sums["loss_reco"] += loss_reco.item()
-            if "adv" in terms:
-                loss_adv = adversarial_loss(net, noisy[:n_labeled], labels, config.epsilon)
-                loss = loss + loss_adv
-                sums["loss_adv"] += loss_adv.item()
-            if "mme" in terms and len(clean) > n_labeled:
-                loss_mme = minimax_entropy_loss(net, features[n_labeled:], config.eta)
-                loss = loss + config.lambda_mme * loss_mme
-                sums["loss_mme"] += loss_mme.item()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+                noisy = mask_input(clean, config.noise_rate, mask_gen)
+                latent = net.encoder(noisy)
+                features = net.predictor(latent)
+                loss_cls = nn.functional.cross_entropy(net.classifier(features[:n_labeled]), labels)
+                loss_reco = reconstruction_loss(net, clean, latent)
+                loss = loss_cls + loss_reco
+                sums["loss_cls"] += loss_cls.item()
+                sums["loss_reco"] += loss_reco.item()
+                if "adv" in terms:
+                    loss_adv = adversarial_loss(net, noisy[:n_labeled], labels, config.epsilon)
+                    loss = loss + loss_adv
+                    sums["loss_adv"] += loss_adv.item()
+                if "mme" in terms and len(clean) > n_labeled:
+                    loss_mme = minimax_entropy_loss(net, features[n_labeled:], config.eta)
+                    loss = loss + config.lambda_mme * loss_mme
+                    sums["loss_mme"] += loss_mme.item()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -30,6 +30,15 @@ def test_ssda_beats_source_only_and_target_only(benchmark_pair):
         assert all(a > b for a, b in zip(per_rep["ssda"], per_rep[baseline])), per_rep
 
 
+@pytest.mark.slow
+def test_bf16_training_keeps_the_fp32_auc(benchmark_pair):
+    source, target = benchmark_pair
+    config = SSDAConfig(epochs=30, repetitions=3)
+    fp32 = SSDAModel.fit(source, target, config).metrics["mean_auc"]
+    bf16 = SSDAModel.fit(source, target, config.replace(precision="bf16")).metrics["mean_auc"]
+    assert abs(bf16 - fp32) < 0.01, (fp32, bf16)
+
+
 def test_synthetic_pair_is_not_trivially_separable(benchmark_pair):
     """No single gene of the cells separates the classes: the task needs a model."""
     from sklearn.metrics import roc_auc_score
