@@ -1,29 +1,11 @@
-"""Writes that never leave a half-written output: files via a temporary name, tables in a transaction."""
+"""Writes that never leave a half-written output: files via a temporary name
+(`ssda_model.model.replace_folder`, re-exported as `write_atomically`), tables in a transaction."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
-
 import pandas as pd
 
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp)` on a sibling temporary path, then rename it over `path` (file or folder)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
-    try:
-        write(staging)
-        if path.is_dir():
-            retired = staging.parent / "retired"
-            os.replace(path, retired)
-        os.replace(staging, path)
-    finally:
-        shutil.rmtree(staging.parent, ignore_errors=True)
-    return path
+from ssda_model.model import replace_folder as write_atomically  # noqa: F401  one atomic writer for both packages
 
 
 def _in_transaction(connection, frame: pd.DataFrame, statements: list[tuple[str, list]]) -> None:

@@ -29,17 +29,18 @@ FORMAT_VERSION = 1
 
 
 def replace_folder(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp)` for a temporary sibling folder, then swap it in for `path`: never half-written."""
+    """Call `write(tmp)` for a temporary sibling path of the same name (a file or a folder), then
+    swap it in for `path`: an output is never half-written, and a failed write keeps the old one."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     except OSError as exc:
         raise SSDAInputError(str(path), f"cannot write here ({exc.strerror})") from None
     try:
-        write(staging / "new")
-        if path.exists():
-            os.replace(path, staging / "old")
-        os.replace(staging / "new", path)
+        write(staging / path.name)
+        if path.is_dir():
+            os.replace(path, staging / "retired")
+        os.replace(staging / path.name, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
