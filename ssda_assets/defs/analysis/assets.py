@@ -111,7 +111,7 @@ def temporal_drift(context: dg.AssetExecutionContext, paths: PlatformPaths, ware
     with warehouse.get_connection() as connection:
         replace_rows(connection, "temporal_drift", DRIFT_SCHEMA, table, {"drug": drug, "dataset": dataset})
     frame = pd.DataFrame({"score": scores.to_numpy(), "time_point": times.to_numpy()})
-    coords = _umap(scored, "X_ssda")
+    coords = _umap(scored.obsm["X_ssda"])
     figures = (plots.score_by_time(frame, order) + plots.stacked_response(per_point)
                + plots.embedding(coords, times, "UMAP of features by time point")
                + plots.embedding(coords, scores, "UMAP of features by score"))
@@ -126,16 +126,16 @@ def temporal_drift(context: dg.AssetExecutionContext, paths: PlatformPaths, ware
         "plots": dg.MetadataValue.md(figures)})
 
 
-def _umap(adata: ad.AnnData, rep: str) -> np.ndarray:
-    """2-d UMAP of a representation (fixed seed), computed on a copy."""
-    view = ad.AnnData(obs=pd.DataFrame(index=adata.obs_names))
-    if rep == "X":
-        view.obsm["X_pca"] = sc.pp.pca(np.asarray(adata.X.todense() if hasattr(adata.X, "todense") else adata.X),
-                                       n_comps=min(30, adata.n_vars - 1, adata.n_obs - 1), random_state=0)
-        rep = "X_pca"
-    else:
-        view.obsm[rep] = adata.obsm[rep]
-    sc.pp.neighbors(view, use_rep=rep, random_state=0)
+def _dense(matrix) -> np.ndarray:
+    return matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
+
+
+def _umap(space: np.ndarray, pca: bool = False) -> np.ndarray:
+    """2-d UMAP (fixed seed) of cells × dimensions; `pca` first reduces expression to 30 components."""
+    view = ad.AnnData(obs=pd.DataFrame(index=[str(i) for i in range(len(space))]))
+    view.obsm["X_space"] = sc.pp.pca(space, n_comps=min(30, space.shape[0] - 1, space.shape[1] - 1),
+                                            random_state=0) if pca else space
+    sc.pp.neighbors(view, use_rep="X_space", random_state=0)
     sc.tl.umap(view, random_state=0)
     return view.obsm["X_umap"]
 
@@ -161,8 +161,7 @@ def resistance_markers(context: dg.AssetExecutionContext, paths: PlatformPaths,
     expressing = pd.DataFrame(index=top["names"])
     for group in pd.unique(groups):
         subset = scored[(groups == group).to_numpy(), top["names"].tolist()].X
-        dense = subset.toarray() if hasattr(subset, "toarray") else np.asarray(subset)
-        expressing[f"fraction_{group}"] = (dense > 0).mean(axis=0)
+        expressing[f"fraction_{group}"] = (_dense(subset) > 0).mean(axis=0)
     out = keep.assign(drug=drug, dataset=dataset).rename(columns={"names": "gene"})
     with warehouse.get_connection() as connection:
         replace_rows(connection, "resistance_markers",
@@ -260,10 +259,10 @@ def latent_map(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.Ma
     drug, dataset = _task(context)
     scored = _scored(paths, drug, dataset)
     labels = scored.obs[LABEL].to_numpy(float)
-    raw = np.asarray(scored.X.todense() if hasattr(scored.X, "todense") else scored.X)
+    raw = _dense(scored.X)
     silhouette_raw = class_silhouette(raw, labels)
     silhouette_latent = class_silhouette(scored.obsm["X_ssda"], labels)
-    raw_map, latent = _umap(scored, "X"), _umap(scored, "X_ssda")
+    raw_map, latent = _umap(raw, pca=True), _umap(scored.obsm["X_ssda"])
     colour = scored.obs[LABEL].map({1.0: "sensitive", 0.0: "resistant"}).fillna("unlabelled").astype(str)
     figures = (plots.embedding(raw_map, colour, "Raw expression, true labels")
                + plots.embedding(latent, colour, "SSDA features, true labels")
