@@ -21,7 +21,7 @@ from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.networks import SSDANet
 from ssda_model.train.competitors import COMPETITORS, train_competitor
 from ssda_model.train.device import resolve_device
-from ssda_model.train.trainer import DomainTensors, predict_scores, train_repetition
+from ssda_model.train.trainer import DomainTensors, predict_scores, train_repetitions
 
 ALL_METHODS = (*METHODS, *COMPETITORS)
 RESULT_COLUMNS = ["method", "shots", "repetition", "seed", "auc", "aupr", "protocol", "n_eval"]
@@ -29,7 +29,7 @@ RESULT_COLUMNS = ["method", "shots", "repetition", "seed", "auc", "aupr", "proto
 
 def _scores(method: str, data: DomainTensors, split, config: SSDAConfig, seed: int, eval_x: torch.Tensor) -> np.ndarray:
     if method in METHODS:
-        result = train_repetition(data, split, config.replace(method=method), seed=seed)
+        (result,) = train_repetitions(data, [split], [seed], config.replace(method=method))
         net = SSDANet(data.source_x.shape[1], config).to(data.source_x.device)
         net.load_state_dict(result.state_dict)
         return predict_scores(net, eval_x)

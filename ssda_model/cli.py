@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--scaling", default="per_domain", choices=SCALINGS)
     fit.add_argument("--precision", default="fp32", choices=PRECISIONS,
                      help="bf16 autocasts training on CPUs with bf16 units and on GPUs (fp32 master weights)")
+    fit.add_argument("--batch-repetitions", default=True, action=argparse.BooleanOptionalAction,
+                     help="train the repetitions together as one batched ensemble (default); "
+                          "--no-batch-repetitions trains one model at a time")
     fit.add_argument("--n-top-genes", type=int, default=None, help="restrict to the target's highly variable genes")
     fit.add_argument("--gene-list", default=None, help="file with one gene per line to restrict the input to")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -128,7 +131,7 @@ def _fit(args: argparse.Namespace) -> None:
     try:
         config = SSDAConfig(method=args.method, shots=args.shots, repetitions=args.repetitions,
                             protocol=args.protocol, epochs=args.epochs, device=args.device, scaling=args.scaling,
-                            precision=args.precision)
+                            precision=args.precision, batch_repetitions=args.batch_repetitions)
     except ValueError as exc:
         raise SSDAInputError("ssda fit", str(exc)) from None
     source, target = read_h5ad(args.source), read_h5ad(args.target)

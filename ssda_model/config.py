@@ -46,6 +46,7 @@ class SSDAConfig:
     val_fraction: float = 0.2
     device: str = "auto"
     precision: str = "fp32"  # bf16: autocast the training steps (fp32 master weights); scoring stays fp32
+    batch_repetitions: bool = True  # train the repetitions together as one batched ensemble
 
     def __post_init__(self) -> None:
         checks = [

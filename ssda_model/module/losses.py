@@ -1,47 +1,69 @@
-"""The loss terms of SSDA4Drug (paper eq. 1–6) and the denoising mask."""
+"""The loss terms of SSDA4Drug (paper eq. 1–6) and the denoising mask.
+
+Tensors carry the ensemble's members on their first axis, (R, batch, ...), and every term returns
+one value per member, (R,): member r's own mean over its own batch. The trainer back-propagates
+their sum; the members share no term, so member r's weights get exactly the gradient of its own
+loss.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
 
-from ssda_model.module.networks import SSDANet, grad_reverse
+from ssda_model.module.ensemble import SSDAEnsemble
+from ssda_model.module.networks import grad_reverse
+
+
+def mask_members(x: torch.Tensor, rate: float, generators: list[torch.Generator]) -> torch.Tensor:
+    """A copy of (R, B, G) x with each entry zeroed with probability `rate`, member r's mask drawn
+    from generators[r]; x itself is never touched."""
+    if rate <= 0:
+        return x.clone()
+    draws = torch.empty(x.shape, device=x.device)
+    for member, generator in enumerate(generators):
+        draws[member].uniform_(generator=generator)
+    return x * (draws >= rate)
 
 
 def mask_input(x: torch.Tensor, rate: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A copy of x with each entry zeroed with probability `rate`; x itself is never touched."""
-    if rate <= 0:
-        return x.clone()
-    keep = torch.rand(x.shape, generator=generator, device=x.device) >= rate
-    return x * keep
+    """`mask_members` for one (B, G) batch."""
+    return mask_members(x.unsqueeze(0), rate, [generator])[0]
 
 
-def reconstruction_loss(net: SSDANet, clean: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+def member_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy per member of (R, B, C) logits against (R, B) labels."""
+    per_sample = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none")
+    return per_sample.view(labels.shape).mean(dim=1)
+
+
+def reconstruction_loss(net: SSDAEnsemble, clean: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
     """L_reco: MSE between the clean input and the decoder's reconstruction of the noisy one."""
-    return F.mse_loss(net.decoder(latent), clean)
+    return F.mse_loss(net.decoder(latent).float(), clean, reduction="none").mean(dim=(1, 2))
 
 
-def adversarial_perturbation(net: SSDANet, x: torch.Tensor, y: torch.Tensor, epsilon: float) -> torch.Tensor:
+def adversarial_perturbation(net: SSDAEnsemble, x: torch.Tensor, y: torch.Tensor, epsilon: float) -> torch.Tensor:
     """r_adv = ε·g/‖g‖₂ per sample, g = ∇ₓ KL(q(y) ‖ p(y|x)); q is one-hot so KL equals cross-entropy."""
     x_probe = x.detach().requires_grad_(True)
-    divergence = F.cross_entropy(net(x_probe), y, reduction="sum")
+    with net.input_gradient_only():
+        divergence = F.cross_entropy(net(x_probe).flatten(0, 1), y.flatten(), reduction="sum")
     (grad,) = torch.autograd.grad(divergence, x_probe)
-    norms = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
+    norms = grad.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     return (epsilon * grad / norms).detach()
 
 
-def adversarial_loss(net: SSDANet, x: torch.Tensor, y: torch.Tensor, epsilon: float) -> torch.Tensor:
+def adversarial_loss(net: SSDAEnsemble, x: torch.Tensor, y: torch.Tensor, epsilon: float) -> torch.Tensor:
     """L_adv = KL(q(y) ‖ p(y | x + r_adv)) on labeled samples."""
-    return F.cross_entropy(net(x + adversarial_perturbation(net, x, y, epsilon)), y)
+    return member_cross_entropy(net(x + adversarial_perturbation(net, x, y, epsilon)), y)
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Mean Shannon entropy (nats) of the softmax of each row."""
-    p = torch.softmax(logits, dim=1)
-    return -(p * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    """Mean Shannon entropy (nats) per member of the softmax of each row."""
+    p = torch.softmax(logits, dim=-1)
+    return -(p * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean(dim=-1)
 
 
-def minimax_entropy_loss(net: SSDANet, unlabeled_features: torch.Tensor, eta: float) -> torch.Tensor:
+def minimax_entropy_loss(net: SSDAEnsemble, unlabeled_features: torch.Tensor, eta: float) -> torch.Tensor:
     """L_mme as -H through a gradient-reversal layer.
 
     Minimising -H moves C's prototypes to maximise the entropy of unlabeled cells; the reversed

@@ -15,6 +15,7 @@ unsupervised domain adaptation); they are evaluated on the same cells.
   on the shared code.
 """
 
+import copy
 import math
 from collections.abc import Callable
 
@@ -60,7 +61,7 @@ class _Batches:
         self.data, self.config = data, config
         self.generator = torch.Generator().manual_seed(seed)
         self.source = torch.as_tensor(split.source_train, dtype=torch.long)
-        self.weights = class_balanced_weights(data.source_y[split.source_train])
+        self.weights = class_balanced_weights(data.source_y[split.source_train]).cpu()
         self.unlabeled = torch.as_tensor(split.unlabeled, dtype=torch.long)
         self.steps = max(1, math.ceil(len(split.source_train) / config.batch_size))
 
@@ -77,8 +78,9 @@ def _fit(modules: nn.ModuleDict, step: Callable[[], torch.Tensor], score: Callab
          data: DomainTensors, split: RepetitionSplit, config: SSDAConfig, steps: int,
          params=None) -> Scorer:
     """Run `config.epochs` epochs of `step` losses, keep the best epoch by the protocol's selection set."""
-    optimizer = make_optimizer(config, params if params is not None else modules.parameters())
-    _, select_x, select_y = selection_set(data, split)
+    optimizer = make_optimizer(config, list(params if params is not None else modules.parameters()))
+    _, select_pool, select_rows, select_y = selection_set(data, split)
+    select_x = select_pool[select_rows]
     best = BestEpoch()
 
     @torch.no_grad()
@@ -93,7 +95,7 @@ def _fit(modules: nn.ModuleDict, step: Callable[[], torch.Tensor], score: Callab
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        best.update(epoch, pooled_auc_aupr(select_y, scorer(select_x))[0], modules)
+        best.update(epoch, pooled_auc_aupr(select_y, scorer(select_x))[0], lambda: copy.deepcopy(modules.state_dict()))
     modules.load_state_dict(best.state)
     return scorer
 

@@ -15,7 +15,7 @@ from ssda_model.data.splits import repetition_split
 from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.networks import SSDANet
 from ssda_model.train.device import resolve_device
-from ssda_model.train.trainer import DomainTensors, predict_scores, train_repetition
+from ssda_model.train.trainer import DomainTensors, ensemble_size, predict_scores, train_repetitions
 
 RepetitionCallback = Callable[[int, dict[str, float]], None]
 
@@ -52,33 +52,39 @@ def run_protocol(domains: PreparedDomains, config: SSDAConfig, on_epoch: Repetit
                          target_y=domains.target_y)
     evaluation = "source_validation" if config.shots == "all" else "target"
     bar = tqdm(total=config.repetitions * config.epochs, disable=not progress, desc=config.method, unit="epoch")
-    states, histories, rows = [], [], []
+    repetitions = list(range(1, config.repetitions + 1))
+    splits = [repetition_split(domains.source_y, domains.target_y, config.shots, config.protocol,
+                               config.val_fraction, seed=r) for r in repetitions]
+    group = ensemble_size(domains.source_x.shape[1], config)
+
+    def epoch_done(repetition: int, record: dict[str, float]) -> None:
+        bar.update(1)
+        if on_epoch is not None:
+            on_epoch(repetition, record)
+
+    results = []
     try:
-        for repetition in range(1, config.repetitions + 1):
-            split = repetition_split(domains.source_y, domains.target_y, config.shots, config.protocol,
-                                     config.val_fraction, seed=repetition)
-
-            def epoch_done(record: dict[str, float], r: int = repetition) -> None:
-                bar.update(1)
-                if on_epoch is not None:
-                    on_epoch(r, record)
-
-            result = train_repetition(data, split, config, seed=repetition, on_epoch=epoch_done)
-            net = SSDANet(domains.source_x.shape[1], config).to(device)
-            net.load_state_dict(result.state_dict)
-            if evaluation == "target":
-                eval_x, eval_y = data.target_x[split.target_eval], domains.target_y[split.target_eval]
-            else:
-                eval_x, eval_y = data.source_x[split.source_val], domains.source_y[split.source_val]
-            auc, aupr = pooled_auc_aupr(eval_y, predict_scores(net, eval_x))
-            rows.append({"repetition": repetition, "seed": repetition, "auc": auc, "aupr": aupr,
-                         "n_eval": int(len(eval_y)), "best_epoch": result.best_epoch, "selection": result.selection,
-                         "n_shots": int(len(split.shots)), "n_unlabeled": int(len(split.unlabeled))})
-            states.append({k: v.detach().cpu() for k, v in result.state_dict.items()})
-            histories.append(result.history)
+        for start in range(0, len(repetitions), group):
+            results += train_repetitions(data, splits[start:start + group], repetitions[start:start + group], config,
+                                         on_epoch=epoch_done)
     finally:
         bar.close()
         torch.use_deterministic_algorithms(previous)
+
+    net = SSDANet(domains.source_x.shape[1], config).to(device)
+    rows = []
+    for repetition, split, result in zip(repetitions, splits, results):
+        net.load_state_dict(result.state_dict)
+        if evaluation == "target":
+            eval_x, eval_y = data.target_x[split.target_eval], domains.target_y[split.target_eval]
+        else:
+            eval_x, eval_y = data.source_x[split.source_val], domains.source_y[split.source_val]
+        auc, aupr = pooled_auc_aupr(eval_y, predict_scores(net, eval_x))
+        rows.append({"repetition": repetition, "seed": repetition, "auc": auc, "aupr": aupr,
+                     "n_eval": int(len(eval_y)), "best_epoch": result.best_epoch, "selection": result.selection,
+                     "n_shots": int(len(split.shots)), "n_unlabeled": int(len(split.unlabeled))})
+    states = [{k: v.detach().cpu() for k, v in result.state_dict.items()} for result in results]
+    histories = [result.history for result in results]
 
     mean_auc, std_auc = _summary([r["auc"] for r in rows])
     mean_aupr, std_aupr = _summary([r["aupr"] for r in rows])

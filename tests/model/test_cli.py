@@ -79,6 +79,16 @@ def test_shots_all_and_strict_through_the_cli(tmp_path, pair_files):
     assert metrics["shots"] == "all" and metrics["evaluation"] == "source_validation"
 
 
+def test_one_at_a_time_through_the_cli_gives_the_batched_metrics(tmp_path, pair_files, fitted):
+    assert main(fit_args(*pair_files, tmp_path / "m", "--no-batch-repetitions")) == 0
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["batch_repetitions"] is False
+    assert json.loads((fitted / "config.json").read_text())["batch_repetitions"] is True
+    alone = json.loads((tmp_path / "m" / "metrics.json").read_text())["repetitions"]
+    batched = json.loads((fitted / "metrics.json").read_text())["repetitions"]
+    assert [r["auc"] for r in alone] == pytest.approx([r["auc"] for r in batched], abs=1e-6)
+
+
 def test_missing_file(tmp_path, pair_files, capsys):
     line = run_error(capsys, fit_args(tmp_path / "nope.h5ad", pair_files[1], tmp_path / "m"))
     assert "nope.h5ad" in line and "not found" in line

@@ -2,6 +2,7 @@ import torch
 from torch.nn import functional as F
 
 from ssda_model.config import SSDAConfig
+from ssda_model.module.ensemble import SSDAEnsemble
 from ssda_model.module.losses import adversarial_perturbation, entropy, mask_input, minimax_entropy_loss
 from ssda_model.module.networks import SSDANet, grad_reverse
 
@@ -9,6 +10,12 @@ from ssda_model.module.networks import SSDANet, grad_reverse
 def net_and_batch(n_genes=40, batch=8):
     torch.manual_seed(0)
     return SSDANet(n_genes, SSDAConfig()), torch.randn(batch, n_genes)
+
+
+def ensemble_and_batch(members=2, n_genes=40, batch=8):
+    generators = [torch.Generator().manual_seed(s) for s in range(members)]
+    net = SSDAEnsemble.seeded(n_genes, SSDAConfig(), list(range(members)), generators, torch.device("cpu"))
+    return net, torch.randn(members, batch, n_genes, generator=torch.Generator().manual_seed(9))
 
 
 def test_shapes_follow_the_spec_defaults():
@@ -39,11 +46,11 @@ def test_prototype_logits_are_cosine_over_temperature():
 
 
 def test_adversarial_perturbation_has_norm_epsilon_per_sample():
-    net, x = net_and_batch()
-    y = torch.tensor([0, 1] * 4)
+    net, x = ensemble_and_batch()
+    y = torch.tensor([[0, 1] * 4] * 2)
     r = adversarial_perturbation(net, x, y, epsilon=0.5)
-    assert torch.allclose(r.norm(dim=1), torch.full((8,), 0.5), atol=1e-5)
-    assert not torch.equal(r[0], r[1])
+    assert torch.allclose(r.norm(dim=-1), torch.full((2, 8), 0.5), atol=1e-5)
+    assert not torch.equal(r[0, 0], r[0, 1])
 
 
 def test_mask_copies_and_leaves_the_input_untouched():
@@ -65,13 +72,13 @@ def test_eval_mode_predictions_are_deterministic():
 
 
 def test_minimax_entropy_moves_classifier_and_features_in_opposite_directions():
-    net, x = net_and_batch()
+    net, x = ensemble_and_batch()
     features = net.features(x).detach().requires_grad_(True)
-    loss = minimax_entropy_loss(net, features, eta=1.0)
+    loss = minimax_entropy_loss(net, features, eta=1.0).sum()
     loss.backward()
     prototype_grad = net.classifier.fc.weight.grad.clone()
     # Without reversal the features would receive +∂(-H)/∂f; with it they receive the opposite.
     plain = features.detach().requires_grad_(True)
-    (-entropy(net.classifier(plain))).backward()
+    (-entropy(net.classifier(plain)).sum()).backward()
     assert torch.allclose(features.grad, -plain.grad, atol=1e-6)
     assert prototype_grad.abs().sum() > 0

@@ -42,13 +42,14 @@ class TrainConfig(dg.Config):
     scaling: str = "per_domain"
     device: str = "auto"
     precision: str = "fp32"
+    batch_repetitions: bool = True  # train the repetitions together as one batched ensemble
 
     def to_ssda(self) -> SSDAConfig:
         shots = self.shots if self.shots == "all" else int(self.shots)
         return SSDAConfig(method=self.method, shots=shots, repetitions=self.repetitions, protocol=self.protocol,
                           epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lambda_mme=self.lambda_mme,
                           epsilon=self.epsilon, scaling=self.scaling, device=self.device,
-                          precision=self.precision)
+                          precision=self.precision, batch_repetitions=self.batch_repetitions)
 
 
 def read_harmonized(folder: Path) -> tuple[ad.AnnData, ad.AnnData, str]:

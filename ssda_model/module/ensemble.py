@@ -1,0 +1,241 @@
+"""R SSDA networks trained as one: stacked weights and batched matmuls (issue #7).
+
+Every tensor carries the members on its first axis: inputs are (R, batch, genes), a Linear's
+weight is (R, in, out). Member r keeps its own weights, batch-norm statistics and dropout
+generator, so it trains as it would alone; stacking only turns R small matmuls per layer into one
+batched matmul and R optimiser loops into one. The module tree and state-dict keys mirror
+`SSDANet`, so member r's slice of the state dict loads into an `SSDANet` for scoring and saving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ssda_model.config import SSDAConfig
+from ssda_model.module.networks import SSDANet
+
+
+class _AccumulatingMatmul(torch.autograd.Function):
+    """x @ weight whose weight gradient is written straight into `master.grad`.
+
+    Autograd would allocate a fresh (R, in, out) gradient for every use of the weight and then add
+    them up; at the first layer's size a fresh buffer per step costs page faults that halve the
+    speed of the gradient matmul. Here the first use in a step overwrites the persistent buffer and
+    later uses accumulate into it in place. `weight` is the master weight or its low-precision
+    copy; the master is an input too, so that autograd records the node either way.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, master: torch.Tensor,  # type: ignore[override]
+                layer: "StackedLinear") -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.layer = layer
+        return torch.bmm(x, weight)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        ctx.layer.accumulate_weight_grad(x, grad)
+        grad_x = torch.bmm(grad, weight.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+        return grad_x, None, None, None
+
+
+class StackedLinear(nn.Module):
+    """R Linear layers: (R, B, in) → (R, B, out) with one batched matmul.
+
+    The weight is stored (R, in, out), transposed from `nn.Linear`'s, so neither the forward
+    matmul nor the weight gradient needs a transposed copy of the largest tensors. Its gradient
+    lives in a buffer that persists across steps (see `_AccumulatingMatmul`): zero_grad sets
+    `weight.grad` to None as usual, and the step's first gradient is written over the buffer.
+    """
+
+    def __init__(self, layers: list[nn.Linear]) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.stack([layer.weight.detach().T for layer in layers]).contiguous())
+        biases = [layer.bias for layer in layers]
+        self.bias = nn.Parameter(torch.stack([b.detach() for b in biases])) if biases[0] is not None else None
+        self.track_weight = True
+        self._grad: torch.Tensor | None = None
+        self._low: tuple[int, torch.Tensor] | None = None  # (weight version, low-precision copy)
+        self._low_grad: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight
+        if torch.is_autocast_enabled(x.device.type):
+            dtype = torch.get_autocast_dtype(x.device.type)
+            x, weight = x.to(dtype), self._low_precision_weight(dtype)
+        with torch.autocast(x.device.type, enabled=False):
+            if self.track_weight and self.weight.requires_grad and torch.is_grad_enabled():
+                out = _AccumulatingMatmul.apply(x, weight, self.weight, self)
+            else:
+                out = torch.bmm(x, weight.detach())
+            return out if self.bias is None else out + self.bias.to(out.dtype).unsqueeze(1)
+
+    def _low_precision_weight(self, dtype: torch.dtype) -> torch.Tensor:
+        """The weight cast once per optimiser step (the version counter moves with each update)."""
+        version = self.weight._version
+        if self._low is None or self._low[1].dtype != dtype:
+            self._low = (version, self.weight.detach().to(dtype))
+        elif self._low[0] != version:
+            self._low[1].copy_(self.weight.detach())
+            self._low = (version, self._low[1])
+        return self._low[1]
+
+    def accumulate_weight_grad(self, x: torch.Tensor, grad: torch.Tensor) -> None:
+        x_t = x.transpose(1, 2)
+        first = self.weight.grad is None  # the step's first use overwrites the buffer
+        if self._grad is None:
+            self._grad = torch.empty_like(self.weight)
+        if x.dtype != self.weight.dtype:  # low precision: a reused buffer, then into the fp32 gradient
+            if self._low_grad is None or self._low_grad.dtype != x.dtype:
+                self._low_grad = torch.empty(self.weight.shape, dtype=x.dtype, device=x.device)
+            torch.bmm(x_t, grad, out=self._low_grad)
+            if first:
+                self._grad.copy_(self._low_grad)
+            else:
+                self._grad.add_(self._low_grad)
+        elif first:
+            torch.bmm(x_t, grad, out=self._grad)
+        else:
+            self._grad.baddbmm_(x_t, grad)
+        self.weight.grad = self._grad
+
+
+class StackedBatchNorm(nn.Module):
+    """R BatchNorm1d layers, each normalising over its own member's batch (same update rule)."""
+
+    def __init__(self, layers: list[nn.BatchNorm1d]) -> None:
+        super().__init__()
+        self.eps, self.momentum = layers[0].eps, layers[0].momentum
+        self.weight = nn.Parameter(torch.stack([layer.weight.detach() for layer in layers]))
+        self.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers]))
+        self.register_buffer("running_mean", torch.stack([layer.running_mean for layer in layers]))
+        self.register_buffer("running_var", torch.stack([layer.running_var for layer in layers]))
+        self.register_buffer("num_batches_tracked", torch.stack([layer.num_batches_tracked for layer in layers]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()  # statistics in fp32 under bf16 autocast too, as BatchNorm1d keeps them
+        if self.training:
+            var, mean = torch.var_mean(x, dim=1, correction=0, keepdim=True)
+            with torch.no_grad():
+                n = x.shape[1]
+                self.running_mean.lerp_(mean.squeeze(1), self.momentum)
+                self.running_var.lerp_(var.squeeze(1) * n / max(n - 1, 1), self.momentum)
+                self.num_batches_tracked.add_(1)
+        else:
+            mean, var = self.running_mean.unsqueeze(1), self.running_var.unsqueeze(1)
+        scale = torch.rsqrt(var + self.eps) * self.weight.unsqueeze(1)
+        return torch.addcmul(self.bias.unsqueeze(1) - mean * scale, x, scale)
+
+
+class StackedDropout(nn.Module):
+    """Dropout whose mask for member r comes from member r's own generator.
+
+    The generators make a member's masks independent of how many members train beside it.
+    """
+
+    def __init__(self, p: float, generators: list[torch.Generator]) -> None:
+        super().__init__()
+        self.p, self.generators = p, generators
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.empty_like(x)
+        for member, generator in enumerate(self.generators):
+            keep[member].bernoulli_(1 - self.p, generator=generator)
+        return x * keep.div_(1 - self.p)
+
+
+def _stack(modules: list[nn.Module], generators: list[torch.Generator]) -> nn.Module:
+    first = modules[0]
+    if isinstance(first, nn.Sequential):
+        return nn.Sequential(*[_stack([m[i] for m in modules], generators) for i in range(len(first))])
+    if isinstance(first, nn.Linear):
+        return StackedLinear(modules)
+    if isinstance(first, nn.BatchNorm1d):
+        return StackedBatchNorm(modules)
+    if isinstance(first, nn.Dropout):
+        return StackedDropout(first.p, generators)
+    if isinstance(first, nn.ReLU):
+        return nn.ReLU()
+    raise TypeError(f"no stacked form for {type(first).__name__}")
+
+
+class _Stage(nn.Module):
+    """The stacked form of an Encoder, Decoder or Predictor (all of them wrap one `net`)."""
+
+    def __init__(self, stages: list[nn.Module], generators: list[torch.Generator]) -> None:
+        super().__init__()
+        self.net = _stack([stage.net for stage in stages], generators)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class StackedPrototypeClassifier(nn.Module):
+    """Cosine classifier per member: logits = W_r·f/‖f‖ / T."""
+
+    def __init__(self, classifiers: list[nn.Module]) -> None:
+        super().__init__()
+        self.fc = StackedLinear([c.fc for c in classifiers])
+        self.temperature = classifiers[0].temperature
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.normalize(features, dim=-1)) / self.temperature
+
+
+class SSDAEnsemble(nn.Module):
+    """Members built from `SSDANet`s (so member r starts from the weights seed r gives alone)."""
+
+    def __init__(self, members: list[SSDANet], dropout_generators: list[torch.Generator]) -> None:
+        super().__init__()
+        self.encoder = _Stage([m.encoder for m in members], dropout_generators)
+        self.decoder = _Stage([m.decoder for m in members], dropout_generators)
+        self.predictor = _Stage([m.predictor for m in members], dropout_generators)
+        self.classifier = StackedPrototypeClassifier([m.classifier for m in members])
+        self.size = len(members)
+
+    @classmethod
+    def seeded(cls, n_genes: int, config: SSDAConfig, seeds: list[int],
+               dropout_generators: list[torch.Generator], device: torch.device) -> "SSDAEnsemble":
+        """Member r initialised as `SSDANet` is after `torch.manual_seed(seeds[r])`."""
+        members = []
+        for seed in seeds:
+            torch.manual_seed(seed)
+            members.append(SSDANet(n_genes, config))
+        return cls(members, dropout_generators).to(device)
+
+    @contextmanager
+    def input_gradient_only(self) -> Iterator[None]:
+        """Forward passes whose backward is for the input only: no weight gradient is accumulated."""
+        layers = [m for m in self.modules() if isinstance(m, StackedLinear)]
+        for layer in layers:
+            layer.track_weight = False
+        try:
+            yield
+        finally:
+            for layer in layers:
+                layer.track_weight = True
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.predictor(self.encoder(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (R, B, 2) of a clean (unmasked) input."""
+        return self.classifier(self.features(x))
+
+    def sensitivity(self, x: torch.Tensor) -> torch.Tensor:
+        """P(sensitive) (R, B)."""
+        return torch.softmax(self(x), dim=-1)[..., 1]
+
+    def member_state_dict(self, member: int) -> dict[str, torch.Tensor]:
+        """Member r's weights as `SSDANet` keys and lays them out (copies, safe to keep while training goes on)."""
+        linear = {f"{name}.weight" for name, module in self.named_modules() if isinstance(module, StackedLinear)}
+        return {key: value[member].T.contiguous() if key in linear else value[member].clone()
+                for key, value in self.state_dict().items()}

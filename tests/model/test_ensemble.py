@@ -1,0 +1,129 @@
+"""Batched repetitions: members are independent, export to SSDANet, and train as they would alone."""
+
+import numpy as np
+import pytest
+import torch
+
+from ssda_model.config import SSDAConfig
+from ssda_model.model import SSDAModel
+from ssda_model.module.ensemble import SSDAEnsemble
+from ssda_model.module.losses import member_cross_entropy, reconstruction_loss
+from ssda_model.module.networks import SSDANet
+from ssda_model.train.trainer import ensemble_size
+from tests.conftest import FAST
+
+CONFIG = SSDAConfig()
+
+
+def ensemble(members: int = 3, n_genes: int = 40) -> SSDAEnsemble:
+    generators = [torch.Generator().manual_seed(100 + s) for s in range(members)]
+    return SSDAEnsemble.seeded(n_genes, CONFIG, list(range(1, members + 1)), generators, torch.device("cpu"))
+
+
+def test_members_start_from_the_weights_their_seed_gives_alone():
+    net = ensemble()
+    torch.manual_seed(2)
+    alone = SSDANet(40, CONFIG).state_dict()
+    member = net.member_state_dict(1)
+    assert member.keys() == alone.keys()
+    assert all(torch.equal(member[k], alone[k]) for k in alone)
+
+
+def test_a_member_exported_to_ssdanet_scores_like_the_member():
+    net = ensemble()
+    x = torch.randn(3, 16, 40, generator=torch.Generator().manual_seed(0))
+    net.train()
+    for _ in range(3):  # move the batch-norm running statistics away from their start
+        net(x)
+    net.eval()
+    stacked = net.sensitivity(x)
+    for r in range(3):
+        alone = SSDANet(40, CONFIG)
+        alone.load_state_dict(net.member_state_dict(r))
+        alone.eval()
+        assert torch.allclose(alone.sensitivity(x[r]), stacked[r], atol=1e-5)
+
+
+def test_members_share_no_gradient():
+    net = ensemble()
+    x = torch.randn(3, 16, 40, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([[0, 1] * 8] * 3)
+    latent = net.encoder(x)
+    per_member = member_cross_entropy(net.classifier(net.predictor(latent)), y) + reconstruction_loss(net, x, latent)
+    per_member[0].backward()
+    for name, param in net.named_parameters():
+        assert param.grad[0].abs().sum() > 0, name
+        assert param.grad[1:].abs().sum() == 0, name
+
+
+@pytest.mark.parametrize("method", ["ssda", "ssda_no_adv", "ssda_no_mme", "source_only"])
+def test_batched_repetitions_match_one_at_a_time(small_pair, method):
+    source, target = small_pair
+    config = FAST.replace(method=method, repetitions=3)
+    batched = SSDAModel.fit(source, target, config)
+    alone = SSDAModel.fit(source, target, config.replace(batch_repetitions=False))
+    for b, a in zip(batched.metrics["repetitions"], alone.metrics["repetitions"]):
+        assert b["best_epoch"] == a["best_epoch"]
+        assert b["auc"] == pytest.approx(a["auc"], abs=1e-6)
+        assert b["aupr"] == pytest.approx(a["aupr"], abs=1e-6)
+    assert np.allclose(batched.predict(target).obs["ssda_score"], alone.predict(target).obs["ssda_score"], atol=1e-5)
+
+
+def test_target_only_batched_gives_the_same_kind_of_result(small_pair):
+    """Its 6-row batches take the batched matmul's small-matrix kernel, which rounds differently
+    from the single one; Adagrad's first steps (±lr whatever the gradient's size) then carry that
+    rounding into a different but equivalent trajectory."""
+    source, target = small_pair
+    config = FAST.replace(method="target_only", repetitions=3)
+    batched = [r["auc"] for r in SSDAModel.fit(source, target, config).metrics["repetitions"]]
+    alone = [r["auc"] for r in SSDAModel.fit(source, target, config.replace(batch_repetitions=False)
+                                             ).metrics["repetitions"]]
+    assert np.allclose(batched, alone, atol=0.05)
+    assert abs(np.mean(batched) - np.mean(alone)) < 0.02
+
+
+def test_ensemble_size_keeps_the_training_state_under_two_gib():
+    assert ensemble_size(3000, SSDAConfig(repetitions=50)) == 50
+    wide = ensemble_size(60000, SSDAConfig(repetitions=50))
+    assert 1 <= wide < 50
+    assert wide * 12 * 2 * (60000 * 512 + 512 * 256 + 256 * 128) <= 2 * 1024**3
+    assert ensemble_size(3000, SSDAConfig(repetitions=50, batch_repetitions=False)) == 1
+
+
+def _plain_weight_grad(layer, inputs, weights_of_loss):
+    weight = layer.weight.detach().clone().requires_grad_(True)
+    bias = layer.bias.detach()
+    sum((torch.bmm(x, weight) + bias.unsqueeze(1)).mul(c).sum() for x, c in zip(inputs, weights_of_loss)).backward()
+    return weight.grad
+
+
+def test_stacked_linear_accumulates_its_weight_gradient_like_autograd():
+    net = ensemble()
+    layer = net.encoder.net[0]
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(2):  # the second step must overwrite, not add to, the first step's gradient
+        inputs = [torch.randn(3, n, 40, generator=gen) for n in (7, 5)]
+        coefs = [torch.randn(3, n, 512, generator=gen) for n in (7, 5)]
+        net.zero_grad()
+        sum(layer(x).mul(c).sum() for x, c in zip(inputs, coefs)).backward()
+        assert torch.allclose(layer.weight.grad, _plain_weight_grad(layer, inputs, coefs), atol=1e-4)
+    with net.input_gradient_only():  # the adversarial probe: a gradient for x, none for the weights
+        before = layer.weight.grad.clone()
+        x = torch.randn(3, 4, 40, requires_grad=True)
+        layer(x).sum().backward()
+    assert x.grad is not None and torch.equal(layer.weight.grad, before)
+
+
+def test_bf16_weight_gradient_stays_close_to_fp32():
+    net = ensemble()
+    layer = net.encoder.net[0]
+    x = torch.randn(3, 16, 40, generator=torch.Generator().manual_seed(4))
+    layer(x).pow(2).mean().backward()
+    fp32 = layer.weight.grad.clone()
+    net.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x)
+    assert out.dtype == torch.bfloat16
+    out.float().pow(2).mean().backward()
+    assert layer.weight.grad.dtype == torch.float32
+    assert torch.allclose(layer.weight.grad, fp32, rtol=0.05, atol=1e-3)
