@@ -61,7 +61,8 @@ class StackedLinear(nn.Module):
         self.bias = nn.Parameter(torch.stack([b.detach() for b in biases])) if biases[0] is not None else None
         self.track_weight = True
         self._grad: torch.Tensor | None = None
-        self._low: tuple[int, torch.Tensor] | None = None  # (weight version, low-precision copy)
+        self._low: torch.Tensor | None = None  # low-precision copy of the weight, reused
+        self._low_current = False  # whether _low holds this step's weight (see SSDAEnsemble.cast_weights)
         self._low_grad: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -77,14 +78,19 @@ class StackedLinear(nn.Module):
             return out if self.bias is None else out + self.bias.to(out.dtype).unsqueeze(1)
 
     def _low_precision_weight(self, dtype: torch.dtype) -> torch.Tensor:
-        """The weight cast once per optimiser step (the version counter moves with each update)."""
-        version = self.weight._version
-        if self._low is None or self._low[1].dtype != dtype:
-            self._low = (version, self.weight.detach().to(dtype))
-        elif self._low[0] != version:
-            self._low[1].copy_(self.weight.detach())
-            self._low = (version, self._low[1])
-        return self._low[1]
+        if self._low_current and self._low is not None and self._low.dtype == dtype:
+            return self._low
+        return self.weight.detach().to(dtype)
+
+    def cast_weight(self, dtype: torch.dtype) -> None:
+        """Cast the weight once for every forward pass until `release_cast`."""
+        if self._low is None or self._low.dtype != dtype:
+            self._low = torch.empty(self.weight.shape, dtype=dtype, device=self.weight.device)
+        self._low.copy_(self.weight.detach())
+        self._low_current = True
+
+    def release_cast(self) -> None:
+        self._low_current = False
 
     def accumulate_weight_grad(self, x: torch.Tensor, grad: torch.Tensor) -> None:
         x_t = x.transpose(1, 2)
@@ -210,6 +216,19 @@ class SSDAEnsemble(nn.Module):
             torch.manual_seed(seed)
             members.append(SSDANet(n_genes, config))
         return cls(members, dropout_generators).to(device)
+
+    @contextmanager
+    def cast_weights(self, dtype: torch.dtype | None) -> Iterator[None]:
+        """Within one training step under autocast: cast each weight to `dtype` once, not once
+        per forward pass (the step runs three). None: nothing to cast (fp32)."""
+        layers = [m for m in self.modules() if isinstance(m, StackedLinear)] if dtype is not None else []
+        for layer in layers:
+            layer.cast_weight(dtype)
+        try:
+            yield
+        finally:
+            for layer in layers:
+                layer.release_cast()
 
     @contextmanager
     def input_gradient_only(self) -> Iterator[None]:

@@ -204,7 +204,9 @@ def train_repetitions(data: DomainTensors, splits: list[RepetitionSplit], seeds:
             clean = torch.cat(labeled_x + ([data.target_x[unlabeled[:, step]]] if unlabeled is not None else []), 1)
             labels = torch.cat(labeled_y, dim=1)
 
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+            bf16 = config.precision == "bf16"
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16), \
+                    net.cast_weights(torch.bfloat16 if bf16 else None):
                 noisy = mask_members(clean, config.noise_rate, [m.masks for m in members])
                 latent = net.encoder(noisy)
                 features = net.predictor(latent)

@@ -127,3 +127,21 @@ def test_bf16_weight_gradient_stays_close_to_fp32():
     out.float().pow(2).mean().backward()
     assert layer.weight.grad.dtype == torch.float32
     assert torch.allclose(layer.weight.grad, fp32, rtol=0.05, atol=1e-3)
+
+
+def test_bf16_forward_uses_the_weights_after_each_optimiser_step():
+    net = ensemble()
+    layer = net.encoder.net[0]
+    optimizer = torch.optim.Adagrad(net.parameters(), lr=0.5, fused=True)  # fused steps leave _version alone
+    x = torch.randn(3, 16, 40, generator=torch.Generator().manual_seed(5))
+    outputs = []
+    for _ in range(2):
+        optimizer.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16), net.cast_weights(torch.bfloat16):
+            out = layer(x)
+        fresh = torch.bmm(x, layer.weight.detach()) + layer.bias.detach().unsqueeze(1)
+        assert torch.allclose(out.float(), fresh, rtol=0.05, atol=0.05)
+        outputs.append(out.detach())
+        out.float().pow(2).mean().backward()
+        optimizer.step()
+    assert not torch.allclose(outputs[0].float(), outputs[1].float(), atol=0.05)
