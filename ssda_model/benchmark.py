@@ -21,19 +21,32 @@ from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.networks import SSDANet
 from ssda_model.train.competitors import COMPETITORS, train_competitor
 from ssda_model.train.device import resolve_device
-from ssda_model.train.trainer import DomainTensors, predict_scores, train_repetitions
+from ssda_model.train.trainer import DomainTensors, ensemble_size, predict_scores, train_repetitions
 
 ALL_METHODS = (*METHODS, *COMPETITORS)
 RESULT_COLUMNS = ["method", "shots", "repetition", "seed", "auc", "aupr", "protocol", "n_eval"]
 
 
-def _scores(method: str, data: DomainTensors, split, config: SSDAConfig, seed: int, eval_x: torch.Tensor) -> np.ndarray:
-    if method in METHODS:
-        (result,) = train_repetitions(data, [split], [seed], config.replace(method=method))
-        net = SSDANet(data.source_x.shape[1], config).to(data.source_x.device)
-        net.load_state_dict(result.state_dict)
-        return predict_scores(net, eval_x)
-    return train_competitor(method, data, split, config, seed)(eval_x)
+def _method_scores(method: str, data: DomainTensors, splits: list, config: SSDAConfig) -> list[np.ndarray]:
+    """Each repetition's scores on its evaluation cells (repetition r = splits[r - 1], seed r).
+
+    The SSDA methods train their repetitions together as batched ensembles, as `fit` does; the
+    competitors train one repetition at a time.
+    """
+    seeds = list(range(1, len(splits) + 1))
+    if method not in METHODS:
+        return [train_competitor(method, data, split, config, seed)(data.target_x[split.target_eval])
+                for split, seed in zip(splits, seeds)]
+    config = config.replace(method=method, repetitions=len(splits))
+    group = ensemble_size(data.source_x.shape[1], config)
+    net = SSDANet(data.source_x.shape[1], config).to(data.source_x.device)
+    scores = []
+    for start in range(0, len(splits), group):
+        chunk = splits[start:start + group]
+        for split, result in zip(chunk, train_repetitions(data, chunk, seeds[start:start + group], config)):
+            net.load_state_dict(result.state_dict)
+            scores.append(predict_scores(net, data.target_x[split.target_eval]))
+    return scores
 
 
 def run_benchmark(source: ad.AnnData, target: ad.AnnData, *, methods: list[str], shots: list[int],
@@ -56,22 +69,24 @@ def run_benchmark(source: ad.AnnData, target: ad.AnnData, *, methods: list[str],
     bar = tqdm(total=len(shots) * repetitions * len(methods), disable=not progress, desc="benchmark", unit="fit")
     try:
         for n_shots in shots:
-            for repetition in range(1, repetitions + 1):
-                split = repetition_split(domains.source_y, domains.target_y, n_shots, config.protocol,
-                                         config.val_fraction, seed=repetition)
-                eval_x, eval_y = data.target_x[split.target_eval], domains.target_y[split.target_eval]
-                for method in methods:
-                    scores = _scores(method, data, split, config.replace(shots=n_shots), repetition, eval_x)
-                    auc, aupr = pooled_auc_aupr(eval_y, scores)
+            splits = [repetition_split(domains.source_y, domains.target_y, n_shots, config.protocol,
+                                       config.val_fraction, seed=r) for r in range(1, repetitions + 1)]
+            for method in methods:
+                scores = _method_scores(method, data, splits, config.replace(shots=n_shots))
+                for repetition, (split, method_scores) in enumerate(zip(splits, scores), start=1):
+                    eval_y = domains.target_y[split.target_eval]
+                    auc, aupr = pooled_auc_aupr(eval_y, method_scores)
                     row = {"method": method, "shots": n_shots, "repetition": repetition, "seed": repetition,
                            "auc": auc, "aupr": aupr, "protocol": config.protocol, "n_eval": len(eval_y)}
                     rows.append(row)
                     if on_result is not None:
                         on_result(row)
-                    bar.update(1)
+                bar.update(repetitions)
     finally:
         bar.close()
         torch.use_deterministic_algorithms(previous)
+    order = {method: i for i, method in enumerate(methods)}
+    rows.sort(key=lambda row: (row["shots"], row["repetition"], order[row["method"]]))
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 

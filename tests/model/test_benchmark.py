@@ -35,6 +35,8 @@ def test_methods_are_paired_on_the_same_split(results):
     alone = SSDAModel.fit(source, target, config.replace(repetitions=2)).metrics["repetitions"]
     ssda = table[table["method"] == "ssda"].sort_values("repetition")
     assert ssda["auc"].tolist() == [r["auc"] for r in alone]  # same split, shots and seed as a plain fit
+    assert table["method"].tolist()[:len(ALL_METHODS)] == list(ALL_METHODS)  # rows by repetition, then method
+    assert table["repetition"].is_monotonic_increasing
 
 
 def test_summary_has_paired_wilcoxon_against_ssda(results):
