@@ -21,7 +21,7 @@ from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.networks import SSDANet
 from ssda_model.train.competitors import COMPETITORS, train_competitor
 from ssda_model.train.device import resolve_device
-from ssda_model.train.trainer import DomainTensors, ensemble_size, predict_scores, train_repetitions
+from ssda_model.train.trainer import DomainTensors, predict_scores, train_in_ensembles
 
 ALL_METHODS = (*METHODS, *COMPETITORS)
 RESULT_COLUMNS = ["method", "shots", "repetition", "seed", "auc", "aupr", "protocol", "n_eval"]
@@ -37,15 +37,12 @@ def _method_scores(method: str, data: DomainTensors, splits: list, config: SSDAC
     if method not in METHODS:
         return [train_competitor(method, data, split, config, seed)(data.target_x[split.target_eval])
                 for split, seed in zip(splits, seeds)]
-    config = config.replace(method=method, repetitions=len(splits))
-    group = ensemble_size(data.source_x.shape[1], config)
+    config = config.replace(method=method)
     net = SSDANet(data.source_x.shape[1], config).to(data.source_x.device)
     scores = []
-    for start in range(0, len(splits), group):
-        chunk = splits[start:start + group]
-        for split, result in zip(chunk, train_repetitions(data, chunk, seeds[start:start + group], config)):
-            net.load_state_dict(result.state_dict)
-            scores.append(predict_scores(net, data.target_x[split.target_eval]))
+    for split, result in zip(splits, train_in_ensembles(data, splits, seeds, config)):
+        net.load_state_dict(result.state_dict)
+        scores.append(predict_scores(net, data.target_x[split.target_eval]))
     return scores
 
 
@@ -60,9 +57,7 @@ def run_benchmark(source: ad.AnnData, target: ad.AnnData, *, methods: list[str],
     domains = prepare_domains(source, target, label_key=label_key, shots=max(shots), val_fraction=config.val_fraction,
                               scaling=config.scaling, source_name=source_name, target_name=target_name)
     device = resolve_device(config.device)
-    data = DomainTensors(source_x=torch.as_tensor(domains.source_x, device=device),
-                         source_y=torch.as_tensor(domains.source_y, device=device),
-                         target_x=torch.as_tensor(domains.target_x, device=device), target_y=domains.target_y)
+    data = DomainTensors.on_device(domains, device)
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     rows = []

@@ -78,7 +78,7 @@ class StackedLinear(nn.Module):
             return out if self.bias is None else out + self.bias.to(out.dtype).unsqueeze(1)
 
     def _low_precision_weight(self, dtype: torch.dtype) -> torch.Tensor:
-        if self._low_current and self._low is not None and self._low.dtype == dtype:
+        if self._low_current and self._low.dtype == dtype:
             return self._low
         return self.weight.detach().to(dtype)
 
@@ -205,7 +205,6 @@ class SSDAEnsemble(nn.Module):
         self.decoder = _Stage([m.decoder for m in members], dropout_generators)
         self.predictor = _Stage([m.predictor for m in members], dropout_generators)
         self.classifier = StackedPrototypeClassifier([m.classifier for m in members])
-        self.size = len(members)
 
     @classmethod
     def seeded(cls, n_genes: int, config: SSDAConfig, seeds: list[int],

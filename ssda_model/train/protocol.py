@@ -15,7 +15,7 @@ from ssda_model.data.splits import repetition_split
 from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.networks import SSDANet
 from ssda_model.train.device import resolve_device
-from ssda_model.train.trainer import DomainTensors, ensemble_size, predict_scores, train_repetitions
+from ssda_model.train.trainer import DomainTensors, predict_scores, train_in_ensembles
 
 RepetitionCallback = Callable[[int, dict[str, float]], None]
 
@@ -46,27 +46,20 @@ def run_protocol(domains: PreparedDomains, config: SSDAConfig, on_epoch: Repetit
     device = resolve_device(config.device)
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
-    data = DomainTensors(source_x=torch.as_tensor(domains.source_x, device=device),
-                         source_y=torch.as_tensor(domains.source_y, device=device),
-                         target_x=torch.as_tensor(domains.target_x, device=device),
-                         target_y=domains.target_y)
+    data = DomainTensors.on_device(domains, device)
     evaluation = "source_validation" if config.shots == "all" else "target"
     bar = tqdm(total=config.repetitions * config.epochs, disable=not progress, desc=config.method, unit="epoch")
     repetitions = list(range(1, config.repetitions + 1))
     splits = [repetition_split(domains.source_y, domains.target_y, config.shots, config.protocol,
                                config.val_fraction, seed=r) for r in repetitions]
-    group = ensemble_size(domains.source_x.shape[1], config)
 
     def epoch_done(repetition: int, record: dict[str, float]) -> None:
         bar.update(1)
         if on_epoch is not None:
             on_epoch(repetition, record)
 
-    results = []
     try:
-        for start in range(0, len(repetitions), group):
-            results += train_repetitions(data, splits[start:start + group], repetitions[start:start + group], config,
-                                         on_epoch=epoch_done)
+        results = train_in_ensembles(data, splits, repetitions, config, on_epoch=epoch_done)
     finally:
         bar.close()
         torch.use_deterministic_algorithms(previous)

@@ -8,7 +8,6 @@ rounding of the batched matmuls).
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from ssda_model.config import SSDAConfig
+from ssda_model.data.prepare import PreparedDomains
 from ssda_model.data.splits import RepetitionSplit
 from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.ensemble import SSDAEnsemble
@@ -46,6 +46,13 @@ class DomainTensors:
     source_y: torch.Tensor
     target_x: torch.Tensor
     target_y: np.ndarray
+
+    @classmethod
+    def on_device(cls, domains: PreparedDomains, device: torch.device) -> "DomainTensors":
+        """The prepared matrices put on the training device once."""
+        return cls(source_x=torch.as_tensor(domains.source_x, device=device),
+                   source_y=torch.as_tensor(domains.source_y, device=device),
+                   target_x=torch.as_tensor(domains.target_x, device=device), target_y=domains.target_y)
 
 
 @dataclass
@@ -186,6 +193,8 @@ def train_repetitions(data: DomainTensors, splits: list[RepetitionSplit], seeds:
     select_rows = torch.as_tensor(np.stack([rows for _, _, rows, _ in selections]), dtype=torch.long, device=device)
     best = [BestEpoch() for _ in members]
     histories: list[list[dict[str, float]]] = [[] for _ in members]
+    bf16 = config.precision == "bf16"
+    no_term = torch.zeros(len(members), device=device)
     for epoch in range(1, config.epochs + 1):
         net.train()
         source = torch.stack([m.source(steps) for m in members]) if use_source else None
@@ -204,13 +213,11 @@ def train_repetitions(data: DomainTensors, splits: list[RepetitionSplit], seeds:
             clean = torch.cat(labeled_x + ([data.target_x[unlabeled[:, step]]] if unlabeled is not None else []), 1)
             labels = torch.cat(labeled_y, dim=1)
 
-            bf16 = config.precision == "bf16"
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16), \
                     net.cast_weights(torch.bfloat16 if bf16 else None):
                 noisy = mask_members(clean, config.noise_rate, [m.masks for m in members])
                 latent = net.encoder(noisy)
                 features = net.predictor(latent)
-                no_term = sums.new_zeros(len(members))
                 per_member = torch.stack([  # (term, member) in _LOSSES order
                     member_cross_entropy(net.classifier(features[:, :n_labeled]), labels),
                     reconstruction_loss(net, clean, latent),
@@ -234,3 +241,13 @@ def train_repetitions(data: DomainTensors, splits: list[RepetitionSplit], seeds:
             best[r].update(epoch, auc, lambda r=r: net.member_state_dict(r))
     return [RepetitionResult(state_dict=b.state, best_epoch=b.epoch, selection=selection, history=h)
             for b, h in zip(best, histories)]
+
+
+def train_in_ensembles(data: DomainTensors, splits: list[RepetitionSplit], seeds: list[int], config: SSDAConfig,
+                       on_epoch: EpochCallback | None = None) -> list[RepetitionResult]:
+    """`train_repetitions` over all (split, seed) pairs, `ensemble_size` of them at a time."""
+    group = ensemble_size(data.source_x.shape[1], config.replace(repetitions=len(splits)))
+    results = []
+    for start in range(0, len(splits), group):
+        results += train_repetitions(data, splits[start:start + group], seeds[start:start + group], config, on_epoch)
+    return results
