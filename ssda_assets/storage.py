@@ -1,11 +1,11 @@
 """Writes that never leave a half-written output: files via a temporary name
-(`ssda_model.model.replace_folder`, re-exported as `write_atomically`), tables in a transaction."""
+(`ssda_model.outputs.replace_folder`, re-exported as `write_atomically`), tables in a transaction."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from ssda_model.model import replace_folder as write_atomically  # noqa: F401  one atomic writer for both packages
+from ssda_model.outputs import replace_folder as write_atomically  # noqa: F401  one atomic writer for both packages
 
 
 def _in_transaction(connection, frame: pd.DataFrame, statements: list[tuple[str, list]]) -> None:

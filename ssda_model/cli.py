@@ -6,9 +6,7 @@ Bad input exits with code 2 and one stderr line starting `error:`; nothing is ha
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -17,7 +15,8 @@ from ssda_model.benchmark_plots import boxplots, fewshot_curves
 from ssda_model.config import METHODS, PRECISIONS, PROTOCOLS, SCALINGS, SSDAConfig
 from ssda_model.data.readers import read_h5ad
 from ssda_model.errors import SSDAInputError, SSDAInputWarning
-from ssda_model.model import SSDAModel, replace_folder
+from ssda_model.model import SSDAModel
+from ssda_model.outputs import check_output, replace_folder
 from ssda_model.streaming import CHUNK, predict_file
 
 
@@ -115,19 +114,9 @@ def format_metrics(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def _check_writable(path: Path) -> None:
-    """Fail before hours of training when the output cannot be written."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.mkdtemp(prefix=".ssda-probe.", dir=path.parent)
-        os.rmdir(probe)
-    except OSError as exc:
-        raise SSDAInputError(str(path), f"cannot write here ({exc.strerror})") from None
-
-
 def _fit(args: argparse.Namespace) -> None:
     out = Path(args.out)
-    _check_writable(out)
+    SSDAModel.check_out(out)
     try:
         config = SSDAConfig(method=args.method, shots=args.shots, repetitions=args.repetitions,
                             protocol=args.protocol, epochs=args.epochs, device=args.device, scaling=args.scaling,
@@ -145,7 +134,7 @@ def _fit(args: argparse.Namespace) -> None:
 
 def _benchmark(args: argparse.Namespace) -> None:
     out = Path(args.out)
-    _check_writable(out)
+    check_output(out, folder=True)
     try:
         config = SSDAConfig(protocol=args.protocol, epochs=args.epochs, device=args.device)
     except ValueError as exc:
@@ -170,7 +159,7 @@ def _benchmark(args: argparse.Namespace) -> None:
 
 def _predict(args: argparse.Namespace) -> None:
     out = Path(args.out)
-    _check_writable(out)
+    check_output(out, folder=False)
     model = SSDAModel.load(args.model)
     if not Path(args.input).exists():
         raise SSDAInputError(args.input, "file not found")

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,29 +18,12 @@ from ssda_model.data.prepare import prepare_domains
 from ssda_model.data.readers import expression_matrix
 from ssda_model.errors import SSDAInputError
 from ssda_model.module.networks import SSDANet
+from ssda_model.outputs import MARKER, check_output, replace_folder
 from ssda_model.train.device import resolve_device
 from ssda_model.train.protocol import run_protocol
 
 MODEL_FORMAT = "ssda4drug-model"
 FORMAT_VERSION = 1
-
-
-def replace_folder(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp)` for a temporary sibling path of the same name (a file or a folder), then
-    swap it in for `path`: an output is never half-written, and a failed write keeps the old one."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    except OSError as exc:
-        raise SSDAInputError(str(path), f"cannot write here ({exc.strerror})") from None
-    try:
-        write(staging / path.name)
-        if path.is_dir():
-            os.replace(path, staging / "retired")
-        os.replace(staging / path.name, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return path
 
 
 @dataclass
@@ -144,11 +124,22 @@ class SSDAModel:
         return out
 
     # ---- persistence -----------------------------------------------------------------------
+    @staticmethod
+    def check_out(path: str | Path) -> None:
+        """Refuse, before training, a model folder that `save` would not write; a model folder saved
+        before output markers existed is recognised by its model.json and kept replaceable."""
+        path = Path(path)
+        try:
+            legacy = json.loads((path / "model.json").read_text()).get("format") == MODEL_FORMAT
+        except (OSError, ValueError, AttributeError):
+            legacy = False
+        if legacy and not (path / MARKER).exists():
+            (path / MARKER).write_text("an ssda model folder\n")
+        check_output(path, folder=True)
+
     def save(self, path: str | Path) -> Path:
         """Write the model directory atomically: a temporary sibling folder renamed into place."""
-        path = Path(path)
-        if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / "model.json").exists())):
-            raise SSDAInputError(str(path), "exists and is not an ssda model directory; refusing to overwrite it")
+        self.check_out(path)
         return replace_folder(path, self._write)
 
     def _write(self, folder: Path) -> None:

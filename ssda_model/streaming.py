@@ -3,10 +3,10 @@
 Peak memory is bounded by the chunk (cells × genes of one chunk, densified) and the per-cell
 outputs (scores and the 32-d features), never by a dense matrix of the whole input: the input
 file is copied as it is, and the new obs columns, obsm["X_ssda"] and uns["ssda"] are written into
-the copy.
+the copy, a uniquely named temporary file renamed into place: concurrent runs into one output never
+share a file, and the last one to finish wins.
 """
 
-import os
 import shutil
 import warnings
 from pathlib import Path
@@ -19,6 +19,7 @@ from scipy import sparse
 
 from ssda_model.errors import SSDAInputError, SSDAInputWarning
 from ssda_model.model import SSDAModel
+from ssda_model.outputs import replace_folder
 
 CHUNK = 10_000
 
@@ -45,8 +46,8 @@ def predict_file(model: SSDAModel, input_path: str | Path, output_path: str | Pa
     missing = model.missing_genes(var_names, str(input_path))
     n_obs = backed.n_obs
     means, stds = np.empty(n_obs, np.float32), np.empty(n_obs, np.float32)
-    staging = output_path.with_name(f".{output_path.name}.partial")
-    try:
+
+    def write(staging: Path) -> None:
         shutil.copyfile(input_path, staging)
         with h5py.File(staging, "r+") as handle:
             obsm = handle.require_group("obsm")
@@ -60,7 +61,7 @@ def predict_file(model: SSDAModel, input_path: str | Path, output_path: str | Pa
                 values = _chunk_values(backed.X[start:stop], backed.obs_names[start:stop], var_names, str(input_path))
                 if not warned and (values < 0).any():
                     warnings.warn(f"{input_path}: X has negative values; log-scale expression was expected "
-                                  "(fine for data that is already z-scored)", SSDAInputWarning, stacklevel=2)
+                                  "(fine for data that is already z-scored)", SSDAInputWarning, stacklevel=3)
                     warned = True
                 x, _ = model.align_values(values, var_names, str(input_path))
                 means[start:stop], stds[start:stop], features[start:stop] = model.score(x, device)
@@ -75,10 +76,9 @@ def predict_file(model: SSDAModel, input_path: str | Path, output_path: str | Pa
             write_elem(uns, "ssda", {"model": model_path, "method": model.config.method,
                                      "genes_used": [g for g in model.genes if g not in set(missing)],
                                      "genes_missing": missing, "n_models": len(model.state_dicts)})
-        backed.file.close()
-        os.replace(staging, output_path)
-    except OSError as exc:
-        raise SSDAInputError(str(output_path), f"cannot write the scored AnnData ({exc.strerror})") from None
+
+    try:
+        replace_folder(output_path, write)
     finally:
-        staging.unlink(missing_ok=True)
+        backed.file.close()
     return {"cells": n_obs, "sensitive": int((means >= 0.5).sum()), "genes_missing": len(missing)}

@@ -32,4 +32,4 @@ def test_streaming_equals_in_memory(tmp_path, model, small_pair, layout):
     assert list(scored.uns["ssda"]["genes_missing"]) == expected.uns["ssda"]["genes_missing"]
     assert counts["cells"] == 150 and counts["genes_missing"] == 5
     assert (scored.X != cells.X).sum() == 0 if layout == "sparse" else np.array_equal(scored.X, cells.X)
-    assert not list(tmp_path.glob(".*partial"))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind
