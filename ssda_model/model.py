@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,24 +163,95 @@ class SSDAModel:
 
     @classmethod
     def load(cls, path: str | Path) -> "SSDAModel":
-        """Read a model directory written by `save`, on any machine; tensors load with weights_only."""
-        path = Path(path)
-        manifest_path = path / "model.json"
-        if not manifest_path.exists():
-            raise SSDAInputError(str(path), "not an ssda model directory (model.json missing)")
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except (OSError, ValueError):
-            raise SSDAInputError(str(manifest_path), "is not valid JSON") from None
+        """Read a model directory written by `save`, on any machine; tensors load with weights_only.
+
+        A damaged folder (a file missing, truncated or not ours, genes that do not match the
+        weights) is an SSDAInputError naming the file and the problem, never a traceback.
+        """
+        folder = Path(path)
+        if not (folder / "model.json").exists():
+            raise SSDAInputError(str(folder), "not an ssda model directory (model.json missing)")
+        manifest = _read_json(folder, "model.json", dict)
         if manifest.get("format") != MODEL_FORMAT:
-            raise SSDAInputError(str(manifest_path), f"format is {manifest.get('format')!r}, expected {MODEL_FORMAT!r}")
-        load = lambda p: torch.load(p, map_location="cpu", weights_only=True)  # noqa: E731
-        scaler = load(path / "scaler.pt")
-        states = [load(path / "weights" / f"repetition_{i:02d}.pt") for i in range(1, manifest["n_models"] + 1)]
-        return cls(config=SSDAConfig.from_dict(json.loads((path / "config.json").read_text())),
-                   genes=(path / "genes.txt").read_text().splitlines(),
+            raise SSDAInputError(str(folder / "model.json"),
+                                 f"format is {manifest.get('format')!r}, expected {MODEL_FORMAT!r}")
+        n_models = manifest.get("n_models")
+        if not isinstance(n_models, int) or n_models < 1:
+            raise _damaged(folder, "model.json", f"'n_models' must be a positive integer, got {n_models!r}")
+        settings = _read_json(folder, "config.json", dict)
+        try:
+            config = SSDAConfig.from_dict(settings)
+        except (TypeError, ValueError) as exc:
+            raise _damaged(folder, "config.json", f"not a valid model configuration ({exc})") from None
+        genes = _read_file(folder, "genes.txt", Path.read_text).splitlines()
+        shapes = _weight_shapes(folder, genes, manifest, config)
+        scaler = _read_tensors(folder, "scaler.pt", {k: (len(genes),) for k in _SCALER_KEYS}, len(genes))
+        states = [_read_tensors(folder, f"weights/repetition_{i:02d}.pt", shapes, len(genes))
+                  for i in range(1, n_models + 1)]
+        return cls(config=config, genes=genes,
                    source_scaler=GeneScaler(scaler["source_mean"].numpy(), scaler["source_std"].numpy()),
                    target_scaler=GeneScaler(scaler["target_mean"].numpy(), scaler["target_std"].numpy()),
-                   state_dicts=states, metrics=json.loads((path / "metrics.json").read_text()),
-                   histories=json.loads((path / "history.json").read_text()),
-                   label_key=manifest.get("label_key", "response"))
+                   state_dicts=states, metrics=_read_json(folder, "metrics.json", dict),
+                   histories=_read_json(folder, "history.json", list),
+                   label_key=str(manifest.get("label_key", "response")))
+
+
+_SCALER_KEYS = ("source_mean", "source_std", "target_mean", "target_std")
+
+
+def _damaged(folder: Path, name: str, problem: str) -> SSDAInputError:
+    return SSDAInputError(str(folder / name), f"{problem}; the model folder {folder} is damaged: "
+                                              "fit it again or restore it from a copy")
+
+
+def _read_file(folder: Path, name: str, read: Callable[[Path], object]):
+    try:
+        return read(folder / name)
+    except FileNotFoundError:
+        raise _damaged(folder, name, "file missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _damaged(folder, name, f"unreadable ({getattr(exc, 'strerror', None) or type(exc).__name__})") from None
+
+
+def _read_json(folder: Path, name: str, kind: type):
+    try:
+        value = json.loads(_read_file(folder, name, Path.read_text))
+    except ValueError:
+        raise _damaged(folder, name, "not valid JSON (truncated?)") from None
+    if not isinstance(value, kind):
+        raise _damaged(folder, name, f"expected a JSON {'object' if kind is dict else 'list'}")
+    return value
+
+
+def _weight_shapes(folder: Path, genes: list[str], manifest: dict, config: SSDAConfig) -> dict[str, tuple]:
+    """The weight shapes genes.txt and config.json imply (a network built on the meta device, no memory)."""
+    if not genes or manifest.get("n_genes", len(genes)) != len(genes):
+        raise _damaged(folder, "genes.txt", f"lists {len(genes)} genes but model.json says {manifest.get('n_genes')}")
+    with torch.device("meta"):
+        return {k: tuple(v.shape) for k, v in SSDANet(len(genes), config).state_dict().items()}
+
+
+def _read_tensors(folder: Path, name: str, shapes: dict[str, tuple], n_genes: int) -> dict[str, torch.Tensor]:
+    """A tensors-only file checked against `shapes`; any other pickle is refused, never unpickled."""
+    try:
+        data = _read_file(folder, name, lambda p: torch.load(p, map_location="cpu", weights_only=True))
+    except pickle.UnpicklingError as exc:
+        refused = str(exc).startswith("Weights only load failed")
+        raise _damaged(folder, name, "holds Python objects other than tensors, which ssda never loads (it reads "
+                                     "only the tensor files `ssda fit` writes)" if refused
+                       else "not a PyTorch tensor file") from None
+    except SSDAInputError:
+        raise
+    except Exception:  # torch's parser fails on damaged bytes in many ways (EOFError, RuntimeError, IndexError…)
+        raise _damaged(folder, name, "truncated or not a PyTorch tensor file") from None
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise _damaged(folder, name, "expected a dictionary of named tensors")
+    if set(data) != set(shapes):
+        missing, extra = sorted(set(shapes) - set(data)), sorted(set(data) - set(shapes))
+        raise _damaged(folder, name, f"its tensors do not match the model (missing: {', '.join(missing) or 'none'}; "
+                                     f"unexpected: {', '.join(extra) or 'none'})")
+    for key, shape in shapes.items():
+        if tuple(data[key].shape) != shape:
+            raise _damaged(folder, name, f"tensor {key} has shape {tuple(data[key].shape)}, but genes.txt "
+                                         f"({n_genes} genes) and config.json imply {shape}")
+    return data
