@@ -1,4 +1,9 @@
-"""`datasets/<name>/dataset.yaml`: what a single-cell dataset declares, validated all at once."""
+"""`datasets/<name>/dataset.yaml`: what a single-cell dataset declares, validated all at once.
+
+Every path it names (`matrix`, `obs`, `source`) is relative to the dataset's folder and must stay
+inside it after symlinks are resolved, the files of a 10x matrix folder included: a manifest can
+never make ingestion read a file elsewhere on the machine (`../..`, an absolute path, a link out).
+"""
 
 from __future__ import annotations
 
@@ -101,6 +106,21 @@ def _infer_format(matrix: Path) -> str | None:
     return None
 
 
+def _confined(folder: Path, key: str, value: Any, problems: list[str]) -> Path:
+    """`folder / value`, with a problem noted unless it exists inside `folder` once symlinks are resolved."""
+    path, root = folder / str(value), folder.resolve()
+    outside = f"'{key}' {value!r} leads outside the dataset folder {folder}"
+    if Path(str(value)).is_absolute():
+        problems.append(f"'{key}' {value!r} is an absolute path; paths are relative to the dataset folder {folder}")
+    elif not path.resolve().is_relative_to(root):
+        problems.append(f"{outside} (through '..' or a symbolic link); every file a dataset uses must be inside it")
+    elif not path.exists():
+        problems.append(f"'{key}' {value!r} does not exist in {folder}")
+    elif path.is_dir() and any(not p.resolve().is_relative_to(root) for p in path.rglob("*")):
+        problems.append(f"{outside}: a file in it is a symbolic link out; every file a dataset uses must be inside it")
+    return path
+
+
 def read_manifest(folder: str | Path) -> Manifest:
     """Parse and validate a dataset folder's manifest; every problem is reported in one error."""
     folder = Path(folder)
@@ -119,9 +139,7 @@ def read_manifest(folder: str | Path) -> Manifest:
         if key not in raw:
             problems.append(f"'{key}' is required")
     drugs = _strings(raw["drugs"], "'drugs'", problems) if "drugs" in raw else ()
-    matrix = folder / str(raw.get("matrix", ""))
-    if "matrix" in raw and not matrix.exists():
-        problems.append(f"'matrix' {raw['matrix']!r} does not exist in {folder}")
+    matrix = _confined(folder, "matrix", raw["matrix"], problems) if "matrix" in raw else folder
     fmt = raw.get("format") or (_infer_format(matrix) if "matrix" in raw else None)
     if "matrix" in raw and fmt not in FORMATS:
         problems.append(f"'format' must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -176,12 +194,8 @@ def read_manifest(folder: str | Path) -> Manifest:
             problems.append(f"'contrasts[{i}]' compares time points that 'time.order' does not list")
         else:
             contrasts.append(Contrast(str(spec["name"]), str(spec["a"]), str(spec["b"])))
-    obs = folder / str(raw["obs"]) if raw.get("obs") else None
-    if obs is not None and not obs.exists():
-        problems.append(f"'obs' {raw['obs']!r} does not exist in {folder}")
-    source = folder / str(raw["source"]) if raw.get("source") else None
-    if source is not None and not source.exists():
-        problems.append(f"'source' {raw['source']!r} does not exist in {folder}")
+    obs = _confined(folder, "obs", raw["obs"], problems) if raw.get("obs") else None
+    source = _confined(folder, "source", raw["source"], problems) if raw.get("source") else None
     if problems:
         raise SSDAInputError(str(path), "; ".join(problems))
     return Manifest(name=folder.name, folder=folder, drugs=drugs, matrix=matrix, format=fmt, obs=obs,

@@ -1,5 +1,7 @@
 """dataset.yaml: the schema, its defaults, and all problems reported together."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -64,3 +66,49 @@ def test_invalid_yaml(tmp_path):
     (folder / "dataset.yaml").write_text("drugs: [unclosed\n")
     with pytest.raises(SSDAInputError, match="not valid YAML"):
         read_manifest(folder)
+
+
+def _escape(tmp_path, key: str, how: str) -> tuple[Path, str]:
+    """A manifest whose `key` reaches the user's secret file outside the dataset folder in one of four ways."""
+    secret = tmp_path / "secret.tsv"
+    secret.write_text("private\n")
+    folder = tmp_path / "ds1"
+    folder.mkdir()
+    (folder / "counts.h5ad").write_text("")
+    if how == "symlink":
+        (folder / "innocent.tsv").symlink_to(secret)
+        value = "innocent.tsv"
+    elif how == "symlink_in_10x_folder":
+        (folder / "filtered").mkdir()
+        for name in ("matrix.mtx", "features.tsv"):
+            (folder / "filtered" / name).write_text("")
+        (folder / "filtered" / "barcodes.tsv").symlink_to(secret)
+        value = "filtered"
+    else:
+        value = {"dotdot": "../secret.tsv", "absolute": str(secret)}[how]
+    (folder / "dataset.yaml").write_text(yaml.safe_dump({"drugs": ["X"], "matrix": "counts.h5ad", key: value}))
+    return folder, value
+
+
+@pytest.mark.parametrize("how", ["dotdot", "absolute", "symlink", "symlink_in_10x_folder"])
+@pytest.mark.parametrize("key", ["matrix", "obs", "source"])
+def test_paths_must_stay_inside_the_dataset_folder(tmp_path, key, how):
+    folder, value = _escape(tmp_path, key, how)
+    with pytest.raises(SSDAInputError) as error:
+        read_manifest(folder)
+    message = str(error.value)
+    assert message.startswith(f"{folder / 'dataset.yaml'}: ") and "\n" not in message
+    assert f"'{key}' {value!r}" in message
+    assert ("absolute path" if how == "absolute" else "leads outside the dataset folder") in message
+    assert (tmp_path / "secret.tsv").read_text() == "private\n"
+
+
+def test_paths_inside_the_folder_and_its_subfolders_are_fine(tmp_path):
+    folder = folder_with(tmp_path, {"drugs": ["X"], "matrix": "sub/../counts.h5ad", "obs": "meta/cells.csv"})
+    (folder / "meta").mkdir()
+    (folder / "meta" / "cells.csv").write_text("")
+    (folder / "sub").mkdir()
+    (folder / "link.h5ad").symlink_to(folder / "counts.h5ad")
+    assert read_manifest(folder).obs == folder / "meta" / "cells.csv"
+    (folder / "dataset.yaml").write_text(yaml.safe_dump({"drugs": ["X"], "matrix": "link.h5ad"}))
+    assert read_manifest(folder).format == "h5ad"
