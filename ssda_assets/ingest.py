@@ -96,6 +96,8 @@ def ingest(manifest: Manifest) -> tuple[ad.AnnData, dict[str, int | str]]:
     """Read, check, QC + normalise (unless already normalised), annotate."""
     adata = read_matrix(manifest)
     source = str(manifest.matrix)
+    if adata.n_obs == 0:
+        raise SSDAInputError(source, "the matrix has no cells (only a header?)")
     if manifest.normalized:
         if adata.obs_names.duplicated().any():
             raise SSDAInputError(source, "duplicated cell ids")
@@ -103,6 +105,6 @@ def ingest(manifest: Manifest) -> tuple[ad.AnnData, dict[str, int | str]]:
                                         "cells_out": adata.n_obs, "genes_out": adata.n_vars}
     else:
         check_counts(adata, source)
-        adata, report = quality_control(adata)
+        adata, report = quality_control(adata, source)
         report["qc"] = "paper QC: min 200 genes/cell, min 3 cells/gene, max 5 % mitochondrial counts"
     return annotate(adata, manifest), report

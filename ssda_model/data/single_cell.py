@@ -67,12 +67,25 @@ def check_counts(adata: ad.AnnData, source: str) -> None:
         raise SSDAInputError(source, f"{len(duplicated)} duplicated cell barcodes (first: {duplicated[0]!r})")
 
 
-def quality_control(adata: ad.AnnData) -> tuple[ad.AnnData, dict[str, int]]:
+def _nothing_passes(report: dict[str, int], source: str) -> SSDAInputError:
+    """What each QC rule removed, and what to change, when no cell or no gene is left."""
+    return SSDAInputError(source, (
+        f"no {'cell' if report.get('cells_left', 1) == 0 else 'gene'} passes QC: of {report['cells_in']} cells, "
+        f"{report['cells_removed_min_genes']} have fewer than {MIN_GENES_PER_CELL} detected genes and "
+        f"{report.get('cells_removed_mito', 0)} more than {MAX_MITO_PERCENT:g} % mitochondrial counts; "
+        f"{report['genes_removed_min_cells']} of {report['genes_in']} genes are detected in fewer than "
+        f"{MIN_CELLS_PER_GENE} of the cells left. If the matrix is already normalised declare it so "
+        "(normalized: true in its dataset.yaml); otherwise check that it holds raw counts, cells and genes "
+        "the right way round (orientation)"))
+
+
+def quality_control(adata: ad.AnnData, source: str = "matrix") -> tuple[ad.AnnData, dict[str, int]]:
     """The paper's QC on raw counts, then library-size normalisation to 1e4 and log1p.
 
     Cells with < 200 detected genes, genes detected in < 3 cells and cells with > 5 % counts on
     mitochondrial genes (MT- / mt- prefix) are removed; the report counts each filter's removals.
-    Raw counts stay in `layers["counts"]`.
+    Raw counts stay in `layers["counts"]`. A matrix nothing of which passes is an SSDAInputError
+    saying what each rule removed.
     """
     import scanpy as sc
 
@@ -85,11 +98,15 @@ def quality_control(adata: ad.AnnData) -> tuple[ad.AnnData, dict[str, int]]:
     in_cells = np.asarray((adata.X > 0).sum(axis=0)).ravel()
     adata = adata[:, in_cells >= MIN_CELLS_PER_GENE].copy()
     report["genes_removed_min_cells"] = report["genes_in"] - adata.n_vars
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise _nothing_passes({**report, "cells_left": adata.n_obs}, source)
     adata.var["mt"] = adata.var_names.str.startswith(("MT-", "mt-"))
     sc.pp.calculate_qc_metrics(adata, qc_vars=["mt"], percent_top=None, log1p=False, inplace=True)
     keep = adata.obs["pct_counts_mt"].to_numpy() <= MAX_MITO_PERCENT
     report["cells_removed_mito"] = int((~keep).sum())
     adata = adata[keep].copy()
+    if adata.n_obs == 0:
+        raise _nothing_passes({**report, "cells_left": 0}, source)
     adata.layers["counts"] = adata.X.copy()
     sc.pp.normalize_total(adata, target_sum=TARGET_SUM)
     sc.pp.log1p(adata)

@@ -143,3 +143,30 @@ def test_bad_dataset_folder_name_is_skipped_with_a_reason(raw):
     assert "bad name!" not in catalog.manifests
     assert "letters, digits" in catalog.invalid["bad name!"] and "bad name!" in catalog.invalid["bad name!"]
     assert set(catalog.manifests) == {"jhu006_gefitinib", "mcf7_bortezomib", "pc9_erlotinib"}
+
+
+@pytest.mark.parametrize("matrix", ["every_cell_fails_qc", "header_only"])
+def test_a_dataset_with_no_cell_left_says_what_each_qc_rule_removed(built_platform, raw, matrix):
+    folder = raw / "datasets" / "jhu006_gefitinib"
+    genes = [f"GENE{i:04d}" for i in range(1, 301)]
+    rows = [f"c{i}," + ",".join("1" if g < 50 else "0" for g in range(300)) for i in range(40)]  # 50 genes per cell
+    rows = rows if matrix != "header_only" else []
+    (folder / "counts.csv").write_text("\n".join(["cell," + ",".join(genes), *rows]) + "\n")
+    edit_manifest(raw, "jhu006_gefitinib", matrix="counts.csv", orientation="cells_by_genes", obs=None, label=None)
+    message = fails_with(built_platform, ["sc_dataset"], "jhu006_gefitinib")
+    assert "jhu006_gefitinib/counts.csv" in message and "\n" not in message.strip() and "sample(s)" not in message
+    if matrix == "header_only":
+        assert "the matrix has no cells" in message
+    else:
+        for part in ("no cell passes QC", "of 40 cells, 40 have fewer than 200 detected genes", "normalized: true",
+                     "orientation"):
+            assert part in message, part
+
+
+def test_a_manifest_cannot_make_ingestion_read_outside_its_folder(built_platform, raw):
+    secret = raw.parent / "secret.h5ad"
+    shutil.copy(raw / "datasets" / "pc9_erlotinib" / "counts.h5ad", secret)
+    edit_manifest(raw, "jhu006_gefitinib", matrix="../../../secret.h5ad")
+    message = fails_with(built_platform, ["sc_dataset"], "jhu006_gefitinib")
+    assert "dataset.yaml" in message and "'matrix' '../../../secret.h5ad' leads outside the dataset folder" in message
+    secret.unlink()

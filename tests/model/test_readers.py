@@ -3,6 +3,7 @@
 import gzip
 import zipfile
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +11,7 @@ from scipy import io, sparse
 
 from ssda_model.data.gdsc import binarise_ic50, normalise_drug_name, read_gdsc_expression, read_gdsc_response
 from ssda_model.data.readers import read_scad_tsv
-from ssda_model.data.single_cell import check_counts, read_10x, read_count_table
+from ssda_model.data.single_cell import check_counts, quality_control, read_10x, read_count_table
 from ssda_model.errors import SSDAInputError
 
 RMA = ("GENE_SYMBOLS\tGENE_title\tDATA.906826\tDATA.687983\n"
@@ -120,3 +121,15 @@ def test_scad_tsv_is_read_without_renormalising(tmp_path):
     adata = read_scad_tsv(path)
     assert list(adata.var_names) == ["2", "14"] and adata.obs["response"].tolist() == [1, 0]
     assert adata.X[0, 1] == pytest.approx(-1.2)
+
+
+def test_qc_that_removes_every_cell_says_what_each_rule_removed():
+    counts = np.ones((30, 250), dtype=np.float32)  # every cell detects all 250 genes, all mitochondrial
+    adata = ad.AnnData(sparse.csr_matrix(counts), obs=pd.DataFrame(index=[f"c{i}" for i in range(30)]),
+                       var=pd.DataFrame(index=[f"MT-{i}" for i in range(250)]))
+    with pytest.raises(SSDAInputError) as error:
+        quality_control(adata, "datasets/pc9/counts.csv")
+    message = str(error.value)
+    assert message.startswith("datasets/pc9/counts.csv: no cell passes QC: of 30 cells, 0 have fewer than 200 detected "
+                              "genes and 30 more than 5 % mitochondrial counts")
+    assert "normalized: true" in message and "\n" not in message
