@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -44,8 +48,46 @@ def paths_from_env() -> PlatformPaths:
                          reports_dir=str(Path(os.environ.get("SSDA_REPORTS_DIR") or home / "reports").resolve()))
 
 
-def warehouse_from_env() -> DuckDBResource:
-    return DuckDBResource(database=str(Path(os.environ.get("SSDA_WAREHOUSE") or dagster_home() / "warehouse.duckdb")))
+class Warehouse(DuckDBResource):
+    """The DuckDB warehouse, opened for writing. DuckDB lets one process hold the file at a time, and
+    any other process's connection (a notebook, the duckdb CLI, even read-only) blocks writers: we
+    retry with doubling back-off for `lock_wait_s` seconds, then fail saying who holds it."""
+
+    lock_wait_s: float = 30.0
+
+    @contextmanager
+    def get_connection(self):
+        connection = self._connect()
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        deadline, delay = time.monotonic() + self.lock_wait_s, 0.05
+        while True:
+            try:
+                return duckdb.connect(self.database, read_only=False,
+                                      config={"custom_user_agent": "dagster", **self.connection_config})
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise dg.Failure(description=self._locked(exc), allow_retries=True) from None
+                time.sleep(delay)
+                delay = min(2 * delay, 2.0)
+
+    def _locked(self, exc: duckdb.IOException) -> str:
+        holder = re.search(r"held in (\S+) \(PID (\d+)\)", str(exc))
+        who = f"process {holder[2]} ({holder[1]})" if holder else "another process"
+        return (f"warehouse {self.database} is locked by {who} and stayed locked for {self.lock_wait_s:g} s: close "
+                "that connection and materialize again; to read the warehouse while the platform runs, query a "
+                "snapshot copy instead (README: Reading the warehouse); SSDA_WAREHOUSE_LOCK_WAIT_S sets the wait")
+
+
+def warehouse_from_env() -> Warehouse:
+    return Warehouse(database=str(Path(os.environ.get("SSDA_WAREHOUSE") or dagster_home() / "warehouse.duckdb")),
+                     lock_wait_s=float(os.environ.get("SSDA_WAREHOUSE_LOCK_WAIT_S") or 30))
 
 
 class MLflowTracking(dg.ConfigurableResource):
