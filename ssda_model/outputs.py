@@ -60,7 +60,8 @@ def _refuse_foreign(path: Path, folder: bool) -> None:
             raise SSDAInputError(str(path), "is a folder; expected the name of a file to write")
         return
     if path.is_symlink() or not path.is_dir():
-        raise SSDAInputError(str(path), "is a file or a link, not a folder; refusing to replace it (choose another --out)")
+        raise SSDAInputError(str(path), "is a file or a link, not a folder; refusing to replace it "
+                                        "(choose another --out)")
     if any(path.iterdir()) and not (path / MARKER).is_file():
         raise SSDAInputError(str(path), f"is a folder ssda did not write (no {MARKER} inside); refusing to replace "
                                         "its contents: choose a new or empty folder")
