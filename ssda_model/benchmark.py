@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from ssda_model.config import METHODS, SSDAConfig
 from ssda_model.data.prepare import prepare_domains
 from ssda_model.data.splits import repetition_split
+from ssda_model.memory import check_fits_memory
 from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.networks import SSDANet
 from ssda_model.train.competitors import COMPETITORS, train_competitor
@@ -56,6 +57,8 @@ def run_benchmark(source: ad.AnnData, target: ad.AnnData, *, methods: list[str],
         raise ValueError(f"unknown methods {', '.join(unknown)}; expected some of {', '.join(ALL_METHODS)}")
     domains = prepare_domains(source, target, label_key=label_key, shots=max(shots), val_fraction=config.val_fraction,
                               scaling=config.scaling, source_name=source_name, target_name=target_name)
+    check_fits_memory(len(domains.genes), len(domains.source_y) + len(domains.target_y),
+                      config.replace(repetitions=repetitions))
     device = resolve_device(config.device)
     data = DomainTensors.on_device(domains, device)
     previous = torch.are_deterministic_algorithms_enabled()

@@ -18,6 +18,7 @@ from ssda_model.data.genes import GeneScaler, collapse_duplicate_genes
 from ssda_model.data.prepare import prepare_domains
 from ssda_model.data.readers import expression_matrix
 from ssda_model.errors import SSDAInputError
+from ssda_model.memory import check_fits_memory
 from ssda_model.module.networks import SSDANet
 from ssda_model.outputs import MARKER, check_output, replace_folder
 from ssda_model.train.device import resolve_device
@@ -50,12 +51,14 @@ class SSDAModel:
             label_key: str = "response", source_name: str = "source", target_name: str = "target",
             n_top_genes: int | None = None, gene_list: str | Path | None = None,
             on_epoch: Callable[[int, dict[str, float]], None] | None = None, progress: bool = False) -> "SSDAModel":
-        """Run the evaluation protocol and keep every repetition's best model."""
+        """Run the evaluation protocol and keep every repetition's best model; repetitions that
+        cannot fit in memory are refused before training."""
         config = config or SSDAConfig()
         domains = prepare_domains(source, target, label_key=label_key, shots=config.shots,
                                   val_fraction=config.val_fraction, scaling=config.scaling,
                                   source_name=source_name, target_name=target_name,
                                   n_top_genes=n_top_genes, gene_list=gene_list)
+        check_fits_memory(len(domains.genes), len(domains.source_y) + len(domains.target_y), config)
         result = run_protocol(domains, config, on_epoch=on_epoch, progress=progress)
         return cls(config=config, genes=domains.genes, source_scaler=domains.source_scaler,
                    target_scaler=domains.target_scaler, state_dicts=result.state_dicts,

@@ -18,6 +18,7 @@ from anndata.io import write_elem
 from scipy import sparse
 
 from ssda_model.errors import SSDAInputError, SSDAInputWarning
+from ssda_model.memory import check_chunk_memory
 from ssda_model.model import SSDAModel
 from ssda_model.outputs import replace_folder
 
@@ -45,6 +46,7 @@ def predict_file(model: SSDAModel, input_path: str | Path, output_path: str | Pa
     var_names = list(map(str, backed.var_names))
     missing = model.missing_genes(var_names, str(input_path))
     n_obs = backed.n_obs
+    check_chunk_memory(chunk_size, n_obs, len(var_names), len(model.genes))
     means, stds = np.empty(n_obs, np.float32), np.empty(n_obs, np.float32)
 
     def write(staging: Path) -> None:
