@@ -150,3 +150,11 @@ def test_concurrent_predicts_and_fits_into_one_output(tmp_path, pair_files, smal
     assert scored.n_obs == 3000 and scored.obs["ssda_score"].notna().all() and scored.obsm["X_ssda"].shape == (3000, 32)
     assert SSDAModel.load(tmp_path / "refit").metrics["method"] in ("ssda", "source_only")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.h5ad", "model", "refit", "scored.h5ad"]
+
+
+def test_a_model_folder_saved_before_the_marker_is_still_replaced(tmp_path, pair_files):
+    out = tmp_path / "model"
+    assert main(fit_args(*pair_files, out)) == 0
+    (out / MARKER).unlink()  # as `ssda fit` wrote it before markers existed
+    assert main(fit_args(*pair_files, out, "--method", "source_only")) == 0
+    assert SSDAModel.load(out).metrics["method"] == "source_only" and (out / MARKER).is_file()
