@@ -21,21 +21,17 @@ HOME_DIR := $(CURDIR)/dagster_home
 DAGSTER_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 export DAGSTER_HOME ?= $(HOME_DIR)
-export SSDA_MLFLOW_UI_URL ?= http://127.0.0.1:$(MLFLOW_PORT)
+export MLFLOW_PORT  # links from Dagster to MLflow name this port (make demo and make ui alike)
 
 # The main job: generate the demo raw data if absent and materialize every asset of every partition
 # into dagster_home (runs, DuckDB, MLflow), then print the trained models. Safe to run again.
 demo: $(STAMP)
 	$(BIN)/python -m ssda_assets.pipeline --demo
 
-# The Dagster UI (with the daemon: sensors, schedule, automation) and the MLflow UI over the same stores.
+# The Dagster UI (with the daemon: sensors, automation, schedule, run monitoring) and the MLflow UI
+# over the same stores; Ctrl-C stops both and everything they started (ssda_assets/ui.py).
 ui: $(STAMP)
-	@echo "Dagster UI: http://127.0.0.1:$(DAGSTER_PORT)    MLflow UI: http://127.0.0.1:$(MLFLOW_PORT)"
-	@trap 'kill 0' INT TERM; \
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(DAGSTER_HOME)/mlflow.db \
-	  --default-artifact-root $(DAGSTER_HOME)/mlartifacts --host 127.0.0.1 --port $(MLFLOW_PORT) & \
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT) & \
-	wait
+	exec $(BIN)/python -m ssda_assets.ui --dagster-port $(DAGSTER_PORT) --mlflow-port $(MLFLOW_PORT)
 
 DEMO := demo_output
 

@@ -17,6 +17,7 @@ import pandas as pd
 from ssda_assets.catalog import register_partitions
 from ssda_assets.demo_raw import write_demo_raw
 from ssda_assets.resources import mlflow_from_env, paths_from_env, warehouse_from_env
+from ssda_assets.run_health import fail_dead_runs
 
 STAGES = [  # (assets, partition kind) in dependency order
     (["gdsc_expression", "gdsc_response"], None),
@@ -32,6 +33,8 @@ def run_pipeline(instance: dg.DagsterInstance, train_config: dict | None = None)
     from ssda_assets.definitions import defs
 
     definitions = defs()
+    for run_id in fail_dead_runs(instance):
+        print(f"run {run_id} had died (its process is gone): marked failed and its pool slot freed", file=sys.stderr)
     paths = paths_from_env()
     resources = {"paths": paths, "warehouse": warehouse_from_env(), "mlflow_tracking": mlflow_from_env()}
     catalog = register_partitions(instance, paths.raw)

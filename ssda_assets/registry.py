@@ -6,13 +6,16 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from ssda_assets.storage import write_atomically
 from ssda_model.errors import SSDAInputError
 from ssda_model.model import SSDAModel
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+MODEL_ARTIFACTS = "ssda_model"  # the native model folder inside each training's MLflow run
 
 
 def model_name(drug: str, dataset: str) -> str:
@@ -63,16 +66,79 @@ def apply_aliases(client: MlflowClient, name: str, version: int, score: float, b
     return Registration(name=name, version=version, aliases=sorted(aliases), champion=champion_version, audit=audit)
 
 
-def champion_model(client: MlflowClient, name: str, cache: Path) -> tuple[SSDAModel, int]:
-    """The native ssda_model of the `champion` version (downloaded once into `cache`) and its number.
+def register_version(client: MlflowClient, model_uri: str, name: str, score: float, basis: str,
+                     tags: dict[str, str]) -> Registration:
+    """Register `model_uri` as a new version of `name` and move the aliases; a failure before the
+    aliases are set removes the version again, so none is left half-registered."""
+    created = mlflow.register_model(model_uri, name, tags={**tags, "auc": repr(score)})  # exact: ties promote
+    try:
+        return apply_aliases(client, name, int(created.version), score, basis)
+    except BaseException:
+        client.delete_model_version(name, created.version)
+        raise
 
-    A task without a champion is a clear error naming the training to run.
+
+@dataclass(frozen=True)
+class Champion:
+    """Which model scored the cells: the registered version and the MLflow run that produced it
+    (run ids are unique across stores, version numbers restart when a store is reset)."""
+
+    name: str
+    version: int
+    run_id: str
+
+
+def _artifact_sizes(client: MlflowClient, run_id: str, path: str = MODEL_ARTIFACTS) -> dict[str, int]:
+    """Relative file name → size of every artifact under `path` of the run, as the store lists it."""
+    sizes = {}
+    for info in client.list_artifacts(run_id, path):
+        if info.is_dir:
+            sizes.update(_artifact_sizes(client, run_id, info.path))
+        else:
+            sizes[info.path.removeprefix(f"{MODEL_ARTIFACTS}/")] = info.file_size
+    return sizes
+
+
+def _cached(folder: Path, expected: dict[str, int]) -> bool:
+    files = {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
+    return bool(expected) and files == expected
+
+
+def champion_model(client: MlflowClient, name: str, cache: Path) -> tuple[SSDAModel, Champion]:
+    """The native ssda_model of the current `champion` version of the configured store.
+
+    The local copy lives under `cache/<name>/<run id>`; it is used only when its files match the
+    store's listing, and a download lands there only once complete. A task without a champion, or
+    a champion whose artifacts are gone, is a clear error naming the training to run.
     """
     version = _current_champion(client, name)
     if version is None:
         raise SSDAInputError(name, "has no champion model version: materialize trained_model for this task first")
-    folder = cache / name / f"v{version.version}"
-    if not (folder / "ssda_model" / "model.json").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        client.download_artifacts(version.tags["mlflow_run_id"], "ssda_model", str(folder))
-    return SSDAModel.load(folder / "ssda_model"), int(version.version)
+    champion = Champion(name, int(version.version), version.run_id or version.tags.get("mlflow_run_id", ""))
+    retrain = f"materialize trained_model for task {version.tags.get('task', name)} to register a new champion"
+    try:
+        expected = _artifact_sizes(client, champion.run_id)
+    except (MlflowException, OSError) as exc:
+        raise SSDAInputError(f"{name} v{champion.version}", f"cannot list the champion's artifacts "
+                                                              f"({type(exc).__name__}); {retrain}") from None
+    if not expected:
+        raise SSDAInputError(f"{name} v{champion.version}", f"the champion's model files (run {champion.run_id}) "
+                                                            f"are gone from the store; {retrain}")
+    folder = cache / name / champion.run_id
+    if not _cached(folder, expected):
+        def download(staging: Path) -> None:
+            staging.mkdir()
+            client.download_artifacts(champion.run_id, MODEL_ARTIFACTS, str(staging))
+            moved = staging / MODEL_ARTIFACTS
+            for item in moved.iterdir():
+                item.rename(staging / item.name)
+            moved.rmdir()
+            if not _cached(staging, expected):
+                raise SSDAInputError(f"{name} v{champion.version}", "the downloaded model files differ from the "
+                                                                    f"store's listing; {retrain}")
+        try:
+            write_atomically(folder, download)
+        except (MlflowException, OSError) as exc:
+            raise SSDAInputError(f"{name} v{champion.version}", f"cannot download the champion's model files "
+                                                                f"({type(exc).__name__}: {exc}); {retrain}") from None
+    return SSDAModel.load(folder), champion

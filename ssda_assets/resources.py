@@ -136,7 +136,9 @@ class MLflowTracking(dg.ConfigurableResource):
 
 def mlflow_from_env() -> MLflowTracking:
     home = dagster_home()
+    tracking = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
     return MLflowTracking(
-        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+        tracking_uri=tracking,
         artifact_root=os.environ.get("SSDA_MLFLOW_ARTIFACTS") or str(home / "mlartifacts"),
-        ui_url=os.environ.get("SSDA_MLFLOW_UI_URL") or "http://127.0.0.1:5000")
+        ui_url=os.environ.get("SSDA_MLFLOW_UI_URL") or (tracking if tracking.startswith("http") else None)
+        or f"http://127.0.0.1:{os.environ.get('MLFLOW_PORT') or 5000}")

@@ -1,6 +1,7 @@
 """A real Dagster instance, DuckDB file and raw zone in a temporary DAGSTER_HOME, on the demo data."""
 
 import json
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -10,6 +11,7 @@ from ssda_assets.catalog import register_partitions
 from ssda_assets.demo_raw import write_demo_raw
 from ssda_assets.resources import mlflow_from_env, paths_from_env, warehouse_from_env
 
+REPO = Path(__file__).resolve().parents[2]
 TASKS = [("gefitinib", "jhu006_gefitinib"), ("bortezomib", "mcf7_bortezomib"), ("erlotinib", "pc9_erlotinib")]
 
 
@@ -34,9 +36,9 @@ class Platform:
                                          "mlflow_tracking": self.mlflow},
                               raise_on_error=raise_on_error, run_config=run_config)
 
-    def materialize_data_assets(self) -> None:
+    def materialize_data_assets(self, tasks: list[tuple[str, str]] = TASKS) -> None:
         self.materialize(["gdsc_expression", "gdsc_response"])
-        for drug, dataset in TASKS:
+        for drug, dataset in tasks:
             self.materialize(["gdsc_labels"], partition_key=drug)
             self.materialize(["sc_dataset"], partition_key=dataset)
             self.materialize(["harmonized_expression", "target_dataset"],
@@ -47,13 +49,18 @@ class Platform:
             return connection.execute(sql, params or []).df()
 
 
-def make_platform(home: Path, monkeypatch) -> Platform:
+def make_platform(home: Path, monkeypatch, persistent: bool = False) -> Platform:
+    """A platform on the demo raw data; `persistent` gives it the repository's dagster.yaml (sqlite
+    storage, the `gpu` pool, run monitoring) instead of an in-memory instance."""
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     for name in ("SSDA_RAW_DIR", "SSDA_DATA_DIR", "SSDA_WAREHOUSE", "SSDA_REPORTS_DIR", "MLFLOW_TRACKING_URI",
-                 "SSDA_MLFLOW_ARTIFACTS"):
+                 "SSDA_MLFLOW_ARTIFACTS", "SSDA_MLFLOW_UI_URL", "SSDA_TRAIN_DEFAULTS"):
         monkeypatch.delenv(name, raising=False)
     write_demo_raw(home / "data" / "raw")
-    return Platform(home, dg.DagsterInstance.ephemeral())
+    if not persistent:
+        return Platform(home, dg.DagsterInstance.ephemeral())
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    return Platform(home, dg.DagsterInstance.from_config(str(home)))
 
 
 @pytest.fixture(scope="module")

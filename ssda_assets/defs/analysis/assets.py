@@ -61,10 +61,11 @@ def cell_predictions(context: dg.AssetExecutionContext, paths: PlatformPaths, wa
     the repetitions' models, the label at 0.5; the scored .h5ad (features in obsm) beside the table."""
     drug, dataset = _task(context)
     with input_errors():
-        model, version = champion_model(mlflow_tracking.client(), model_name(drug, dataset), paths.data / "models")
+        model, champion = champion_model(mlflow_tracking.client(), model_name(drug, dataset), paths.data / "models")
         cells = ad.read_h5ad(sc_path(paths, dataset))
         scored = model.predict(cells, name=str(sc_path(paths, dataset)))
-    scored.uns["ssda"]["model_version"] = version
+    version = champion.version
+    scored.uns["ssda"].update(model_version=version, model_run_id=champion.run_id)
     frame = pd.DataFrame({
         "drug": drug, "dataset": dataset, "cell_id": scored.obs_names.astype(str),
         "score": scored.obs["ssda_score"].to_numpy(float), "score_std": scored.obs["ssda_score_std"].to_numpy(float),
@@ -77,7 +78,8 @@ def cell_predictions(context: dg.AssetExecutionContext, paths: PlatformPaths, wa
     with warehouse.get_connection() as connection:
         replace_rows(connection, "cell_predictions", PREDICTIONS_SCHEMA, frame, {"drug": drug, "dataset": dataset})
     return dg.MaterializeResult(metadata={
-        "cells": len(frame), "champion_version": version, "predicted_resistant": int((frame["score"] < 0.5).sum()),
+        "cells": len(frame), "champion_version": version, "champion_run_id": champion.run_id,
+        "predicted_resistant": int((frame["score"] < 0.5).sum()),
         "pct_resistant": round(100 * float((frame["score"] < 0.5).mean()), 1),
         "genes_missing": len(scored.uns["ssda"]["genes_missing"]), "path": str(folder),
         "preview": dg.MetadataValue.md(frame.head(8).to_markdown(index=False))})
@@ -192,7 +194,8 @@ def attribution_report(context: dg.AssetExecutionContext, config: AttributionCon
     drug, dataset = _task(context)
     scored = _scored(paths, drug, dataset)
     with input_errors():
-        model, version = champion_model(mlflow_tracking.client(), model_name(drug, dataset), paths.data / "models")
+        model, champion = champion_model(mlflow_tracking.client(), model_name(drug, dataset), paths.data / "models")
+    version = champion.version
     x, _ = model.align(scored)
     ig, gaps = integrated_gradients(model, x, n_steps=config.ig_steps)
     rng = np.random.default_rng(0)

@@ -1,7 +1,9 @@
-"""New data trains by itself: sensors on the raw zone, a weekly retraining schedule.
+"""New data trains by itself: sensors on the raw zone, the automation sensor, a weekly retraining.
 
-Downstream assets carry `AutomationCondition.eager()`, so once these runs land, labels,
-harmonisation and training follow without further requests.
+Downstream assets carry `AutomationCondition.eager()`; the automation sensor that evaluates those
+conditions is declared here RUNNING, so once the ingestion runs land, labels, harmonisation,
+training and the analyses follow without a click. Every sensor can be paused in the UI
+(Automation tab); the interval comes from SSDA_SENSOR_INTERVAL (seconds, default 30).
 """
 
 import json
@@ -11,23 +13,32 @@ import dagster as dg
 
 from ssda_assets.catalog import scan
 from ssda_assets.drugs import drug_key
-from ssda_assets.fingerprint import content_hash
+from ssda_assets.fingerprint import dataset_hash, gdsc_files, gdsc_hash, materialized_hash
 from ssda_assets.partitions import dataset_partitions, drug_partitions
 from ssda_assets.resources import PlatformPaths
 
-GDSC_PATTERNS = ("Cell_line_RMA_proc_basalExp*", "*fitted_dose_response*", "drug_aliases.yaml")
+GDSC_ASSETS = ("gdsc_expression", "gdsc_response")
+INTERVAL = int(os.environ.get("SSDA_SENSOR_INTERVAL", "30"))
+
+automation = dg.AutomationConditionSensorDefinition(
+    "default_automation_condition_sensor", target=dg.AssetSelection.all(), minimum_interval_seconds=INTERVAL,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Evaluates every asset's automation condition: what follows new data, trainings and champions.")
 
 
-@dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(minimum_interval_seconds=INTERVAL, default_status=dg.DefaultSensorStatus.RUNNING,
            asset_selection=dg.AssetSelection.assets("sc_dataset", "gdsc_labels"))
 def new_dataset_sensor(context: dg.SensorEvaluationContext, paths: PlatformPaths) -> dg.SensorResult:
     """A new or changed dataset folder (by content hash) adds its partitions and requests its
-    ingestion and its drugs' labels; an invalid manifest is logged once and skipped."""
+    ingestion and its drugs' labels; an invalid manifest is logged once and skipped. A folder the
+    cursor does not know yet counts as seen when sc_dataset already read these very bytes."""
     seen = json.loads(context.cursor) if context.cursor else {}
     catalog = scan(paths.raw)
     folders = {**{n: m.folder for n, m in catalog.manifests.items()},
                **{n: paths.raw / "datasets" / n for n in catalog.invalid}}
-    hashes = {name: content_hash([folder], folder) for name, folder in folders.items()}
+    hashes = {name: dataset_hash(folder) for name, folder in folders.items()}
+    for name in hashes.keys() - seen.keys():
+        seen[name] = materialized_hash(context.instance, "sc_dataset", name)
     changed = [name for name, digest in hashes.items() if seen.get(name) != digest]
     for name in changed:
         if name in catalog.invalid:
@@ -50,15 +61,15 @@ def new_dataset_sensor(context: dg.SensorEvaluationContext, paths: PlatformPaths
                            cursor=json.dumps(hashes, sort_keys=True))
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-           asset_selection=dg.AssetSelection.assets("gdsc_expression", "gdsc_response"))
+@dg.sensor(minimum_interval_seconds=2 * INTERVAL, default_status=dg.DefaultSensorStatus.RUNNING,
+           asset_selection=dg.AssetSelection.assets(*GDSC_ASSETS))
 def gdsc_inputs_sensor(context: dg.SensorEvaluationContext, paths: PlatformPaths):
     """Re-read GDSC when its files change; labels, harmonisation and training follow (eager)."""
-    files = sorted({f for pattern in GDSC_PATTERNS for f in paths.raw.glob(pattern)})
-    if not files:
+    if not gdsc_files(paths.raw):
         return dg.SkipReason(f"no GDSC files in {paths.raw} yet")
-    digest = content_hash(files, paths.raw)
-    if digest == context.cursor:
+    digest = gdsc_hash(paths.raw)
+    read = [context.cursor] if context.cursor else [materialized_hash(context.instance, a) for a in GDSC_ASSETS]
+    if all(r == digest for r in read):
         return dg.SkipReason("GDSC inputs unchanged")
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"gdsc:{digest[:12]}")], cursor=digest)
 

@@ -9,6 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from ssda_assets.drugs import match_gdsc_names
 from ssda_assets.failures import input_errors
+from ssda_assets.fingerprint import INPUT_HASH, gdsc_hash
 from ssda_assets.partitions import drug_partitions
 from ssda_assets.resources import PlatformPaths
 from ssda_assets.storage import replace_rows, replace_table, write_atomically
@@ -34,6 +35,7 @@ def _one_file(raw: Path, patterns: tuple[str, ...], what: str) -> list[Path]:
           check_specs=[dg.AssetCheckSpec("finite_expression", asset="gdsc_expression", blocking=True)])
 def gdsc_expression(paths: PlatformPaths) -> dg.MaterializeResult:
     """GDSC RMA basal expression (log2): cell lines (COSMIC ID) × gene symbols, duplicates averaged."""
+    read = gdsc_hash(paths.raw)
     with input_errors():
         source = _one_file(paths.raw, ("Cell_line_RMA_proc_basalExp*.txt", "Cell_line_RMA_proc_basalExp*.zip"),
                            "GDSC expression file")[0]
@@ -43,7 +45,7 @@ def gdsc_expression(paths: PlatformPaths) -> dg.MaterializeResult:
     write_atomically(expression_path(paths), lambda tmp: frame.to_parquet(tmp, index=False))
     finite = bool(np.isfinite(matrix.to_numpy()).all())
     return dg.MaterializeResult(
-        metadata={"source_file": str(source), "path": str(expression_path(paths)),
+        metadata={"source_file": str(source), "path": str(expression_path(paths)), INPUT_HASH: read,
                   "cell_lines": report["cell_lines"], "genes": report["genes"],
                   "genes_dropped_empty_symbol": report["genes_dropped_empty_symbol"],
                   "rows_with_duplicated_symbol": report["rows_with_duplicated_symbol"]},
@@ -53,6 +55,7 @@ def gdsc_expression(paths: PlatformPaths) -> dg.MaterializeResult:
 @dg.asset(group_name="gdsc", kinds={"duckdb"})
 def gdsc_response(paths: PlatformPaths, warehouse: DuckDBResource) -> dg.MaterializeResult:
     """Every GDSC1/GDSC2 fitted dose-response file of the raw zone, in long form."""
+    read = gdsc_hash(paths.raw)
     with input_errors():
         files = _one_file(paths.raw, ("*fitted_dose_response*.csv", "*fitted_dose_response*.xlsx"),
                           "GDSC fitted dose-response file")
@@ -60,7 +63,7 @@ def gdsc_response(paths: PlatformPaths, warehouse: DuckDBResource) -> dg.Materia
     with warehouse.get_connection() as connection:
         replace_table(connection, "gdsc_response", frame)
     return dg.MaterializeResult(metadata={
-        "files": ", ".join(f.name for f in files), "rows": len(frame), "drugs": int(frame["drug"].nunique()),
+        INPUT_HASH: read, "files": ", ".join(f.name for f in files), "rows": len(frame), "drugs": int(frame["drug"].nunique()),
         "cell_lines": int(frame["cosmic_id"].nunique()),
         "preview": dg.MetadataValue.md(frame.head(5).to_markdown(index=False))})
 

@@ -12,6 +12,7 @@ from ssda_assets.catalog import scan
 from ssda_assets.defs.gdsc.assets import expression_path, gdsc_expression, gdsc_labels
 from ssda_assets.drugs import drug_key
 from ssda_assets.failures import input_errors
+from ssda_assets.fingerprint import INPUT_HASH, dataset_hash
 from ssda_assets.ingest import LABEL, TIME, ingest
 from ssda_assets.manifest import Manifest, read_manifest
 from ssda_assets.partitions import by_dataset, by_drug, dataset_partitions, task_partitions
@@ -47,6 +48,7 @@ def sc_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.Ma
     library-size normalised to 1e4 and log1p; labels in obs['response'], time in obs['time_point']."""
     with input_errors():
         manifest = _manifest(paths, context.partition_key)
+        read = dataset_hash(manifest.folder)
         adata, report = ingest(manifest)
     write_atomically(sc_path(paths, manifest.name), adata.write_h5ad)
     declared = set()
@@ -60,7 +62,7 @@ def sc_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.Ma
     values = adata.X.data if hasattr(adata.X, "data") else np.asarray(adata.X)
     obs_preview = adata.obs.head(8).reset_index(names="cell_id")
     return dg.MaterializeResult(
-        metadata={"path": str(sc_path(paths, manifest.name)), "format": manifest.format,
+        metadata={"path": str(sc_path(paths, manifest.name)), "format": manifest.format, INPUT_HASH: read,
                   "drugs": ", ".join(manifest.drugs), **{k: v for k, v in report.items()},
                   "labelled_sensitive": int((adata.obs[LABEL] == 1).sum()),
                   "labelled_resistant": int((adata.obs[LABEL] == 0).sum()),

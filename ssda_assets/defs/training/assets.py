@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -18,13 +19,16 @@ from ssda_assets.failures import input_errors
 from ssda_assets.ingest import LABEL
 from ssda_assets.partitions import task_partitions
 from ssda_assets.pyfunc_model import score_frame
-from ssda_assets.registry import apply_aliases, model_name
+from ssda_assets.registry import MODEL_ARTIFACTS, model_name, register_version
 from ssda_assets.resources import MLflowTracking, PlatformPaths
+from ssda_assets.training_run import LiveMetrics, close_abandoned_runs
 from ssda_model.config import SSDAConfig
+from ssda_model.errors import SSDAInputError
 from ssda_model.model import SSDAModel
 
 PYFUNC_CODE = Path(__file__).resolve().parents[2] / "pyfunc_code.py"  # models-from-code: no pickle
 PIP_REQUIREMENTS = ["torch==2.13.0", "anndata", "pandas<3", "numpy", "scikit-learn", "mlflow"]
+TRAIN_DEFAULTS = "SSDA_TRAIN_DEFAULTS"
 
 
 class TrainConfig(dg.Config):
@@ -52,6 +56,28 @@ class TrainConfig(dg.Config):
                           precision=self.precision, batch_repetitions=self.batch_repetitions)
 
 
+def _defaults_from_env() -> None:
+    """Defaults for every training that does not set them, from SSDA_TRAIN_DEFAULTS (a JSON object
+    of TrainConfig fields, e.g. '{"epochs": 5}'): how a small deployment or a test makes the
+    trainings that automation launches small, since those runs carry no run config."""
+    text = os.environ.get(TRAIN_DEFAULTS, "").strip()
+    if not text:
+        return
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError:
+        values = None
+    if not isinstance(values, dict) or set(values) - set(TrainConfig.model_fields):
+        raise SSDAInputError(TRAIN_DEFAULTS, f"expected a JSON object of the fields {', '.join(TrainConfig.model_fields)}"
+                                             f", got {text!r}")
+    for key, value in values.items():
+        TrainConfig.model_fields[key].default = value
+    TrainConfig.model_rebuild(force=True)
+
+
+_defaults_from_env()
+
+
 def read_harmonized(folder: Path) -> tuple[ad.AnnData, ad.AnnData, str]:
     """Source and target AnnData from harmonized_expression's files, and a hash of those files."""
     genes = (folder / "genes.txt").read_text().split()
@@ -69,24 +95,12 @@ def read_harmonized(folder: Path) -> tuple[ad.AnnData, ad.AnnData, str]:
     return as_anndata(source), as_anndata(target), digest.hexdigest()[:16]
 
 
-def _log_history(client, run_id: str, histories: list[list[dict]]) -> None:
-    """Per-epoch losses and validation AUC, one series per repetition (step = epoch), in batches."""
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    metrics = [Metric(f"rep{r}/{key}", float(value), now, int(record["epoch"]))
-               for r, history in enumerate(histories, start=1) for record in history
-               for key, value in record.items() if key != "epoch" and value == value]
-    for start in range(0, len(metrics), 1000):
-        client.log_batch(run_id, metrics=metrics[start:start + 1000])
-
-
 @dg.asset(group_name="training", kinds={"pytorch", "mlflow"}, partitions_def=task_partitions, pool="gpu",
           deps=[harmonized_expression], automation_condition=dg.AutomationCondition.eager())
 def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, paths: PlatformPaths,
                   mlflow_tracking: MLflowTracking) -> dg.MaterializeResult:
-    """Fit SSDA4Drug on the task's harmonized data with `ssda_model` (GPU when present), log the run
-    to MLflow, register a new model version and move the aliases by the champion rule."""
+    """Fit SSDA4Drug on the task's harmonized data with `ssda_model` (GPU when present) inside an
+    MLflow run, register a new model version and move the aliases by the champion rule."""
     keys = context.partition_key.keys_by_dimension
     drug, dataset = keys["drug"], keys["dataset"]
     folder = harmonized_dir(paths, drug, dataset)
@@ -94,19 +108,12 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, paths:
         raise dg.Failure(description=f"no harmonized data for {drug}/{dataset} in {folder}: materialize "
                                      "harmonized_expression for this task first (does the dataset declare the drug?)",
                          allow_retries=False)
+    try:
+        ssda_config = config.to_ssda()
+    except ValueError as exc:
+        raise dg.Failure(description=f"trained_model config: {exc}", allow_retries=False) from None
     mlflow_tracking.check_reachable()
     source, target, data_hash = read_harmonized(folder)
-    with input_errors():
-        try:
-            ssda_config = config.to_ssda()
-        except ValueError as exc:
-            raise dg.Failure(description=f"trained_model config: {exc}", allow_retries=False) from None
-        started = time.perf_counter()
-        model = SSDAModel.fit(source, target, ssda_config, source_name=str(folder / "source.parquet"),
-                              target_name=str(folder / "target.parquet"))
-    wall = time.perf_counter() - started
-    metrics = model.metrics
-    basis = f"{metrics['protocol']}/{metrics['evaluation']}"
 
     client = mlflow_tracking.client()
     mlflow.set_tracking_uri(mlflow_tracking.tracking_uri)
@@ -114,37 +121,53 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, paths:
     experiment_id = mlflow_tracking.experiment_id(f"ssda-{drug}")
     name = model_name(drug, dataset)
     tags = {"task": f"{drug}/{dataset}", "drug": drug, "dataset": dataset, "dagster_run_id": context.run.run_id,
-            "dagster_partition": str(context.partition_key), "data_hash": data_hash, "basis": basis}
+            "dagster_partition": str(context.partition_key), "data_hash": data_hash}
+    for run_id in close_abandoned_runs(client, experiment_id, tags["task"], context.instance):
+        context.log.warning(f"MLflow run {run_id} of an earlier training that died was marked FAILED")
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name} {context.run.run_id[:8]}", tags=tags) as run:
-        mlflow.log_params({**config.model_dump(), "n_genes": metrics["n_genes"]})
-        _log_history(client, run.info.run_id, model.histories)
+        mlflow.log_params(config.model_dump())
+        live = LiveMetrics(client, run.info.run_id)
+        try:
+            with input_errors():
+                started = time.perf_counter()
+                model = SSDAModel.fit(source, target, ssda_config, source_name=str(folder / "source.parquet"),
+                                      target_name=str(folder / "target.parquet"), on_epoch=live)
+                wall = time.perf_counter() - started
+        except Exception as exc:
+            mlflow.set_tag("error", (getattr(exc, "description", None) or str(exc))[:5000])
+            raise
+        live.flush()
+        metrics = model.metrics
+        basis = f"{metrics['protocol']}/{metrics['evaluation']}"
         summary = {k: metrics[k] for k in ("mean_auc", "std_auc", "mean_aupr", "std_aupr") if metrics[k] is not None}
+        mlflow.log_param("n_genes", metrics["n_genes"])
         mlflow.log_metrics({**summary, "wall_seconds": wall})
         mlflow.log_dict(metrics, "metrics.json")
         mlflow.log_table(pd.DataFrame(metrics["repetitions"]), "repetitions.json")
         with tempfile.TemporaryDirectory() as scratch:
-            native = model.save(Path(scratch) / "ssda_model")
+            native = model.save(Path(scratch) / MODEL_ARTIFACTS)
             example = target.to_df().iloc[:5]
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=str(PYFUNC_CODE), artifacts={"ssda_model": str(native)},
+                name="model", python_model=str(PYFUNC_CODE), artifacts={MODEL_ARTIFACTS: str(native)},
                 input_example=example, signature=infer_signature(example, score_frame(model, example)),
                 pip_requirements=PIP_REQUIREMENTS)
-            mlflow.log_artifacts(str(native), "ssda_model")
-    score = metrics["mean_auc"] if metrics["mean_auc"] is not None else float("nan")
-    version = mlflow.register_model(info.model_uri, name, tags={**tags, "auc": repr(score),  # exact: ties promote
-                                                                 "protocol": metrics["protocol"],
-                                                                 "evaluation": metrics["evaluation"],
-                                                                 "mlflow_run_id": run.info.run_id})
-    registration = apply_aliases(client, name, int(version.version), score, basis)
+            mlflow.log_artifacts(str(native), MODEL_ARTIFACTS)
+        score = metrics["mean_auc"] if metrics["mean_auc"] is not None else float("nan")
+        registration = register_version(client, info.model_uri, name, score, basis, tags={
+            **tags, "basis": basis, "protocol": metrics["protocol"], "evaluation": metrics["evaluation"],
+            "mlflow_run_id": run.info.run_id})
+    champion_run = client.get_model_version(name, str(registration.champion)).run_id
     fmt = lambda m, s: "n/a" if m is None else f"{m:.3f} ± {s:.3f}"  # noqa: E731
-    # The data version is the champion: downstream analyses re-run when it changes, not on every training.
-    return dg.MaterializeResult(data_version=dg.DataVersion(f"{name}@champion=v{registration.champion}"), metadata={
-        "champion_version": registration.champion, "auc": fmt(metrics["mean_auc"], metrics["std_auc"]), "aupr": fmt(metrics["mean_aupr"], metrics["std_aupr"]),
+    # The data version is the champion's run (unique across stores, unlike version numbers):
+    # downstream analyses re-run when the champion changes, not on every training.
+    return dg.MaterializeResult(data_version=dg.DataVersion(f"{name}@champion={champion_run}"), metadata={
+        "champion_version": registration.champion, "champion_run_id": champion_run,
+        "auc": fmt(metrics["mean_auc"], metrics["std_auc"]), "aupr": fmt(metrics["mean_aupr"], metrics["std_aupr"]),
         "mean_auc": score, "protocol": metrics["protocol"], "evaluation": metrics["evaluation"],
         "repetitions": len(metrics["repetitions"]), "shots": str(metrics["shots"]), "genes": metrics["n_genes"],
         "cells": metrics["n_target"], "device": metrics["device"], "wall_seconds": round(wall, 1),
         "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(experiment_id, run.info.run_id)),
-        "registered_model": name, "model_version": registration.version,
+        "mlflow_run_id": run.info.run_id, "registered_model": name, "model_version": registration.version,
         "aliases": ", ".join(registration.aliases), "data_hash": data_hash,
         "alias_audit": dg.MetadataValue.md("\n".join(f"- {line}" for line in registration.audit)),
         "repetition_table": dg.MetadataValue.md(pd.DataFrame(metrics["repetitions"]).to_markdown(index=False)),

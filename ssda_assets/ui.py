@@ -1,0 +1,104 @@
+"""`make ui`: the Dagster UI (webserver, daemon, code server) and the MLflow UI over the same stores,
+started together and stopped together.
+
+    python -m ssda_assets.ui [--dagster-port 3000] [--mlflow-port 5000]
+
+Each UI runs in its own process group, so a Ctrl-C in the terminal reaches this supervisor only;
+it then asks both to stop (SIGINT to Dagster, which shuts its daemon and code server down; SIGTERM
+to MLflow), and after a grace period kills whatever they started that is still alive, so no
+process outlives it. Dagster's links to MLflow use the MLflow port given here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+
+from ssda_assets.resources import PROJECT_ROOT, dagster_home, mlflow_from_env
+
+GRACE_SECONDS = 6.0
+
+
+def _local(tracking_uri: str) -> bool:
+    """A local store gets its own MLflow UI here; a team's tracking server is its own UI."""
+    return tracking_uri.startswith("sqlite:")
+
+
+def _commands(dagster_port: int, mlflow_port: int) -> dict[str, list[str]]:
+    tracking = mlflow_from_env()
+    commands = {"dagster": [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+                            "-h", "127.0.0.1", "-p", str(dagster_port)]}
+    if _local(tracking.tracking_uri):
+        commands["mlflow"] = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking.tracking_uri,
+                              "--default-artifact-root", tracking.artifact_root,
+                              "--host", "127.0.0.1", "--port", str(mlflow_port)]
+    return commands
+
+
+def _tree(process: subprocess.Popen) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(process.pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def stop(processes: dict[str, subprocess.Popen], grace: float = GRACE_SECONDS) -> None:
+    """Ask each UI to stop, wait up to `grace` seconds, then kill every process they started."""
+    members = [p for process in processes.values() for p in _tree(process)]
+    for name, process in processes.items():
+        try:
+            os.killpg(process.pid, signal.SIGINT if name == "dagster" else signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    _, alive = psutil.wait_procs(members, timeout=grace)
+    for process in processes.values():  # the groups catch children started after `members` was taken
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for member in alive:
+        try:
+            member.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=2)
+    for process in processes.values():
+        process.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m ssda_assets.ui", description=__doc__.splitlines()[0])
+    parser.add_argument("--dagster-port", type=int, default=int(os.environ.get("DAGSTER_PORT", "3000")))
+    parser.add_argument("--mlflow-port", type=int, default=int(os.environ.get("MLFLOW_PORT", "5000")))
+    args = parser.parse_args()
+    os.environ.setdefault("DAGSTER_HOME", str(dagster_home()))
+    tracking = mlflow_from_env()
+    # Inherited by the code server and every run it launches: links follow the port used here.
+    os.environ["SSDA_MLFLOW_UI_URL"] = (f"http://127.0.0.1:{args.mlflow_port}" if _local(tracking.tracking_uri)
+                                        else tracking.ui_url)
+    stopping: list[int] = []
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, lambda signum, _frame: stopping.append(signum))
+    processes = {name: subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True)
+                 for name, command in _commands(args.dagster_port, args.mlflow_port).items()}
+    print(f"Dagster UI: http://127.0.0.1:{args.dagster_port}    MLflow UI: {os.environ['SSDA_MLFLOW_UI_URL']}    "
+          "(Ctrl-C stops both)", flush=True)
+    while not stopping and all(p.poll() is None for p in processes.values()):
+        time.sleep(0.2)
+    ended = [name for name, p in processes.items() if p.poll() is not None]
+    stop(processes)
+    if ended and not stopping:
+        print(f"{', '.join(ended)} stopped by itself; stopped the rest", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
