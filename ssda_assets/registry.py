@@ -13,6 +13,7 @@ from mlflow.exceptions import MlflowException
 from ssda_assets.storage import write_atomically
 from ssda_model.errors import SSDAInputError
 from ssda_model.model import SSDAModel
+from ssda_model.outputs import MARKER
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 MODEL_ARTIFACTS = "ssda_model"  # the native model folder inside each training's MLflow run
@@ -100,8 +101,10 @@ def _artifact_sizes(client: MlflowClient, run_id: str, path: str = MODEL_ARTIFAC
 
 
 def _cached(folder: Path, expected: dict[str, int]) -> bool:
+    """Whether `folder` holds exactly the store's files (the writer's own marker aside)."""
     files = {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
-    return bool(expected) and files == expected
+    files.pop(MARKER, None)
+    return bool(expected) and files == {k: v for k, v in expected.items() if k != MARKER}
 
 
 def champion_model(client: MlflowClient, name: str, cache: Path) -> tuple[SSDAModel, Champion]:

@@ -1,11 +1,20 @@
 """Writes that never leave a half-written output: files via a temporary name
-(`ssda_model.outputs.replace_folder`, re-exported as `write_atomically`), tables in a transaction."""
+(`ssda_model.outputs.replace_folder`), tables in a transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pandas as pd
 
-from ssda_model.outputs import replace_folder as write_atomically  # noqa: F401  one atomic writer for both packages
+from ssda_model.outputs import replace_folder
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
+    """ssda_model's atomic writer for the platform's data zone: every path there is the platform's
+    own, including folders written before ssda marked its outputs."""
+    return replace_folder(path, write, owned=True)
 
 
 def _in_transaction(connection, frame: pd.DataFrame, statements: list[tuple[str, list]]) -> None:

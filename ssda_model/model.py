@@ -21,6 +21,7 @@ from ssda_model.errors import SSDAInputError
 from ssda_model.memory import check_fits_memory
 from ssda_model.module.networks import SSDANet
 from ssda_model.outputs import MARKER, check_output, replace_folder
+from ssda_model.threads import share_cores
 from ssda_model.train.device import resolve_device
 from ssda_model.train.protocol import run_protocol
 
@@ -106,10 +107,11 @@ class SSDAModel:
         nets = self.networks(device)
         tensor = torch.as_tensor(x, dtype=torch.float32, device=next(nets[0].parameters()).device)
         probs, feats = [], []
-        for net in nets:
-            features = net.features(tensor)
-            probs.append(torch.softmax(net.classifier(features), dim=1)[:, 1].cpu().numpy())
-            feats.append(features.cpu().numpy())
+        with share_cores():
+            for net in nets:
+                features = net.features(tensor)
+                probs.append(torch.softmax(net.classifier(features), dim=1)[:, 1].cpu().numpy())
+                feats.append(features.cpu().numpy())
         return np.mean(probs, axis=0), np.std(probs, axis=0), np.mean(feats, axis=0)
 
     def predict(self, adata: ad.AnnData, name: str = "input", model_path: str | None = None,

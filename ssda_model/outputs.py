@@ -81,10 +81,11 @@ def check_output(path: str | Path, folder: bool) -> None:
     _refuse_foreign(path, folder)
 
 
-def replace_folder(path: str | Path, write: Callable[[Path], None]) -> Path:
+def replace_folder(path: str | Path, write: Callable[[Path], None], *, owned: bool = False) -> Path:
     """Call `write(tmp)` for a temporary sibling path of the same name (a file or a folder), then
     swap it in for `path`: an output is never half-written, a failed write keeps the old one, and
-    a folder that ssda did not write is never replaced."""
+    a folder that ssda did not write is never replaced, unless the caller `owned` the location
+    (the platform's data zone, whose folders may predate the marker)."""
     path = _absolute(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,7 +99,8 @@ def replace_folder(path: str | Path, write: Callable[[Path], None]) -> Path:
             (new / MARKER).write_text("written by ssda; the next write to this output replaces the whole folder\n")
         with _swap_lock(path.parent):
             _restore_retired(path)
-            _refuse_foreign(path, new.is_dir())
+            if not owned:
+                _refuse_foreign(path, new.is_dir())
             if new.is_dir() and os.path.lexists(path):
                 os.replace(path, staging / _RETIRED)
             os.replace(new, path)

@@ -14,6 +14,7 @@ from ssda_model.data.prepare import PreparedDomains
 from ssda_model.data.splits import repetition_split
 from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.networks import SSDANet
+from ssda_model.threads import share_cores
 from ssda_model.train.device import resolve_device
 from ssda_model.train.trainer import DomainTensors, predict_scores, train_in_ensembles
 
@@ -55,11 +56,13 @@ def run_protocol(domains: PreparedDomains, config: SSDAConfig, on_epoch: Repetit
 
     def epoch_done(repetition: int, record: dict[str, float]) -> None:
         bar.update(1)
+        cores.rebalance()
         if on_epoch is not None:
             on_epoch(repetition, record)
 
     try:
-        results = train_in_ensembles(data, splits, repetitions, config, on_epoch=epoch_done)
+        with share_cores() as cores:
+            results = train_in_ensembles(data, splits, repetitions, config, on_epoch=epoch_done)
     finally:
         bar.close()
         torch.use_deterministic_algorithms(previous)

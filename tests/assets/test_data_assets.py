@@ -5,6 +5,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from ssda_model.outputs import MARKER
 from tests.assets.conftest import TASKS
 
 
@@ -96,3 +97,15 @@ def test_asset_checks_pass_on_demo_data(built_platform):
         history = checks(dg.AssetCheckKey(dg.AssetKey(asset), check), limit=10)
         passed = [h for h in history if h.status.value == "SUCCEEDED"]
         assert len(passed) >= runs, (asset, check, [h.status for h in history])
+
+
+def test_platform_folders_written_before_output_markers_are_still_replaced(platform):
+    """An existing dagster_home's folders carry no .ssda-output marker; the platform owns its data
+    zone, so re-materializing replaces them instead of refusing."""
+    drug, dataset = TASKS[0]
+    platform.materialize_data_assets([(drug, dataset)])
+    folder = platform.paths.data / "harmonized" / drug / dataset
+    (folder / MARKER).unlink()
+    (folder / "genes.txt").write_text("stale\n")
+    platform.materialize(["harmonized_expression"], partition_key=dg.MultiPartitionKey({"drug": drug, "dataset": dataset}))
+    assert (folder / "genes.txt").read_text() != "stale\n" and (folder / MARKER).is_file()

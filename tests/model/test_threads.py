@@ -1,0 +1,45 @@
+"""Core sharing between concurrent heavy steps: claim files per live PID, the SSDA_THREADS knob."""
+
+import os
+import subprocess
+import sys
+
+import torch
+
+from ssda_model import threads
+
+
+def test_live_claims_split_the_cores_and_dead_ones_are_dropped(tmp_path, monkeypatch):
+    monkeypatch.setenv(threads.RUNTIME_ENV, str(tmp_path))
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    folder = threads.claims_folder()
+    folder.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (folder / f"{int(dead.stdout)}.claim").touch()
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) as other:
+        try:
+            (folder / f"{other.pid}.claim").touch()
+            before = torch.get_num_threads()
+            with threads.share_cores() as share:
+                assert share.threads == 2 == torch.get_num_threads()  # this process and the sleeping one
+                with threads.share_cores() as nested:
+                    assert nested is share  # one claim per process
+            assert torch.get_num_threads() == before
+            assert sorted(p.name for p in folder.iterdir()) == [f"{other.pid}.claim"]
+        finally:
+            other.kill()
+
+
+def test_ssda_threads_forces_the_count(tmp_path, monkeypatch):
+    monkeypatch.setenv(threads.RUNTIME_ENV, str(tmp_path))
+    monkeypatch.setenv(threads.THREADS_ENV, "1")
+    with threads.share_cores() as share:
+        assert share.threads == 1 == torch.get_num_threads()
+
+
+def test_importing_ssda_model_makes_idle_openmp_threads_sleep_before_torch_loads():
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    probe = "import ssda_model, os, sys; print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["PASSIVE", "False"]
