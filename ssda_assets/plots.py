@@ -87,6 +87,7 @@ def beeswarm(values: np.ndarray, expression: np.ndarray, genes: list[str], title
     import shap
 
     figure = plt.figure(figsize=(6, 5))
-    shap.summary_plot(values, expression, feature_names=genes, max_display=20, show=False, plot_size=None)
+    shap.summary_plot(values, expression, feature_names=genes, max_display=20, show=False, plot_size=None,
+                      rng=np.random.default_rng(0))  # the jitter of overlapping dots; seeded, not NumPy's global RNG
     plt.title(title)
     return to_markdown(figure, title)

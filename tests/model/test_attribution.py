@@ -1,0 +1,56 @@
+"""Attribution of P(sensitive): the fast IG path against captum's, SHAP against shap's own run."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ssda_model.analysis.attribution import integrated_gradients, shap_values
+from ssda_model.model import SSDAModel
+from tests.conftest import FAST
+
+
+@pytest.fixture(scope="module", params=[FAST, FAST.replace(encoder_dims=(32,), predictor_dim=32)],
+                ids=["three_layers", "one_layer"])  # one layer: no Linear between the first ReLU and the classifier
+def fitted(request, small_pair) -> tuple[SSDAModel, np.ndarray]:
+    source, target = small_pair
+    model = SSDAModel.fit(source, target, request.param.replace(epochs=2))
+    x, _ = model.align(target)
+    return model, x[:40]
+
+
+class _MeanOfNetworks(nn.Module):
+    """The ensemble score as the previous path built it: one SSDANet after the other."""
+
+    def __init__(self, model: SSDAModel) -> None:
+        super().__init__()
+        self.nets = nn.ModuleList(model.networks("cpu"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([net.sensitivity(x) for net in self.nets]).mean(dim=0).unsqueeze(1)
+
+
+def test_integrated_gradients_equal_captums(fitted):
+    from captum.attr import IntegratedGradients
+
+    model, x = fitted
+    cells = torch.as_tensor(x, dtype=torch.float32)
+    expected, expected_gap = IntegratedGradients(_MeanOfNetworks(model).eval()).attribute(
+        cells, baselines=torch.zeros_like(cells), target=0, n_steps=256, method="gausslegendre",
+        return_convergence_delta=True)
+    ig, gaps = integrated_gradients(model, x, n_steps=256, cells_per_chunk=7)
+    np.testing.assert_allclose(ig, expected.detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(gaps, expected_gap.detach().numpy(), atol=1e-5)
+    assert np.abs(gaps).max() < 0.01
+
+
+def test_shap_values_equal_gradient_explainers_own_run(fitted):
+    import shap
+
+    model, x = fitted
+    background = x[::3]
+    explainer = shap.GradientExplainer(_MeanOfNetworks(model).eval(), torch.as_tensor(background))
+    expected = explainer.shap_values(torch.as_tensor(x[:10]), rseed=7)
+    values = shap_values(model, x[:10], background, seed=7)
+    np.testing.assert_allclose(values, np.asarray(expected).reshape(values.shape), atol=1e-6)
+    np.testing.assert_array_equal(values, shap_values(model, x[:10], background, seed=7))
