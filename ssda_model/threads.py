@@ -67,11 +67,14 @@ def live_claimants(folder: Path) -> int:
 
 
 def threads_for_share() -> int:
-    """Intra-op threads for this process: `SSDA_THREADS` if set, else its share of the cores."""
+    """Intra-op threads for this process: `SSDA_THREADS` if set, else its share of the cores, at
+    most an `OMP_NUM_THREADS` the user set."""
     forced = os.environ.get(THREADS_ENV, "").strip()
     if forced:
         return max(1, int(forced))
-    return max(1, available_cores() // live_claimants(claims_folder()))
+    share = max(1, available_cores() // live_claimants(claims_folder()))
+    limit = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return min(share, int(limit)) if limit.isdigit() and int(limit) > 0 else share
 
 
 class CoreShare:

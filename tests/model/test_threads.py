@@ -12,6 +12,7 @@ from ssda_model import threads
 def test_live_claims_split_the_cores_and_dead_ones_are_dropped(tmp_path, monkeypatch):
     monkeypatch.setenv(threads.RUNTIME_ENV, str(tmp_path))
     monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "available_cores", lambda: 4)
     folder = threads.claims_folder()
     folder.mkdir(parents=True)
@@ -29,6 +30,14 @@ def test_live_claims_split_the_cores_and_dead_ones_are_dropped(tmp_path, monkeyp
             assert sorted(p.name for p in folder.iterdir()) == [f"{other.pid}.claim"]
         finally:
             other.kill()
+
+
+def test_a_user_set_omp_num_threads_caps_the_share(tmp_path, monkeypatch):
+    monkeypatch.setenv(threads.RUNTIME_ENV, str(tmp_path))
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    assert threads.threads_for_share() == 1
 
 
 def test_ssda_threads_forces_the_count(tmp_path, monkeypatch):
