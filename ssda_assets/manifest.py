@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from ssda_model.data.gene_ids import ID_TYPES
 from ssda_model.errors import SSDAInputError
 
 MANIFEST = "dataset.yaml"
@@ -150,8 +151,8 @@ def read_manifest(folder: str | Path) -> Manifest:
     if not isinstance(normalized, bool):
         problems.append(f"'normalized' must be true or false, got {normalized!r}")
     gene_id = raw.get("gene_id", "entrez" if fmt == "scad" else "symbol")
-    if gene_id not in ("symbol", "entrez"):
-        problems.append(f"'gene_id' must be symbol or entrez, got {gene_id!r}")
+    if gene_id not in ID_TYPES:
+        problems.append(f"'gene_id' must be one of {', '.join(ID_TYPES)}, got {gene_id!r}")
     species = raw.get("species", "human")
     if species not in ("human", "mouse"):
         problems.append(f"'species' must be human or mouse, got {species!r}")

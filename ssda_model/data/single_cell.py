@@ -18,7 +18,8 @@ TARGET_SUM = 1e4
 
 
 def read_10x(folder: str | Path, gene_id: str = "symbol") -> ad.AnnData:
-    """A 10x folder (matrix.mtx[.gz], features.tsv[.gz] or genes.tsv, barcodes.tsv[.gz])."""
+    """A 10x folder (matrix.mtx[.gz], features.tsv[.gz] or genes.tsv, barcodes.tsv[.gz]); genes named by
+    their symbols, or by their IDs (features' first column) when `gene_id` is 'entrez' or 'ensembl'."""
     import scanpy as sc
 
     folder = Path(folder)
@@ -29,7 +30,7 @@ def read_10x(folder: str | Path, gene_id: str = "symbol") -> ad.AnnData:
     if missing:
         raise SSDAInputError(str(folder), f"not a 10x folder: missing {', '.join(missing)}")
     try:
-        adata = sc.read_10x_mtx(folder, var_names="gene_ids" if gene_id == "entrez" else "gene_symbols",
+        adata = sc.read_10x_mtx(folder, var_names="gene_symbols" if gene_id == "symbol" else "gene_ids",
                                 make_unique=False)
     except Exception as exc:
         raise SSDAInputError(str(folder), f"unreadable 10x matrix ({type(exc).__name__}: {exc})") from None

@@ -40,7 +40,7 @@ def test_scad_defaults(tmp_path):
 
 def test_every_problem_at_once(tmp_path):
     folder = folder_with(tmp_path, {
-        "drugs": [], "matrix": "missing.h5ad", "gene_id": "ensembl", "extra": 1,
+        "drugs": [], "matrix": "missing.h5ad", "gene_id": "refseq", "extra": 1,
         "time": {"column": "t", "order": ["a", "b"], "sensitive": ["c"]},
         "label": {"column": "x", "sensitive": ["s"], "resistant": ["s"]}})
     with pytest.raises(SSDAInputError) as error:

@@ -18,6 +18,8 @@ from ssda_assets.manifest import Manifest, read_manifest
 from ssda_assets.partitions import by_dataset, by_drug, dataset_partitions, task_partitions
 from ssda_assets.resources import PlatformPaths
 from ssda_assets.storage import replace_rows, write_atomically
+from ssda_model.data.gene_ids import (GeneMapping, apply_gene_mapping, guess_id_type, human_gene_table,
+                                      map_gene_ids, read_user_gene_map)
 from ssda_model.data.genes import highly_variable, read_gene_list, shared_genes
 from ssda_model.data.readers import read_h5ad, read_scad_tsv
 from ssda_model.errors import SSDAInputError
@@ -80,43 +82,82 @@ class HarmonizeConfig(dg.Config):
     min_shared_genes: int = 200
 
 
-def _gene_map(paths: PlatformPaths) -> dict[str, str]:
+def _user_gene_map(paths: PlatformPaths) -> dict[str, str]:
+    """`raw/gene_map.tsv` (`entrez|ensembl|id<TAB>symbol`), which overrides the shipped table; {} when absent."""
     path = paths.raw / GENE_MAP
-    if not path.exists():
-        raise SSDAInputError(str(path), "the dataset uses Entrez IDs but GDSC uses symbols: put a two-column "
-                                        "table 'entrez<TAB>symbol' here")
-    table = pd.read_csv(path, sep="\t", dtype=str)
-    if not {"entrez", "symbol"} <= set(table.columns):
-        raise SSDAInputError(str(path), "expected columns 'entrez' and 'symbol'")
-    return dict(zip(table["entrez"], table["symbol"]))
+    return read_user_gene_map(path) if path.exists() else {}
 
 
-def _source(paths: PlatformPaths, manifest: Manifest, drug: str, warehouse: DuckDBResource) -> pd.DataFrame:
-    """Source rows (index = sample id) with a 'response' column and gene columns."""
-    if manifest.source is not None:  # SCAD pre-processed source: used as it is, no re-normalising
-        source = read_scad_tsv(manifest.source)
-        frame = source.to_df()
-        frame.insert(0, LABEL, source.obs[LABEL].astype(int).to_numpy())
-        return frame
-    expression = pd.read_parquet(expression_path(paths)).set_index("cosmic_id")
-    with warehouse.get_connection() as connection:
-        labels = connection.execute("SELECT cosmic_id, label FROM gdsc_labels WHERE drug = ?", [drug]).df()
-    frame = expression.loc[labels["cosmic_id"]]
-    frame.insert(0, LABEL, labels["label"].astype(int).to_numpy())
-    return frame
+def _to_symbols(matrix, ids: list[str], id_type: str, manifest: Manifest,
+                user_map: dict[str, str]) -> tuple[object, list[str], GeneMapping]:
+    """Columns renamed to official symbols (the shipped human table; a mouse dataset uses the user map only)."""
+    table = human_gene_table() if manifest.species == "human" else None
+    mapping = map_gene_ids(ids, id_type, table, user_map)
+    matrix, genes = apply_gene_mapping(matrix, mapping)
+    return matrix, genes, mapping
+
+
+def _source(paths: PlatformPaths, manifest: Manifest, drug: str, warehouse: DuckDBResource,
+            user_map: dict[str, str]) -> tuple[pd.DataFrame, GeneMapping]:
+    """Source rows (index = sample id) with a 'response' column and gene columns named by symbol.
+
+    A SCAD source table is used as it is (no re-normalising, no GDSC labels: the drug need not be
+    in GDSC); its gene IDs are recognised by their form (Entrez numbers, Ensembl IDs or symbols).
+    """
+    if manifest.source is not None:
+        table = read_scad_tsv(manifest.source)
+        ids, labels, values = list(table.var_names), table.obs[LABEL].astype(int).to_numpy(), table.X
+        id_type, index = guess_id_type(ids), table.obs_names
+    else:
+        expression = pd.read_parquet(expression_path(paths)).set_index("cosmic_id")
+        with warehouse.get_connection() as connection:
+            labelled = connection.execute("SELECT count(*) FROM information_schema.tables "
+                                          "WHERE table_name = 'gdsc_labels'").fetchone()[0]
+            rows = connection.execute("SELECT cosmic_id, label FROM gdsc_labels WHERE drug = ?", [drug]).df() \
+                if labelled else pd.DataFrame()
+        if rows.empty:
+            raise SSDAInputError("gdsc_labels", f"no labels for drug {drug!r}: materialize gdsc_labels[{drug}] "
+                                                "first (the drug must be in the GDSC response table), or give the "
+                                                "dataset a SCAD source table (source: in its dataset.yaml)")
+        selected = expression.loc[rows["cosmic_id"]]
+        ids, labels, values = list(selected.columns), rows["label"].astype(int).to_numpy(), selected.to_numpy()
+        id_type, index = "symbol", selected.index
+    values, genes, mapping = _to_symbols(values, ids, id_type, manifest, user_map)
+    frame = pd.DataFrame(values, index=index, columns=genes)
+    frame.insert(0, LABEL, labels)
+    return frame, mapping
+
+
+def _gene_id_metadata(source: GeneMapping, target: GeneMapping) -> dict[str, dg.MetadataValue]:
+    """How many genes each route mapped on each side, and the ambiguous identifiers dropped."""
+    reports = {"source": source.report(), "target": target.report()}
+    table = pd.DataFrame(reports).rename_axis("route").reset_index()
+    dropped = [f"{side}: {gene_id} → {' / '.join(options)}"
+               for side, mapping in (("source", source), ("target", target))
+               for gene_id, options in mapping.ambiguous.items()]
+    return {"gene_id_routes": dg.MetadataValue.md(table.to_markdown(index=False)),
+            "genes_mapped": dg.MetadataValue.json(reports),
+            "dropped_ambiguous": dg.MetadataValue.md("\n".join(f"- {line}" for line in dropped) or "none")}
+
+
+# Like eager(), except that a missing gdsc_labels[drug] does not hold a task back: a dataset with a
+# SCAD source table needs no GDSC labels, and one without fails with a clear message instead.
+HARMONIZE_WHEN = dg.AutomationCondition.eager().replace(
+    "any_deps_missing", dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets("gdsc_labels")))
 
 
 @dg.asset(group_name="single_cell", kinds={"parquet"}, partitions_def=task_partitions, output_required=False,
-          automation_condition=dg.AutomationCondition.eager(),
+          automation_condition=HARMONIZE_WHEN,
           deps=[dg.AssetDep(gdsc_expression),
                 dg.AssetDep(gdsc_labels, partition_mapping=by_drug),
                 dg.AssetDep(sc_dataset, partition_mapping=by_dataset)],
           check_specs=[dg.AssetCheckSpec("enough_shared_genes", asset="harmonized_expression", blocking=True)])
 def harmonized_expression(context: dg.AssetExecutionContext, config: HarmonizeConfig, paths: PlatformPaths,
                           warehouse: DuckDBResource):
-    """Source (GDSC lines with labels) and target (cells) on the same genes: shared genes, then the
-    target's highly variable genes, then an optional prior gene list. Values are not scaled here
-    (the model z-scores per domain)."""
+    """Source (GDSC lines with labels, or the dataset's SCAD source table) and target (cells) on the
+    same genes: both sides mapped to official symbols, shared genes, then the target's highly
+    variable genes, then an optional prior gene list. Values are not scaled here (the model
+    z-scores per domain)."""
     keys = context.partition_key.keys_by_dimension
     drug, dataset = keys["drug"], keys["dataset"]
     with input_errors():
@@ -129,14 +170,13 @@ def harmonized_expression(context: dg.AssetExecutionContext, config: HarmonizeCo
                                   severity=dg.AssetCheckSeverity.WARN, description=reason)
         return
     with input_errors():
-        source = _source(paths, manifest, drug, warehouse)
-        target = read_h5ad(sc_path(paths, dataset))
-        if manifest.gene_id == "entrez" and manifest.source is None:
-            mapping = _gene_map(paths)
-            target = target[:, [g for g in target.var_names if g in mapping]].copy()
-            target.var_names = [mapping[g] for g in target.var_names]
-            target.var_names_make_unique()
-        genes = shared_genes([str(g) for g in source.columns[1:]], list(target.var_names),
+        user_map = _user_gene_map(paths)
+        source, source_mapping = _source(paths, manifest, drug, warehouse, user_map)
+        cells = read_h5ad(sc_path(paths, dataset))
+        values, target_genes, target_mapping = _to_symbols(cells.X, list(cells.var_names), manifest.gene_id,
+                                                           manifest, user_map)
+        target = ad.AnnData(X=values, obs=cells.obs, var=pd.DataFrame(index=target_genes))
+        genes = shared_genes([str(g) for g in source.columns[1:]], target_genes,
                              "gdsc_expression" if manifest.source is None else str(manifest.source),
                              str(manifest.matrix))
         n_shared = len(genes)
@@ -160,8 +200,9 @@ def harmonized_expression(context: dg.AssetExecutionContext, config: HarmonizeCo
     write_atomically(folder, write)
     yield dg.MaterializeResult(
         metadata={"path": str(folder), "source_samples": len(source), "cells": target.n_obs,
-                  "shared_genes": n_shared, "genes": len(genes),
-                  "source": "SCAD source table" if manifest.source is not None else "GDSC"})
+                  "shared_genes": n_shared, "genes": len(genes), "gene_id": manifest.gene_id,
+                  "source": "SCAD source table" if manifest.source is not None else "GDSC",
+                  **_gene_id_metadata(source_mapping, target_mapping)})
     yield dg.AssetCheckResult(check_name="enough_shared_genes", passed=len(genes) >= config.min_shared_genes,
                               metadata={"genes": len(genes), "required": config.min_shared_genes})
 
