@@ -2,14 +2,18 @@
 
     DAGSTER_HOME=$PWD/dagster_home python -m ssda_assets.pipeline [--demo] [--epochs N] [--repetitions R]
 
-With --demo the embedded demo raw zone is generated first when the raw folder has no GDSC files.
+With --demo the embedded demo raw zone is generated first when the raw folder has no GDSC files,
+and training uses the demo's smaller config (DEMO_TRAINING) unless --epochs/--repetitions say
+otherwise. One line per stage and per partition reports progress and elapsed time.
 Runs are recorded in the instance, so the Dagster UI shows them; each run of this command adds a
 new model version per task in MLflow.
 """
 
 import argparse
+import logging
+import os
 import sys
-import warnings
+import time
 
 import dagster as dg
 import pandas as pd
@@ -19,19 +23,32 @@ from ssda_assets.demo_raw import write_demo_raw
 from ssda_assets.resources import mlflow_from_env, paths_from_env, warehouse_from_env
 from ssda_assets.run_health import fail_dead_runs
 
-STAGES = [  # (assets, partition kind) in dependency order
-    (["gdsc_expression", "gdsc_response"], None),
-    (["gdsc_labels"], "drug"),
-    (["sc_dataset"], "dataset"),
-    (["harmonized_expression", "target_dataset", "trained_model"], "task"),
-    (["cell_predictions", "temporal_drift", "resistance_markers", "attribution_report", "latent_map"], "task"),
+STAGES = [  # (what a user reads, assets, partition kind) in dependency order
+    ("GDSC expression and dose-response", ["gdsc_expression", "gdsc_response"], None),
+    ("GDSC labels", ["gdsc_labels"], "drug"),
+    ("single-cell ingestion and QC", ["sc_dataset"], "dataset"),
+    ("harmonisation and training", ["harmonized_expression", "target_dataset", "trained_model"], "task"),
+    ("analyses of the champion", ["cell_predictions", "temporal_drift", "resistance_markers", "attribution_report",
+                                  "latent_map"], "task"),
 ]
+# What `make demo` trains: a third of the SPEC's epochs and repetitions, so the whole demo takes a
+# few minutes on two cores; the platform's own defaults (TrainConfig) stay the SPEC's.
+DEMO_TRAINING = {"epochs": 20, "repetitions": 3}
 
 
-def run_pipeline(instance: dg.DagsterInstance, train_config: dict | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """Materialize every stage for every partition; returns the training summary and the failures."""
+def _label(key) -> str:
+    if isinstance(key, dg.MultiPartitionKey):
+        return f"{key.keys_by_dimension['drug']}/{key.keys_by_dimension['dataset']}"
+    return key or "all"
+
+
+def run_pipeline(instance: dg.DagsterInstance, train_config: dict | None = None,
+                 say=lambda line: None) -> tuple[pd.DataFrame, list[str]]:
+    """Materialize every stage for every partition; returns the training summary and the failures.
+    `say` receives one progress line per stage and per partition as it goes."""
     from ssda_assets.definitions import defs
 
+    started = time.perf_counter()
     definitions = defs()
     for run_id in fail_dead_runs(instance):
         print(f"run {run_id} had died (its process is gone): marked failed and its pool slot freed", file=sys.stderr)
@@ -45,17 +62,23 @@ def run_pipeline(instance: dg.DagsterInstance, train_config: dict | None = None)
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     train_run_config = {**quiet, "ops": {"trained_model": {"config": train_config}}} if train_config else quiet
     failures, rows = [], []
-    for names, kind in STAGES:
+    for number, (title, names, kind) in enumerate(STAGES, start=1):
+        say(f"[{time.perf_counter() - started:6.1f} s] stage {number}/{len(STAGES)}: {title} "
+            f"({len(keys[kind])} {kind or 'run'}{'s' if len(keys[kind]) != 1 else ''}: {', '.join(names)})")
         for key in keys[kind]:
+            step = time.perf_counter()
             result = dg.materialize([definitions.get_assets_def(n) for n in names], instance=instance,
                                     partition_key=key, resources=resources, raise_on_error=False,
                                     run_config=train_run_config if "trained_model" in names else quiet)
             for event in result.get_step_failure_events():
                 failures.append(f"{event.step_key} {key or ''}: {event.event_specific_data.error.message.strip()}")
+            done = len(result.get_asset_materialization_events())
+            outcome = "failed" if result.get_step_failure_events() else f"{done} materialized"
+            say(f"[{time.perf_counter() - started:6.1f} s]   {_label(key)}: {outcome} in {time.perf_counter() - step:.1f} s")
             for event in result.get_asset_materialization_events():
                 if event.asset_key == dg.AssetKey("trained_model"):
                     meta = {k: v.value for k, v in event.materialization.metadata.items()}
-                    rows.append({"task": f"{key.keys_by_dimension['drug']}/{key.keys_by_dimension['dataset']}",
+                    rows.append({"task": _label(key),
                                  "cells": meta["cells"], "mean AUC": meta["auc"], "protocol": meta["protocol"],
                                  "model": meta["registered_model"], "version": meta["model_version"],
                                  "aliases": meta["aliases"]})
@@ -63,22 +86,27 @@ def run_pipeline(instance: dg.DagsterInstance, train_config: dict | None = None)
 
 
 def main() -> int:
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)
     parser = argparse.ArgumentParser(prog="python -m ssda_assets.pipeline", description=__doc__.splitlines()[0])
-    parser.add_argument("--demo", action="store_true", help="generate the demo raw zone when it is empty")
+    parser.add_argument("--demo", action="store_true", help="generate the demo raw zone when it is empty and train "
+                        f"with the demo's smaller config ({DEMO_TRAINING})")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--repetitions", type=int)
     args = parser.parse_args()
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines say nothing a user needs here
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    started = time.perf_counter()
     raw = paths_from_env().raw
     if args.demo and not any(raw.glob("*fitted_dose_response*")):
-        print(f"writing the demo raw data to {raw}")
+        print(f"writing the demo raw data to {raw}", flush=True)
         write_demo_raw(raw)
-    train_config = {k: v for k, v in (("epochs", args.epochs), ("repetitions", args.repetitions)) if v}
+    chosen = {k: v for k, v in (("epochs", args.epochs), ("repetitions", args.repetitions)) if v}
+    train_config = {**(DEMO_TRAINING if args.demo else {}), **chosen}
     with dg.DagsterInstance.get() as instance:
-        summary, failures = run_pipeline(instance, train_config or None)
+        summary, failures = run_pipeline(instance, train_config or None, say=lambda line: print(line, flush=True))
     print(summary.to_markdown(index=False) if len(summary) else "no model was trained")
     for failure in failures:
         print(f"failed: {failure}", file=sys.stderr)
+    print(f"total {time.perf_counter() - started:.0f} s")
     return 1 if failures else 0
 
 

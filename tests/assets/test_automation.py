@@ -1,13 +1,18 @@
 """Automation: sensors on the raw zone, the weekly schedule, eager conditions, and the whole graph."""
 
+import re
 import shutil
+import sys
 
 import dagster as dg
 import yaml
 
 from ssda_assets.defs.automation.sensors import gdsc_inputs_sensor, new_dataset_sensor, weekly_retraining
 from ssda_assets.defs.single_cell.assets import HARMONIZE_WHEN
-from ssda_assets.pipeline import run_pipeline
+from ssda_assets.partitions import task_key
+from ssda_assets.pipeline import main
+from ssda_assets.registry import model_name
+from tests.assets.conftest import TASKS
 
 
 def evaluate(sensor, platform, cursor=None):
@@ -32,9 +37,24 @@ def test_new_dataset_adds_partitions_and_requests_runs(platform):
         ("jhu006_copy", [dg.AssetKey("sc_dataset")]), ("plx4720", [dg.AssetKey("gdsc_labels")])]
     added = {(r.partitions_def_name, tuple(r.partition_keys)) for r in second.dynamic_partitions_requests}
     assert added == {("dataset", ("jhu006_copy",)), ("drug", ("plx4720",))}
+    # the new task partitions no manifest declares say why they stay empty
+    why = {str(e.partition): e.metadata["reason"].value for e in second.asset_events}
+    expected = [task_key(d, "jhu006_copy") for d in ("bortezomib", "erlotinib", "gefitinib")]
+    expected += [task_key("plx4720", n) for n in ("jhu006_gefitinib", "mcf7_bortezomib", "pc9_erlotinib")]
+    assert set(why) == {str(k) for k in expected}
+    assert "declares PLX-4720, not gefitinib" in why[str(task_key("gefitinib", "jhu006_copy"))]
 
     third = evaluate(new_dataset_sensor, platform, cursor=second.cursor)
     assert third.run_requests == [] and third.dynamic_partitions_requests == []  # unchanged: nothing
+
+
+def test_undeclared_task_partitions_say_why_they_stay_empty(platform):
+    observed = platform.instance.fetch_observations(dg.AssetKey("harmonized_expression"), limit=100).records
+    reasons = {r.partition_key: r.asset_observation.metadata["reason"].value for r in observed}
+    declared = {str(task_key(drug, dataset)) for drug, dataset in TASKS}
+    assert len(reasons) == 6 and not set(reasons) & declared  # 3 drugs × 3 datasets, 3 declared
+    assert "mcf7_bortezomib's dataset.yaml declares Bortezomib, not gefitinib" in reasons[
+        str(task_key("gefitinib", "mcf7_bortezomib"))]
 
 
 def test_changed_dataset_is_requested_again(platform):
@@ -82,11 +102,20 @@ def test_schedule_and_automation_conditions_are_wired(platform):
     assert defs.get_assets_def("trained_model").op.pool == "gpu"
 
 
-def test_whole_graph_end_to_end_on_the_demo_data(platform):
-    summary, failures = run_pipeline(platform.instance, {"epochs": 2, "repetitions": 2})
-    assert failures == []
-    assert sorted(summary["task"]) == ["bortezomib/mcf7_bortezomib", "erlotinib/pc9_erlotinib",
-                                       "gefitinib/jhu006_gefitinib"]
-    assert set(summary["version"]) == {1} and all("champion" in a for a in summary["aliases"])
-    again, failures = run_pipeline(platform.instance, {"epochs": 2, "repetitions": 2})
-    assert failures == [] and set(again["version"]) == {2}  # running twice adds versions
+def test_demo_entry_point_materializes_everything_and_says_what_it_is_doing(platform, capsys, monkeypatch):
+    """What `make demo` runs: one progress line per stage and per partition, the table, the total."""
+    monkeypatch.setattr(sys, "argv", ["pipeline", "--demo", "--epochs", "2", "--repetitions", "2"])
+    assert main() == 0
+    out = capsys.readouterr().out.splitlines()
+    stages = [line for line in out if " stage " in line]
+    assert [line.split(" stage ")[1].split(":")[0] for line in stages] == [f"{i}/5" for i in range(1, 6)]
+    per_partition = [line for line in out if re.search(r"\]   \S+: \d+ materialized in \d+\.\d s$", line)]
+    assert len(per_partition) == 1 + 3 + 3 + 3 + 3  # GDSC, drugs, datasets, tasks twice
+    assert out[-1].startswith("total ") and sum(line.startswith("|") for line in out) == 2 + 3  # header, rule, tasks
+    client = platform.mlflow.client()
+    for drug, dataset in TASKS:
+        assert client.get_model_version_by_alias(model_name(drug, dataset), "champion").version == 1
+
+    assert main() == 0  # running twice adds versions
+    for drug, dataset in TASKS:
+        assert client.get_model_version_by_alias(model_name(drug, dataset), "challenger").version == 2

@@ -192,7 +192,7 @@ class AttributionConfig(dg.Config):
 def attribution_report(context: dg.AssetExecutionContext, config: AttributionConfig, paths: PlatformPaths,
                        mlflow_tracking: MLflowTracking) -> dg.MaterializeResult:
     """Integrated gradients of P(sensitive) for every cell and SHAP for a sample of them; per-gene mean
-    |attribution| per predicted group, top 20, rank_genes_groups on the IG matrix; an HTML report per task."""
+    |attribution| per predicted group, top 20, rank_genes_groups on |IG|; an HTML report per task."""
     drug, dataset = _task(context)
     scored = _scored(paths, drug, dataset)
     with input_errors():
@@ -212,7 +212,9 @@ def attribution_report(context: dg.AssetExecutionContext, config: AttributionCon
                            | {f"shap_{g}": shap_frame[groups[shap_rows] == g].mean() for g in ("sensitive", "resistant")})
     summary["ig_all"] = ig_frame.mean()
     top_ig = summary.sort_values("ig_all", ascending=False).head(20)
-    ig_adata = ad.AnnData(X=ig.astype(np.float32), obs=pd.DataFrame({"group": groups}, index=scored.obs_names),
+    # Ranked on |IG|: which genes weigh more in one group's predictions. rank_genes_groups reads its
+    # input as non-negative log data; signed IG gave negative means and NaN fold changes.
+    ig_adata = ad.AnnData(X=np.abs(ig).astype(np.float32), obs=pd.DataFrame({"group": groups}, index=scored.obs_names),
                           var=pd.DataFrame(index=model.genes))
     key_genes = pd.DataFrame()
     if len(set(groups)) == 2:
@@ -232,7 +234,7 @@ def attribution_report(context: dg.AssetExecutionContext, config: AttributionCon
             f"completeness gap {max_gap:.1e} in P(sensitive)) for all {len(x)} cells and SHAP (GradientExplainer, "
             f"{len(background)} background cells) of P(sensitive) for {n_shap} of them.</p>"
             f"<h2>Top 20 genes by mean |IG|</h2>{top_ig.round(5).to_html()}"
-            f"<h2>Key genes (rank_genes_groups on IG, log2FC &gt; 1, adj. p &lt; 0.05)</h2>"
+            f"<h2>Key genes (rank_genes_groups on |IG|, log2FC &gt; 1, adj. p &lt; 0.05)</h2>"
             f"{key_genes.head(40).round(5).to_html(index=False) if len(key_genes) else '<p>none</p>'}"
             + _markdown_images_to_html(figures) + "</body></html>")
     write_atomically(report_dir / "attribution.html", lambda tmp: tmp.write_text(html))

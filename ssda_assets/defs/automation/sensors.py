@@ -11,7 +11,7 @@ import os
 
 import dagster as dg
 
-from ssda_assets.catalog import scan
+from ssda_assets.catalog import scan, undeclared
 from ssda_assets.drugs import drug_key
 from ssda_assets.fingerprint import dataset_hash, gdsc_files, gdsc_hash, materialized_hash
 from ssda_assets.partitions import dataset_partitions, drug_partitions
@@ -52,13 +52,16 @@ def new_dataset_sensor(context: dg.SensorEvaluationContext, paths: PlatformPaths
     requests += [dg.RunRequest(run_key=f"gdsc_labels:{d}", partition_key=d, asset_selection=[dg.AssetKey("gdsc_labels")])
                  for d in new_drugs]
     known_datasets = set(context.instance.get_dynamic_partitions(dataset_partitions.name))
+    new_datasets = [n for n in ready if n not in known_datasets]
     partition_requests = []
-    if [n for n in ready if n not in known_datasets]:
-        partition_requests.append(dataset_partitions.build_add_request([n for n in ready if n not in known_datasets]))
+    if new_datasets:
+        partition_requests.append(dataset_partitions.build_add_request(new_datasets))
     if new_drugs:
         partition_requests.append(drug_partitions.build_add_request(new_drugs))
+    why_empty = (undeclared(catalog, paths.raw, sorted(known_drugs | set(new_drugs)), new_datasets)
+                 + undeclared(catalog, paths.raw, new_drugs, sorted(known_datasets)))
     return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=partition_requests,
-                           cursor=json.dumps(hashes, sort_keys=True))
+                           asset_events=why_empty, cursor=json.dumps(hashes, sort_keys=True))
 
 
 @dg.sensor(minimum_interval_seconds=2 * INTERVAL, default_status=dg.DefaultSensorStatus.RUNNING,

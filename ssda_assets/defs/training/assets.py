@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -131,7 +132,8 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, paths:
             with input_errors():
                 started = time.perf_counter()
                 model = SSDAModel.fit(source, target, ssda_config, source_name=str(folder / "source.parquet"),
-                                      target_name=str(folder / "target.parquet"), on_epoch=live)
+                                      target_name=str(folder / "target.parquet"), on_epoch=live,
+                                      progress=sys.stderr.isatty())  # an epoch bar in a terminal (make demo)
                 wall = time.perf_counter() - started
         except Exception as exc:
             mlflow.set_tag("error", (getattr(exc, "description", None) or str(exc))[:5000])
