@@ -69,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--epochs", default=50, type=int)
     fit.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     fit.add_argument("--scaling", default="per_domain", choices=SCALINGS)
-    fit.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                     help="bf16 autocasts training on CPUs with bf16 units and on GPUs (fp32 master weights)")
+    fit.add_argument("--precision", default="auto", choices=PRECISIONS,
+                     help="bf16 autocasts training (fp32 master weights and scores); auto = bf16 on CPUs with "
+                          "bf16 units and on GPUs, fp32 elsewhere")
     fit.add_argument("--batch-repetitions", default=True, action=argparse.BooleanOptionalAction,
                      help="train the repetitions together as one batched ensemble (default); "
                           "--no-batch-repetitions trains one model at a time")

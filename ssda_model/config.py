@@ -15,7 +15,7 @@ METHODS: tuple[str, ...] = ("ssda", "ssda_no_adv", "ssda_no_mme", "source_only",
 PROTOCOLS: tuple[str, ...] = ("paper", "strict")
 SCALINGS: tuple[str, ...] = ("per_domain", "joint")
 OPTIMIZERS: tuple[str, ...] = ("adagrad", "adam", "sgd")
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,9 @@ class SSDAConfig:
     scaling: str = "per_domain"
     val_fraction: float = 0.2
     device: str = "auto"
-    precision: str = "fp32"  # bf16: autocast the training steps (fp32 master weights); scoring stays fp32
+    # bf16: autocast the training steps (fp32 master weights, fp32 model files and scores);
+    # auto: bf16 where the CPU has bf16 units or on a GPU, else fp32 (train/device.py)
+    precision: str = "auto"
     batch_repetitions: bool = True  # train the repetitions together as one batched ensemble
 
     def __post_init__(self) -> None:

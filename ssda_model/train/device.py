@@ -1,8 +1,12 @@
-"""The one place the compute device is chosen."""
+"""The one place the compute device and the training precision are chosen."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+
+_BF16_CPU_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}  # x86 AVX-512 / AMX, Arm BF16 ("Features" line)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -13,3 +17,24 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but no CUDA device is available")
     return device
+
+
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU multiplies bf16 in hardware. Without such units bf16 matmuls are emulated
+    and slower than fp32, so `auto` must not pick bf16 there. Linux reports the units in
+    /proc/cpuinfo; elsewhere we cannot tell and answer no."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    lines = (line for line in text.splitlines() if line.startswith(("flags", "Features")))
+    return any(_BF16_CPU_FLAGS & set(line.split(":", 1)[-1].split()) for line in lines)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """'auto' → bf16 on a GPU that supports it or a CPU with bf16 units, else fp32."""
+    if name != "auto":
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"

@@ -15,7 +15,7 @@ from ssda_model.data.splits import repetition_split
 from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.networks import SSDANet
 from ssda_model.threads import share_cores
-from ssda_model.train.device import resolve_device
+from ssda_model.train.device import resolve_device, resolve_precision
 from ssda_model.train.trainer import DomainTensors, predict_scores, train_in_ensembles
 
 RepetitionCallback = Callable[[int, dict[str, float]], None]
@@ -88,7 +88,8 @@ def run_protocol(domains: PreparedDomains, config: SSDAConfig, on_epoch: Repetit
                "evaluation": evaluation, "repetitions": rows, "mean_auc": mean_auc, "std_auc": std_auc,
                "mean_aupr": mean_aupr, "std_aupr": std_aupr, "n_genes": len(domains.genes),
                "n_source": int(len(domains.source_y)), "n_target": int(len(domains.target_y)),
-               "device": str(device), "scaling": config.scaling}
+               "device": str(device), "precision": resolve_precision(config.precision, device),
+               "scaling": config.scaling}
     if evaluation == "source_validation":
         metrics["note"] = ("shots=all uses every labeled target cell for training, so no target cell is left to "
                            "evaluate on; AUC/AUPR are on the source validation split")

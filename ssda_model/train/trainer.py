@@ -23,6 +23,7 @@ from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.ensemble import SSDAEnsemble
 from ssda_model.module.losses import (adversarial_loss, mask_members, member_cross_entropy, minimax_entropy_loss,
                                       reconstruction_loss)
+from ssda_model.train.device import resolve_precision
 
 EpochCallback = Callable[[int, dict[str, float]], None]  # (seed of the repetition, epoch record)
 
@@ -193,7 +194,7 @@ def train_repetitions(data: DomainTensors, splits: list[RepetitionSplit], seeds:
     select_rows = torch.as_tensor(np.stack([rows for _, _, rows, _ in selections]), dtype=torch.long, device=device)
     best = [BestEpoch() for _ in members]
     histories: list[list[dict[str, float]]] = [[] for _ in members]
-    bf16 = config.precision == "bf16"
+    bf16 = resolve_precision(config.precision, device) == "bf16"
     no_term = torch.zeros(len(members), device=device)
     for epoch in range(1, config.epochs + 1):
         net.train()

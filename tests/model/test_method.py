@@ -8,6 +8,7 @@ import pytest
 from ssda_model.config import SSDAConfig
 from ssda_model.datasets import synthetic_pair
 from ssda_model.model import SSDAModel
+from ssda_model.train.device import cpu_has_bf16
 from tests.conftest import FAST
 
 
@@ -37,6 +38,17 @@ def test_bf16_training_keeps_the_fp32_auc(benchmark_pair):
     fp32 = SSDAModel.fit(source, target, config).metrics["mean_auc"]
     bf16 = SSDAModel.fit(source, target, config.replace(precision="bf16")).metrics["mean_auc"]
     assert abs(bf16 - fp32) < 0.01, (fp32, bf16)
+
+
+@pytest.mark.slow
+def test_auto_precision_keeps_the_fp32_auc(benchmark_pair):
+    """The default precision is bf16 where the CPU has bf16 units, fp32 elsewhere."""
+    source, target = benchmark_pair
+    config = SSDAConfig(epochs=30, repetitions=3)
+    fp32 = SSDAModel.fit(source, target, config.replace(precision="fp32")).metrics
+    auto = SSDAModel.fit(source, target, config).metrics
+    assert auto["precision"] == ("bf16" if cpu_has_bf16() else "fp32")
+    assert abs(auto["mean_auc"] - fp32["mean_auc"]) < 0.01, (fp32["mean_auc"], auto["mean_auc"])
 
 
 def test_synthetic_pair_is_not_trivially_separable(benchmark_pair):

@@ -46,7 +46,7 @@ class TrainConfig(dg.Config):
     epsilon: float = 1.0
     scaling: str = "per_domain"
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
     batch_repetitions: bool = True  # train the repetitions together as one batched ensemble
 
     def to_ssda(self) -> SSDAConfig:
