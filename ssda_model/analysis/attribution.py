@@ -1,4 +1,5 @@
-"""Which genes drive a cell's score: integrated gradients and SHAP (shap's GradientExplainer).
+"""Which genes drive a cell's score: integrated gradients and SHAP (expected gradients, as shap's
+GradientExplainer computes them).
 
 Both explain the ensemble score P(sensitive) = mean over the repetitions' models, as a function
 of the z-scored input, so the all-zero profile (every gene at its training mean) is the baseline.
@@ -141,21 +142,34 @@ def integrated_gradients(model: SSDAModel, x: np.ndarray, n_steps: int = 256,
     return attributions.numpy(), gaps.numpy()
 
 
-def shap_values(model: SSDAModel, x: np.ndarray, background: np.ndarray, seed: int = 0) -> np.ndarray:
-    """SHAP values (cells × genes) of P(sensitive): GradientExplainer (expected gradients) with
-    every `background` cell as a reference and `SHAP_SAMPLES` draws per cell; `seed` fixes the draws.
+def shap_values(model: SSDAModel, x: np.ndarray, background: np.ndarray, seed: int = 0,
+                samples: int = SHAP_SAMPLES, rows_per_chunk: int = 4096) -> np.ndarray:
+    """SHAP values (cells × genes) of P(sensitive) by expected gradients, as shap's GradientExplainer
+    computes them: per cell, `samples` draws of a `background` cell b and of α ~ U(0, 1), and the
+    mean of ∇P(b + α(x − b)) ⊙ (x − b).
 
-    Its cost grows as cells × draws × the whole network, so callers cap the cells explained.
-    GradientExplainer draws from NumPy's global generator after seeding it; the caller's state is
-    put back afterwards.
+    The draws are GradientExplainer's own (NumPy's legacy generator seeded with `seed`, a background
+    row then α, cell after cell), so the values equal shap's; but the draws of many cells run as one
+    batch, where shap runs one cell at a time. The cost still grows as cells × draws × the network,
+    so callers cap the cells explained.
     """
-    import shap
-
-    explainer = shap.GradientExplainer(EnsembleSensitivity(model).eval(), torch.as_tensor(background, dtype=torch.float32))
-    state = np.random.get_state()
-    try:
-        with share_cores():
-            values = explainer.shap_values(torch.as_tensor(x, dtype=torch.float32), nsamples=SHAP_SAMPLES, rseed=seed)
-    finally:
-        np.random.set_state(state)
-    return np.asarray(values).reshape(x.shape)
+    draws = np.random.RandomState(seed)
+    picks = np.empty((len(x), samples), dtype=np.int64)
+    alphas = np.empty((len(x), samples), dtype=np.float32)
+    for j in range(len(x)):
+        for k in range(samples):
+            picks[j, k], alphas[j, k] = draws.choice(len(background)), draws.uniform()
+    ensemble = EnsembleSensitivity(model).eval()
+    cells = torch.as_tensor(x, dtype=torch.float32)
+    references = torch.as_tensor(background, dtype=torch.float32)
+    values = torch.empty_like(cells)
+    per_chunk = max(1, rows_per_chunk // samples)
+    with share_cores():
+        for start in range(0, len(cells), per_chunk):
+            chunk = cells[start:start + per_chunk, None, :]
+            drawn = references[torch.as_tensor(picks[start:start + per_chunk])]
+            alpha = torch.as_tensor(alphas[start:start + per_chunk, :, None])
+            points = (alpha * chunk + (1 - alpha) * drawn).flatten(0, 1).requires_grad_()
+            (grad,) = torch.autograd.grad(ensemble(points).sum(), points)
+            values[start:start + per_chunk] = (grad.view(drawn.shape) * (chunk - drawn)).mean(dim=1)
+    return values.numpy()

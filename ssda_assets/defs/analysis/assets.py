@@ -231,7 +231,7 @@ def attribution_report(context: dg.AssetExecutionContext, config: AttributionCon
     html = (f"<html><head><meta charset='utf-8'><title>Attribution {drug} / {dataset}</title></head><body>"
             f"<h1>Attribution report: {drug} / {dataset} (champion v{version})</h1>"
             f"<p>Integrated gradients (baseline = gene means, {config.ig_steps} Gauss–Legendre steps, largest "
-            f"completeness gap {max_gap:.1e} in P(sensitive)) for all {len(x)} cells and SHAP (GradientExplainer, "
+            f"completeness gap {max_gap:.1e} in P(sensitive)) for all {len(x)} cells and SHAP (expected gradients as GradientExplainer, "
             f"{len(background)} background cells) of P(sensitive) for {n_shap} of them.</p>"
             f"<h2>Top 20 genes by mean |IG|</h2>{top_ig.round(5).to_html()}"
             f"<h2>Key genes (rank_genes_groups on |IG|, log2FC &gt; 1, adj. p &lt; 0.05)</h2>"
