@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             args = build_parser().parse_args(argv)
             {"fit": _fit, "predict": _predict, "benchmark": _benchmark}[args.command](args)
-        except (SSDAInputError, ValueError) as exc:  # ValueError: e.g. device 'cuda' without a GPU
+        except SSDAInputError as exc:  # bad input only: any other exception is a bug and keeps its traceback
             print(f"error: {exc}", file=sys.stderr)
             return 2
     return 0

@@ -6,16 +6,22 @@ from pathlib import Path
 
 import torch
 
+from ssda_model.errors import SSDAInputError
+
 _BF16_CPU_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}  # x86 AVX-512 / AMX, Arm BF16 ("Features" line)
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' → CUDA when available, else CPU; an explicit 'cuda' without a GPU is an error."""
+    """'auto' → CUDA when available, else CPU; an unknown name, or 'cuda' without a GPU, is the
+    user's input error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SSDAInputError("device", f"expected auto, cpu, cuda or cuda:N, got {name!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but no CUDA device is available")
+        raise SSDAInputError("device", f"{name!r} requested but no CUDA device is available")
     return device
 
 

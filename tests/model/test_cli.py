@@ -9,6 +9,7 @@ import anndata as ad
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from ssda_model.cli import main
 
@@ -204,3 +205,23 @@ def test_refit_replaces_a_model_whole_and_failure_keeps_it(tmp_path, pair_files,
     assert main(fit_args(*pair_files, out, "--method", "source_only")) == 0
     assert json.loads((out / "metrics.json").read_text())["method"] == "source_only"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_device_that_is_not_there_is_bad_input(tmp_path, pair_files, capsys):
+    source, target = pair_files
+    for device, expected in (("cuda", "no CUDA device"), ("gpu0", "expected auto, cpu, cuda or cuda:N")):
+        if device == "cuda" and torch.cuda.is_available():
+            continue
+        message = run_error(capsys, fit_args(source, target, tmp_path / device, "--device", device))
+        assert message.startswith("error: device:") and expected in message
+
+
+def test_a_bug_is_not_reported_as_bad_input(tmp_path, pair_files, monkeypatch):
+    """Only SSDAInputError is the user's to fix; any other error keeps its traceback."""
+    def broken(*args, **kwargs):
+        raise ValueError("an internal mistake")
+
+    monkeypatch.setattr("ssda_model.cli.SSDAModel.fit", broken)
+    source, target = pair_files
+    with pytest.raises(ValueError, match="an internal mistake"):
+        main(fit_args(source, target, tmp_path / "model"))
