@@ -7,3 +7,9 @@ import os
 # torch is first imported, so it is set here, before any ssda_model module imports torch; an
 # explicit setting wins. Entry points (ssda, Dagster, the pipeline) import ssda_model first.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ssda_model.config import SSDAConfig  # noqa: E402  (after the wait policy is set)
+from ssda_model.errors import SSDAInputError  # noqa: E402
+from ssda_model.model import SSDAModel  # noqa: E402
+
+__all__ = ["SSDAConfig", "SSDAInputError", "SSDAModel"]

@@ -52,8 +52,35 @@ class SSDAModel:
             label_key: str = "response", source_name: str = "source", target_name: str = "target",
             n_top_genes: int | None = None, gene_list: str | Path | None = None,
             on_epoch: Callable[[int, dict[str, float]], None] | None = None, progress: bool = False) -> "SSDAModel":
-        """Run the evaluation protocol and keep every repetition's best model; repetitions that
-        cannot fit in memory are refused before training."""
+        """Run the evaluation protocol and keep every repetition's best model.
+
+        Parameters
+        ----------
+        source
+            Bulk cell lines × genes: ``X`` log expression, ``obs[label_key]`` 1 (sensitive) / 0.
+        target
+            Cells × genes: ``X`` log1p-normalised, ``obs[label_key]`` 1 / 0 / missing; the labels
+            of cells other than the shots are read only to evaluate.
+        config
+            Hyper-parameters (`SSDAConfig`; its defaults are the reference code's).
+        label_key
+            The ``obs`` column holding the labels on both sides.
+        source_name, target_name
+            How errors and the metrics name the inputs.
+        n_top_genes, gene_list
+            Restrict the shared genes to the target's highly variable genes or to a file's list.
+        on_epoch
+            Called as ``on_epoch(repetition, record)`` after every epoch of every repetition, with
+            the epoch's losses and selection AUC (how the platform logs metrics live).
+        progress
+            A tqdm bar over epochs on stderr.
+
+        Returns
+        -------
+        The fitted model; ``metrics`` holds per-repetition and mean AUC / AUPR, ``histories`` the
+        per-epoch records. Bad input, and repetitions that cannot fit in memory, raise
+        `SSDAInputError` before training.
+        """
         config = config or SSDAConfig()
         domains = prepare_domains(source, target, label_key=label_key, shots=config.shots,
                                   val_fraction=config.val_fraction, scaling=config.scaling,
@@ -114,9 +141,38 @@ class SSDAModel:
                 feats.append(features.cpu().numpy())
         return np.mean(probs, axis=0), np.std(probs, axis=0), np.mean(feats, axis=0)
 
-    def predict(self, adata: ad.AnnData, name: str = "input", model_path: str | None = None,
+    def predict(self, adata: ad.AnnData, *, name: str = "input", model_path: str | None = None,
                 device: str = "auto") -> ad.AnnData:
-        """A copy of `adata` with scores in obs, features in obsm["X_ssda"] and run info in uns["ssda"]."""
+        """Score cells: P(sensitive) by the mean of the repetitions' models.
+
+        Parameters
+        ----------
+        adata
+            Cells × genes, log1p-normalised as the target was at fit time. Genes are matched by
+            name; the model's genes absent here count as 0 after scaling (more than half absent is
+            an error).
+        name
+            How errors and warnings name the input (a file path, usually).
+        model_path
+            Recorded in ``uns["ssda"]["model"]``.
+        device
+            ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+        Returns
+        -------
+        A copy of ``adata`` with these fields set:
+
+        ``obs["ssda_score"]``
+            P(sensitive), float32 in [0, 1].
+        ``obs["ssda_score_std"]``
+            Its standard deviation over the repetitions' models.
+        ``obs["ssda_label"]``
+            ``"sensitive"`` where the score ≥ 0.5, else ``"resistant"``.
+        ``obsm["X_ssda"]``
+            The predictor features (mean over the models), for UMAPs and clustering.
+        ``uns["ssda"]``
+            ``model``, ``method``, ``genes_used``, ``genes_missing``, ``n_models``.
+        """
         x, missing = self.align(adata, name)
         mean, std, features = self.score(x, device)
         out = adata.copy()
@@ -144,7 +200,19 @@ class SSDAModel:
         check_output(path, folder=True)
 
     def save(self, path: str | Path) -> Path:
-        """Write the model directory atomically: a temporary sibling folder renamed into place."""
+        """Write the model directory atomically: a temporary sibling folder renamed into place.
+
+        Parameters
+        ----------
+        path
+            A new or empty folder, or one an earlier ``save`` wrote (it is replaced whole); a
+            folder holding anything else is refused with `SSDAInputError`.
+
+        Returns
+        -------
+        ``path``, holding ``model.json``, ``config.json``, ``genes.txt``, ``scaler.pt``,
+        ``weights/repetition_NN.pt``, ``metrics.json`` and ``history.json``.
+        """
         self.check_out(path)
         return replace_folder(path, self._write)
 
@@ -170,8 +238,16 @@ class SSDAModel:
     def load(cls, path: str | Path) -> "SSDAModel":
         """Read a model directory written by `save`, on any machine; tensors load with weights_only.
 
-        A damaged folder (a file missing, truncated or not ours, genes that do not match the
-        weights) is an SSDAInputError naming the file and the problem, never a traceback.
+        Parameters
+        ----------
+        path
+            The model folder.
+
+        Returns
+        -------
+        The model, ready to `predict`. A damaged folder (a file missing, truncated or not ours,
+        genes that do not match the weights) is an `SSDAInputError` naming the file and the
+        problem, never a traceback.
         """
         folder = Path(path)
         if not (folder / "model.json").exists():

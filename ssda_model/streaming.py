@@ -35,9 +35,29 @@ def _chunk_values(chunk, obs_names, var_names, source: str) -> np.ndarray:
     return values
 
 
-def predict_file(model: SSDAModel, input_path: str | Path, output_path: str | Path, model_path: str = "",
+def predict_file(model: SSDAModel, input_path: str | Path, output_path: str | Path, *, model_path: str = "",
                  device: str = "auto", chunk_size: int = CHUNK) -> dict:
-    """Score every cell of `input_path` into `output_path`; returns counts for the summary line."""
+    """Score every cell of an .h5ad file into a copy of it, in chunks, at bounded memory.
+
+    Parameters
+    ----------
+    model
+        A fitted or loaded `SSDAModel`.
+    input_path
+        The cells (.h5ad), read in backed mode, `chunk_size` cells at a time.
+    output_path
+        The scored copy, written under a unique temporary name and renamed into place.
+    model_path, device
+        As for `SSDAModel.predict`.
+    chunk_size
+        Cells scored at once; memory grows with it, not with the file.
+
+    Returns
+    -------
+    Counts for the summary line: ``cells``, ``sensitive``, ``genes_missing``. The output holds
+    the fields `SSDAModel.predict` sets (``obs["ssda_score"]``, ``obs["ssda_score_std"]``,
+    ``obs["ssda_label"]``, ``obsm["X_ssda"]``, ``uns["ssda"]``).
+    """
     input_path, output_path = Path(input_path), Path(output_path)
     try:
         backed = ad.read_h5ad(input_path, backed="r")
