@@ -1,6 +1,10 @@
 """trained_model on the demo data with a real MLflow sqlite store: runs, versions, aliases, pyfunc."""
 
 import json
+import os
+import subprocess
+import sys
+import sysconfig
 
 import anndata as ad
 import dagster as dg
@@ -86,6 +90,37 @@ def test_champion_pyfunc_scores_like_ssda_model(trained):
                        var=pd.DataFrame(index=genes))
     expected = native.predict(cells).obs["ssda_score"].to_numpy()
     np.testing.assert_allclose(scores["ssda_score"].to_numpy(), expected, rtol=1e-6)
+
+
+def test_registered_model_loads_where_the_package_is_not_installed(trained, tmp_path):
+    """A virtual environment with torch, mlflow and the rest but not ssda4drug: the champion loads
+    from the code shipped inside it and scores like the platform."""
+    platform, _ = trained
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next(venv.glob("lib/python*/site-packages"))
+    # our site-packages as a plain path: its .pth files (the editable install of ssda4drug) are not run
+    (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    script = f"""
+import importlib.util, sys
+import mlflow, pandas as pd
+assert importlib.util.find_spec("ssda_model") is None, "ssda_model is importable before loading"
+mlflow.set_tracking_uri({platform.mlflow.tracking_uri!r})
+model = mlflow.pyfunc.load_model("models:/{NAME}@champion")
+genes = model.metadata.get_input_schema().input_names()
+cells = pd.read_parquet({str(platform.paths.data / "harmonized" / "gefitinib" / "jhu006_gefitinib" / "target.parquet")!r})
+print(model.predict(cells.set_index("cell_id")[genes].iloc[:20])["ssda_score"].round(6).tolist())
+"""
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    scores = json.loads(done.stdout.strip().splitlines()[-1])
+    mlflow.set_tracking_uri(platform.mlflow.tracking_uri)
+    here = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    target = pd.read_parquet(platform.paths.data / "harmonized" / "gefitinib" / "jhu006_gefitinib" / "target.parquet")
+    genes = here.metadata.get_input_schema().input_names()
+    expected = here.predict(target.set_index("cell_id")[genes].iloc[:20])["ssda_score"].round(6).tolist()
+    assert len(scores) == 20 and scores == pytest.approx(expected, abs=2e-6)
 
 
 def test_unreachable_tracking_server_fails_clearly_then_recovers(built_platform):

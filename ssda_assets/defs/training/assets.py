@@ -27,7 +27,11 @@ from ssda_model.config import SSDAConfig
 from ssda_model.errors import SSDAInputError
 from ssda_model.model import SSDAModel
 
-PYFUNC_CODE = Path(__file__).resolve().parents[2] / "pyfunc_code.py"  # models-from-code: no pickle
+PACKAGES = Path(__file__).resolve().parents[3]
+PYFUNC_CODE = PACKAGES / "ssda_assets" / "pyfunc_code.py"  # models-from-code: no pickle
+# Shipped inside every logged model, so it loads where ssda4drug is not installed (only the
+# packages of PIP_REQUIREMENTS): the pyfunc imports ssda_assets.pyfunc_model and ssda_model alone.
+CODE_PATHS = [str(PACKAGES / "ssda_model"), str(PACKAGES / "ssda_assets")]
 PIP_REQUIREMENTS = ["torch==2.13.0", "anndata", "pandas<3", "numpy", "scikit-learn", "mlflow"]
 TRAIN_DEFAULTS = "SSDA_TRAIN_DEFAULTS"
 
@@ -152,7 +156,7 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, paths:
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=str(PYFUNC_CODE), artifacts={MODEL_ARTIFACTS: str(native)},
                 input_example=example, signature=infer_signature(example, score_frame(model, example)),
-                pip_requirements=PIP_REQUIREMENTS)
+                pip_requirements=PIP_REQUIREMENTS, code_paths=CODE_PATHS)
             mlflow.log_artifacts(str(native), MODEL_ARTIFACTS)
         score = metrics["mean_auc"] if metrics["mean_auc"] is not None else float("nan")
         registration = register_version(client, info.model_uri, name, score, basis, tags={
