@@ -31,8 +31,8 @@ STAGES = [  # (what a user reads, assets, partition kind) in dependency order
     ("analyses of the champion", ["cell_predictions", "temporal_drift", "resistance_markers", "attribution_report",
                                   "latent_map"], "task"),
 ]
-# What `make demo` trains: a third of the SPEC's epochs and repetitions, so the whole demo takes a
-# few minutes on two cores; the platform's own defaults (TrainConfig) stay the SPEC's.
+# What `make demo` trains: a fraction of the reference code's epochs and repetitions, so the whole demo takes a
+# few minutes on two cores; the platform's own defaults (TrainConfig) stay the reference code's.
 DEMO_TRAINING = {"epochs": 20, "repetitions": 3}
 
 

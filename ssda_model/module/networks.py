@@ -1,4 +1,4 @@
-"""The SSDA4Drug network: denoising autoencoder, predictor and cosine prototype classifier (SPEC "Network")."""
+"""The SSDA4Drug network: denoising autoencoder, predictor and cosine prototype classifier (README: Defaults)."""
 
 from __future__ import annotations
 

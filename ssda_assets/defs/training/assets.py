@@ -37,7 +37,7 @@ TRAIN_DEFAULTS = "SSDA_TRAIN_DEFAULTS"
 
 
 class TrainConfig(dg.Config):
-    """Hyper-parameters of a training run (SPEC defaults); change them in the launchpad to relaunch."""
+    """Hyper-parameters of a training run (the reference code's defaults, README: Defaults); change them in the launchpad to relaunch."""
 
     method: str = "ssda"
     shots: str = "3"  # labeled target cells per class, or "all"
