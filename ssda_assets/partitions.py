@@ -21,5 +21,10 @@ by_drug = _one_dimension("drug")
 by_dataset = _one_dimension("dataset")
 
 
+def task_of(key: dg.MultiPartitionKey) -> tuple[str, str]:
+    """(drug, dataset) of a task partition key."""
+    return key.keys_by_dimension["drug"], key.keys_by_dimension["dataset"]
+
+
 def task_key(drug: str, dataset: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"drug": drug, "dataset": dataset})

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ssda_assets.catalog import register_partitions
 from ssda_assets.demo_raw import write_demo_raw
+from ssda_assets.partitions import task_of
 from ssda_assets.resources import mlflow_from_env, paths_from_env, warehouse_from_env
 from ssda_assets.run_health import fail_dead_runs
 
@@ -38,7 +39,7 @@ DEMO_TRAINING = {"epochs": 20, "repetitions": 3}
 
 def _label(key) -> str:
     if isinstance(key, dg.MultiPartitionKey):
-        return f"{key.keys_by_dimension['drug']}/{key.keys_by_dimension['dataset']}"
+        return "/".join(task_of(key))
     return key or "all"
 
 

@@ -39,6 +39,24 @@ class PlatformPaths(dg.ConfigurableResource):
     def reports(self) -> Path:
         return Path(self.reports_dir)
 
+    # The layout of the processed zone, in one place.
+    @property
+    def gdsc_expression(self) -> Path:
+        return self.data / "gdsc_expression.parquet"
+
+    def sc_dataset(self, dataset: str) -> Path:
+        return self.data / "single_cell" / f"{dataset}.h5ad"
+
+    def harmonized(self, drug: str, dataset: str) -> Path:
+        return self.data / "harmonized" / drug / dataset
+
+    def predictions(self, drug: str, dataset: str) -> Path:
+        return self.data / "predictions" / drug / dataset
+
+    @property
+    def model_cache(self) -> Path:
+        return self.data / "models"
+
 
 def paths_from_env() -> PlatformPaths:
     home = dagster_home()

@@ -1,7 +1,6 @@
 """The paper's result figures as assets that follow each task's champion model: which cells
 resist, how resistance moves over time, which genes drive it, how the latent space separates."""
 
-from pathlib import Path
 
 import anndata as ad
 import dagster as dg
@@ -11,12 +10,12 @@ import scanpy as sc
 from dagster_duckdb import DuckDBResource
 
 from ssda_assets import plots
-from ssda_assets.defs.single_cell.assets import sc_dataset, sc_path
+from ssda_assets.defs.single_cell.assets import sc_dataset
 from ssda_assets.defs.training.assets import trained_model
 from ssda_assets.failures import input_errors
 from ssda_assets.ingest import LABEL, TIME
 from ssda_assets.manifest import read_manifest
-from ssda_assets.partitions import by_dataset, task_partitions
+from ssda_assets.partitions import by_dataset, task_of, task_partitions
 from ssda_assets.registry import champion_model, model_name
 from ssda_assets.resources import MLflowTracking, PlatformPaths
 from ssda_assets.storage import replace_rows, write_atomically
@@ -35,17 +34,8 @@ DRIFT_SCHEMA = ("drug VARCHAR, dataset VARCHAR, kind VARCHAR, name VARCHAR, n_ce
                 "drift_w1 DOUBLE, delta_pct DOUBLE, statistic DOUBLE, p_value DOUBLE")
 
 
-def _task(context: dg.AssetExecutionContext) -> tuple[str, str]:
-    keys = context.partition_key.keys_by_dimension
-    return keys["drug"], keys["dataset"]
-
-
-def scored_path(paths: PlatformPaths, drug: str, dataset: str) -> Path:
-    return paths.data / "predictions" / drug / dataset / "scored.h5ad"
-
-
 def _scored(paths: PlatformPaths, drug: str, dataset: str) -> ad.AnnData:
-    path = scored_path(paths, drug, dataset)
+    path = paths.predictions(drug, dataset) / "scored.h5ad"
     if not path.exists():
         raise dg.Failure(description=f"no predictions for {drug}/{dataset}: materialize cell_predictions first",
                          allow_retries=False)
@@ -59,11 +49,11 @@ def cell_predictions(context: dg.AssetExecutionContext, paths: PlatformPaths, wa
                      mlflow_tracking: MLflowTracking) -> dg.MaterializeResult:
     """Every cell of the dataset scored by the task's champion model: P(sensitive), its spread over
     the repetitions' models, the label at 0.5; the scored .h5ad (features in obsm) beside the table."""
-    drug, dataset = _task(context)
+    drug, dataset = task_of(context.partition_key)
     with input_errors():
-        model, champion = champion_model(mlflow_tracking.client(), model_name(drug, dataset), paths.data / "models")
-        cells = ad.read_h5ad(sc_path(paths, dataset))
-        scored = model.predict(cells, name=str(sc_path(paths, dataset)))
+        model, champion = champion_model(mlflow_tracking.client(), model_name(drug, dataset), paths.model_cache)
+        cells = ad.read_h5ad(paths.sc_dataset(dataset))
+        scored = model.predict(cells, name=str(paths.sc_dataset(dataset)))
     version = champion.version
     scored.uns["ssda"].update(model_version=version, model_run_id=champion.run_id)
     frame = pd.DataFrame({
@@ -72,7 +62,7 @@ def cell_predictions(context: dg.AssetExecutionContext, paths: PlatformPaths, wa
         "predicted": scored.obs["ssda_label"].astype(str).to_numpy(),
         "time_point": scored.obs[TIME].astype(str).to_numpy() if TIME in scored.obs else None,
         "true_label": scored.obs[LABEL].astype("Int8").to_numpy(), "model_version": version})
-    folder = scored_path(paths, drug, dataset).parent
+    folder = paths.predictions(drug, dataset)
     write_atomically(folder / "predictions.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
     write_atomically(folder / "scored.h5ad", scored.write_h5ad)
     with warehouse.get_connection() as connection:
@@ -91,7 +81,7 @@ def temporal_drift(context: dg.AssetExecutionContext, paths: PlatformPaths, ware
     """Per time point: n, mean / median score, % resistant (95 % bootstrap CI); between consecutive
     points a signed Wasserstein-1 drift and the change in % resistant (Fisher); Kendall τ over the
     order; the manifest's named contrasts."""
-    drug, dataset = _task(context)
+    drug, dataset = task_of(context.partition_key)
     manifest = read_manifest(paths.raw / "datasets" / dataset)
     if manifest.time is None:
         context.log.info(f"{dataset} has no time points (no 'time' in its dataset.yaml): temporal_drift skipped")
@@ -148,7 +138,7 @@ def resistance_markers(context: dg.AssetExecutionContext, paths: PlatformPaths,
                        warehouse: DuckDBResource) -> dg.MaterializeResult:
     """Wilcoxon DE of predicted-resistant vs predicted-sensitive cells (|log2FC| > 1, adj. p < 0.05),
     the top 10 of each side with their fraction of expressing cells per time point (Fig. 4h)."""
-    drug, dataset = _task(context)
+    drug, dataset = task_of(context.partition_key)
     scored = _scored(paths, drug, dataset)
     if scored.obs["ssda_label"].nunique() < 2:
         raise dg.Failure(description=f"{drug}/{dataset}: every cell is predicted {scored.obs['ssda_label'].iloc[0]}; "
@@ -193,10 +183,10 @@ def attribution_report(context: dg.AssetExecutionContext, config: AttributionCon
                        mlflow_tracking: MLflowTracking) -> dg.MaterializeResult:
     """Integrated gradients of P(sensitive) for every cell and SHAP for a sample of them; per-gene mean
     |attribution| per predicted group, top 20, rank_genes_groups on |IG|; an HTML report per task."""
-    drug, dataset = _task(context)
+    drug, dataset = task_of(context.partition_key)
     scored = _scored(paths, drug, dataset)
     with input_errors():
-        model, champion = champion_model(mlflow_tracking.client(), model_name(drug, dataset), paths.data / "models")
+        model, champion = champion_model(mlflow_tracking.client(), model_name(drug, dataset), paths.model_cache)
     version = champion.version
     x, _ = model.align(scored)
     ig, gaps = integrated_gradients(model, x, n_steps=config.ig_steps)
@@ -264,7 +254,7 @@ def _markdown_images_to_html(markdown: str) -> str:
 def latent_map(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.MaterializeResult:
     """UMAP of raw expression and of the 32-d features, coloured by label and prediction, and the
     silhouette of the two classes in each space (the paper: mostly > 0.5 in the latent space)."""
-    drug, dataset = _task(context)
+    drug, dataset = task_of(context.partition_key)
     scored = _scored(paths, drug, dataset)
     labels = scored.obs[LABEL].to_numpy(float)
     raw = _dense(scored.X)

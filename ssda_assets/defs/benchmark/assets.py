@@ -9,10 +9,10 @@ import dagster as dg
 import mlflow
 from dagster_duckdb import DuckDBResource
 
-from ssda_assets.defs.single_cell.assets import harmonized_dir, harmonized_expression
+from ssda_assets.defs.single_cell.assets import harmonized_expression
 from ssda_assets.defs.training.assets import read_harmonized
 from ssda_assets.failures import input_errors
-from ssda_assets.partitions import task_partitions
+from ssda_assets.partitions import task_of, task_partitions
 from ssda_assets.resources import MLflowTracking, PlatformPaths
 from ssda_assets.storage import replace_rows
 from ssda_model.benchmark import ALL_METHODS, run_benchmark, summarize
@@ -41,9 +41,8 @@ def _png_markdown(path: Path, title: str) -> str:
 def benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig, paths: PlatformPaths,
               warehouse: DuckDBResource, mlflow_tracking: MLflowTracking) -> dg.MaterializeResult:
     """Every method on the same splits and shots per repetition; paired Wilcoxon tests against ssda."""
-    keys = context.partition_key.keys_by_dimension
-    drug, dataset = keys["drug"], keys["dataset"]
-    folder = harmonized_dir(paths, drug, dataset)
+    drug, dataset = task_of(context.partition_key)
+    folder = paths.harmonized(drug, dataset)
     if not (folder / "genes.txt").exists():
         raise dg.Failure(description=f"no harmonized data for {drug}/{dataset}: materialize harmonized_expression "
                                      "for this task first", allow_retries=False)

@@ -20,10 +20,6 @@ MIN_LINES_PER_CLASS = 10
 LABELS_SCHEMA = "drug VARCHAR, gdsc_drug_name VARCHAR, cosmic_id BIGINT, ln_ic50 DOUBLE, threshold DOUBLE, label TINYINT"
 
 
-def expression_path(paths: PlatformPaths) -> Path:
-    return paths.data / "gdsc_expression.parquet"
-
-
 def _one_file(raw: Path, patterns: tuple[str, ...], what: str) -> list[Path]:
     found = sorted({p for pattern in patterns for p in raw.glob(pattern)})
     if not found:
@@ -42,10 +38,10 @@ def gdsc_expression(paths: PlatformPaths) -> dg.MaterializeResult:
         matrix, report = read_gdsc_expression(source)
     frame = matrix.reset_index()
     frame.columns = [str(c) for c in frame.columns]
-    write_atomically(expression_path(paths), lambda tmp: frame.to_parquet(tmp, index=False))
+    write_atomically(paths.gdsc_expression, lambda tmp: frame.to_parquet(tmp, index=False))
     finite = bool(np.isfinite(matrix.to_numpy()).all())
     return dg.MaterializeResult(
-        metadata={"source_file": str(source), "path": str(expression_path(paths)), INPUT_HASH: read,
+        metadata={"source_file": str(source), "path": str(paths.gdsc_expression), INPUT_HASH: read,
                   "cell_lines": report["cell_lines"], "genes": report["genes"],
                   "genes_dropped_empty_symbol": report["genes_dropped_empty_symbol"],
                   "rows_with_duplicated_symbol": report["rows_with_duplicated_symbol"]},
@@ -77,7 +73,7 @@ def gdsc_labels(context: dg.AssetExecutionContext, paths: PlatformPaths,
     """Binary labels of one drug: 1 (sensitive) when LN_IC50 is below the drug's mean over the lines
     that have expression. A line screened more than once (GDSC1 and GDSC2) gets its mean LN_IC50."""
     key = context.partition_key
-    with_expression = set(pd.read_parquet(expression_path(paths), columns=["cosmic_id"])["cosmic_id"])
+    with_expression = set(pd.read_parquet(paths.gdsc_expression, columns=["cosmic_id"])["cosmic_id"])
     with warehouse.get_connection() as connection, input_errors():
         names = [r[0] for r in connection.execute("SELECT DISTINCT drug FROM gdsc_response").fetchall()]
         matches = match_gdsc_names(key, names, "gdsc_response")

@@ -8,14 +8,13 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from ssda_assets.catalog import scan
-from ssda_assets.defs.gdsc.assets import expression_path, gdsc_expression, gdsc_labels
+from ssda_assets.defs.gdsc.assets import gdsc_expression, gdsc_labels
 from ssda_assets.drugs import drug_key
 from ssda_assets.failures import input_errors
 from ssda_assets.fingerprint import INPUT_HASH, dataset_hash
 from ssda_assets.ingest import LABEL, TIME, ingest
 from ssda_assets.manifest import Manifest, read_manifest
-from ssda_assets.partitions import by_dataset, by_drug, dataset_partitions, task_partitions
+from ssda_assets.partitions import by_dataset, by_drug, dataset_partitions, task_of, task_partitions
 from ssda_assets.resources import PlatformPaths
 from ssda_assets.storage import replace_rows, write_atomically
 from ssda_model.data.gene_ids import (GeneMapping, apply_gene_mapping, guess_id_type, human_gene_table,
@@ -27,14 +26,6 @@ from ssda_model.errors import SSDAInputError
 GENE_MAP = "gene_map.tsv"
 TARGET_SCHEMA = ("drug VARCHAR, dataset VARCHAR, cell_id VARCHAR, label TINYINT, time_point VARCHAR, "
                  "n_genes INTEGER, total_counts DOUBLE, pct_counts_mt DOUBLE")
-
-
-def sc_path(paths: PlatformPaths, dataset: str) -> Path:
-    return paths.data / "single_cell" / f"{dataset}.h5ad"
-
-
-def harmonized_dir(paths: PlatformPaths, drug: str, dataset: str) -> Path:
-    return paths.data / "harmonized" / drug / dataset
 
 
 def _manifest(paths: PlatformPaths, dataset: str) -> Manifest:
@@ -52,7 +43,7 @@ def sc_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.Ma
         manifest = _manifest(paths, context.partition_key)
         read = dataset_hash(manifest.folder)
         adata, report = ingest(manifest)
-    write_atomically(sc_path(paths, manifest.name), adata.write_h5ad)
+    write_atomically(paths.sc_dataset(manifest.name), adata.write_h5ad)
     declared = set()
     if manifest.label is not None:
         declared |= {1.0} if manifest.label.sensitive else set()
@@ -64,7 +55,7 @@ def sc_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.Ma
     values = adata.X.data if hasattr(adata.X, "data") else np.asarray(adata.X)
     obs_preview = adata.obs.head(8).reset_index(names="cell_id")
     return dg.MaterializeResult(
-        metadata={"path": str(sc_path(paths, manifest.name)), "format": manifest.format, INPUT_HASH: read,
+        metadata={"path": str(paths.sc_dataset(manifest.name)), "format": manifest.format, INPUT_HASH: read,
                   "drugs": ", ".join(manifest.drugs), **{k: v for k, v in report.items()},
                   "labelled_sensitive": int((adata.obs[LABEL] == 1).sum()),
                   "labelled_resistant": int((adata.obs[LABEL] == 0).sum()),
@@ -109,7 +100,7 @@ def _source(paths: PlatformPaths, manifest: Manifest, drug: str, warehouse: Duck
         ids, labels, values = list(table.var_names), table.obs[LABEL].astype(int).to_numpy(), table.X
         id_type, index = guess_id_type(ids), table.obs_names
     else:
-        expression = pd.read_parquet(expression_path(paths)).set_index("cosmic_id")
+        expression = pd.read_parquet(paths.gdsc_expression).set_index("cosmic_id")
         with warehouse.get_connection() as connection:
             labelled = connection.execute("SELECT count(*) FROM information_schema.tables "
                                           "WHERE table_name = 'gdsc_labels'").fetchone()[0]
@@ -158,8 +149,7 @@ def harmonized_expression(context: dg.AssetExecutionContext, config: HarmonizeCo
     same genes: both sides mapped to official symbols, shared genes, then the target's highly
     variable genes, then an optional prior gene list. Values are not scaled here (the model
     z-scores per domain)."""
-    keys = context.partition_key.keys_by_dimension
-    drug, dataset = keys["drug"], keys["dataset"]
+    drug, dataset = task_of(context.partition_key)
     with input_errors():
         manifest = _manifest(paths, dataset)
         declared = {drug_key(d, paths.raw) for d in manifest.drugs}
@@ -172,7 +162,7 @@ def harmonized_expression(context: dg.AssetExecutionContext, config: HarmonizeCo
     with input_errors():
         user_map = _user_gene_map(paths)
         source, source_mapping = _source(paths, manifest, drug, warehouse, user_map)
-        cells = read_h5ad(sc_path(paths, dataset))
+        cells = read_h5ad(paths.sc_dataset(dataset))
         values, target_genes, target_mapping = _to_symbols(cells.X, list(cells.var_names), manifest.gene_id,
                                                            manifest, user_map)
         target = ad.AnnData(X=values, obs=cells.obs, var=pd.DataFrame(index=target_genes))
@@ -185,7 +175,7 @@ def harmonized_expression(context: dg.AssetExecutionContext, config: HarmonizeCo
         if config.gene_list:
             listed = read_gene_list(config.gene_list)
             genes = [g for g in genes if g in listed]
-    folder = harmonized_dir(paths, drug, dataset)
+    folder = paths.harmonized(drug, dataset)
     target_frame = target[:, genes].to_df()
     target_frame.insert(0, TIME, target.obs[TIME].astype(str).to_numpy() if TIME in target.obs else None)
     target_frame.insert(0, LABEL, target.obs[LABEL].to_numpy())
@@ -212,14 +202,13 @@ def harmonized_expression(context: dg.AssetExecutionContext, config: HarmonizeCo
           deps=[dg.AssetDep(sc_dataset, partition_mapping=by_dataset)])
 def target_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths, warehouse: DuckDBResource):
     """One row per cell of the dataset for this drug: `SELECT … FROM target_dataset WHERE drug = ?`."""
-    keys = context.partition_key.keys_by_dimension
-    drug, dataset = keys["drug"], keys["dataset"]
+    drug, dataset = task_of(context.partition_key)
     with input_errors():
         declared = {drug_key(d, paths.raw) for d in _manifest(paths, dataset).drugs}
     if drug not in declared:
         context.log.info(f"dataset {dataset} does not declare drug {drug}: no rows")
         return
-    obs = ad.read_h5ad(sc_path(paths, dataset), backed="r").obs
+    obs = ad.read_h5ad(paths.sc_dataset(dataset), backed="r").obs
     qc = {c: obs[c].to_numpy() if c in obs else np.nan for c in ("n_genes_by_counts", "total_counts", "pct_counts_mt")}
     frame = pd.DataFrame({"drug": drug, "dataset": dataset, "cell_id": obs.index.astype(str),
                           "label": obs[LABEL].astype("Int8").to_numpy(),

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 
-from ssda_assets.defs.single_cell.assets import harmonized_dir, harmonized_expression
+from ssda_assets.defs.single_cell.assets import harmonized_expression
 from ssda_assets.failures import input_errors
 from ssda_assets.ingest import LABEL
-from ssda_assets.partitions import task_partitions
+from ssda_assets.partitions import task_of, task_partitions
 from ssda_assets.pyfunc_model import score_frame
 from ssda_assets.registry import MODEL_ARTIFACTS, model_name, register_version
 from ssda_assets.resources import MLflowTracking, PlatformPaths
@@ -106,9 +106,8 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, paths:
                   mlflow_tracking: MLflowTracking) -> dg.MaterializeResult:
     """Fit SSDA4Drug on the task's harmonized data with `ssda_model` (GPU when present) inside an
     MLflow run, register a new model version and move the aliases by the champion rule."""
-    keys = context.partition_key.keys_by_dimension
-    drug, dataset = keys["drug"], keys["dataset"]
-    folder = harmonized_dir(paths, drug, dataset)
+    drug, dataset = task_of(context.partition_key)
+    folder = paths.harmonized(drug, dataset)
     if not (folder / "genes.txt").exists():
         raise dg.Failure(description=f"no harmonized data for {drug}/{dataset} in {folder}: materialize "
                                      "harmonized_expression for this task first (does the dataset declare the drug?)",
