@@ -95,6 +95,10 @@ PUBLIC_TARGETS = {  # SCAD target file → GDSC1 drug ID in the CaDRReS-Sc IC50 
     "Gefitinib": ("Target_expr_resp_z.Gefitinib_tp4k.tsv", "1010"),
     "Afatinib": ("Target_expr_resp_z.Afatinib_tp4k.tsv", "1032"),
 }
+FLIPPED_TARGETS = {  # the same cells as Gefitinib's (JHU006) and Afatinib's (SCC47), with the labels inverted
+    "AR-42": ("Target_expr_resp_z.AR-42_tp4k.tsv", "272"),
+    "Sorafenib": ("Target_expr_resp_z.Sorafenib_tp4k.tsv", "30"),
+}
 
 
 SOURCES = ("gdsc", "ccle")  # the bulk expression public_scad_pair can pair with SCAD's cells
@@ -123,10 +127,10 @@ def public_scad_pair(data_dir: str | Path, drug: str, source: str = "ccle") -> t
     'gdsc' = GDSC RMA basal expression of 966 lines × 2,987 genes (the paper's source; 1,389-1,437
     genes shared with the cells), 'ccle' = CCLE census expression of 706 genes (125-148 shared).
     Target: SCAD's processed cells for the drug (A375 for PLX4720, the 66-cell JHU006 line for
-    Gefitinib, the 120-cell SCC47 line for Afatinib). Genes are Entrez IDs in both.
+    Gefitinib and AR-42, the 120-cell SCC47 line for Afatinib and Sorafenib). Genes are Entrez IDs in both.
     """
     data_dir = Path(data_dir)
-    target_file, drug_id = PUBLIC_TARGETS[drug]
+    target_file, drug_id = {**PUBLIC_TARGETS, **FLIPPED_TARGETS}[drug]
     expression = _bulk_expression(data_dir, source)
     ic50 = pd.read_csv(data_dir / "cadrres_sc_gdsc" / "gdsc_all_abs_ic50_bayesian_sigmoid_only9dosages.csv",
                        index_col=0)[drug_id].dropna()
