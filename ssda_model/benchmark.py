@@ -20,7 +20,7 @@ from ssda_model.data.splits import repetition_split
 from ssda_model.memory import check_fits_memory
 from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.networks import SSDANet
-from ssda_model.train.competitors import COMPETITORS, train_competitor
+from ssda_model.train.competitors import COMPETITORS, competitor_scores
 from ssda_model.train.device import resolve_device
 from ssda_model.train.trainer import DomainTensors, predict_scores, train_in_ensembles
 
@@ -31,13 +31,11 @@ RESULT_COLUMNS = ["method", "shots", "repetition", "seed", "auc", "aupr", "proto
 def _method_scores(method: str, data: DomainTensors, splits: list, config: SSDAConfig) -> list[np.ndarray]:
     """Each repetition's scores on its evaluation cells (repetition r = splits[r - 1], seed r).
 
-    The SSDA methods train their repetitions together as batched ensembles, as `fit` does; the
-    competitors train one repetition at a time.
+    Every method trains its repetitions together as batched ensembles, as `fit` does.
     """
     seeds = list(range(1, len(splits) + 1))
     if method not in METHODS:
-        return [train_competitor(method, data, split, config, seed)(data.target_x[split.target_eval])
-                for split, seed in zip(splits, seeds)]
+        return competitor_scores(method, data, splits, seeds, config)
     config = config.replace(method=method)
     net = SSDANet(data.source_x.shape[1], config).to(data.source_x.device)
     scores = []

@@ -20,6 +20,15 @@ from ssda_model.config import SSDAConfig
 from ssda_model.module.networks import SSDANet
 
 
+def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """torch.bmm, except into a single column (a critic's or predictor's logit): there the BLAS
+    matrix-vector kernel rounds differently with the number of members, which would break
+    "member r trains the same alone or batched"; a product and a row sum do not."""
+    if b.shape[-1] == 1:
+        return (a * b.transpose(1, 2)).sum(-1, keepdim=True)
+    return torch.bmm(a, b)
+
+
 class _AccumulatingMatmul(torch.autograd.Function):
     """x @ weight whose weight gradient is written straight into `master.grad`.
 
@@ -35,7 +44,7 @@ class _AccumulatingMatmul(torch.autograd.Function):
                 layer: "StackedLinear") -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.layer = layer
-        return torch.bmm(x, weight)
+        return _bmm(x, weight)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:  # type: ignore[override]
@@ -62,7 +71,7 @@ class StackedLinear(nn.Module):
         self.track_weight = True
         self._grad: torch.Tensor | None = None
         self._low: torch.Tensor | None = None  # low-precision copy of the weight, reused
-        self._low_current = False  # whether _low holds this step's weight (see SSDAEnsemble.cast_weights)
+        self._low_current = False  # whether _low holds this step's weight (see cast_weights)
         self._low_grad: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,7 +83,7 @@ class StackedLinear(nn.Module):
             if self.track_weight and self.weight.requires_grad and torch.is_grad_enabled():
                 out = _AccumulatingMatmul.apply(x, weight, self.weight, self)
             else:
-                out = torch.bmm(x, weight.detach())
+                out = _bmm(x, weight.detach())
             return out if self.bias is None else out + self.bias.to(out.dtype).unsqueeze(1)
 
     def _low_precision_weight(self, dtype: torch.dtype) -> torch.Tensor:
@@ -97,6 +106,10 @@ class StackedLinear(nn.Module):
         first = self.weight.grad is None  # the step's first use overwrites the buffer
         if self._grad is None:
             self._grad = torch.empty_like(self.weight)
+        if grad.shape[-1] == 1:  # a single column: tiny, so no buffer to reuse
+            product = _bmm(x_t, grad).to(self._grad.dtype)
+            self.weight.grad = self._grad.copy_(product) if first else self._grad.add_(product)
+            return
         if x.dtype != self.weight.dtype:  # low precision: a reused buffer, then into the fp32 gradient
             if self._low_grad is None or self._low_grad.dtype != x.dtype:
                 self._low_grad = torch.empty(self.weight.shape, dtype=x.dtype, device=x.device)
@@ -173,6 +186,38 @@ def _stack(modules: list[nn.Module], generators: list[torch.Generator]) -> nn.Mo
     raise TypeError(f"no stacked form for {type(first).__name__}")
 
 
+def stack_networks(networks: list[nn.ModuleDict], dropout_generators: list[torch.Generator]) -> nn.ModuleDict:
+    """The stacked form of per-member networks made of `nn.Sequential`s of Linear, BatchNorm1d,
+    ReLU and Dropout (the competitors' networks): same keys, members on the first axis."""
+    return nn.ModuleDict({key: _stack([net[key] for net in networks], dropout_generators) for key in networks[0]})
+
+
+def member_slice(net: nn.Module, member: int) -> dict[str, torch.Tensor]:
+    """Copies of member r's slice of every weight and buffer, in the stacked layout."""
+    return {key: value[member].clone() for key, value in net.state_dict().items()}
+
+
+@torch.no_grad()
+def load_member_slice(net: nn.Module, member: int, state: dict[str, torch.Tensor]) -> None:
+    """Write a `member_slice` back into member r's place."""
+    for key, value in net.state_dict().items():
+        value[member].copy_(state[key])
+
+
+@contextmanager
+def cast_weights(net: nn.Module, dtype: torch.dtype | None) -> Iterator[None]:
+    """Within one training step under autocast: cast each stacked weight to `dtype` once, not once
+    per forward pass (an SSDA step runs three). None: nothing to cast (fp32)."""
+    layers = [m for m in net.modules() if isinstance(m, StackedLinear)] if dtype is not None else []
+    for layer in layers:
+        layer.cast_weight(dtype)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.release_cast()
+
+
 class _Stage(nn.Module):
     """The stacked form of an Encoder, Decoder or Predictor (all of them wrap one `net`)."""
 
@@ -215,19 +260,6 @@ class SSDAEnsemble(nn.Module):
             torch.manual_seed(seed)
             members.append(SSDANet(n_genes, config))
         return cls(members, dropout_generators).to(device)
-
-    @contextmanager
-    def cast_weights(self, dtype: torch.dtype | None) -> Iterator[None]:
-        """Within one training step under autocast: cast each weight to `dtype` once, not once
-        per forward pass (the step runs three). None: nothing to cast (fp32)."""
-        layers = [m for m in self.modules() if isinstance(m, StackedLinear)] if dtype is not None else []
-        for layer in layers:
-            layer.cast_weight(dtype)
-        try:
-            yield
-        finally:
-            for layer in layers:
-                layer.release_cast()
 
     @contextmanager
     def input_gradient_only(self) -> Iterator[None]:

@@ -5,11 +5,14 @@ import pytest
 import torch
 
 from ssda_model.config import SSDAConfig
+from ssda_model.data.prepare import prepare_domains
+from ssda_model.data.splits import repetition_split
 from ssda_model.model import SSDAModel
-from ssda_model.module.ensemble import SSDAEnsemble
+from ssda_model.module.ensemble import SSDAEnsemble, cast_weights
 from ssda_model.module.losses import member_cross_entropy, reconstruction_loss
 from ssda_model.module.networks import SSDANet
-from ssda_model.train.trainer import ensemble_size
+from ssda_model.train.competitors import COMPETITORS, competitor_scores
+from ssda_model.train.trainer import DomainTensors, ensemble_size
 from tests.conftest import FAST
 
 CONFIG = SSDAConfig()
@@ -137,7 +140,7 @@ def test_bf16_forward_uses_the_weights_after_each_optimiser_step():
     outputs = []
     for _ in range(2):
         optimizer.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16), net.cast_weights(torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16), cast_weights(net, torch.bfloat16):
             out = layer(x)
         fresh = torch.bmm(x, layer.weight.detach()) + layer.bias.detach().unsqueeze(1)
         assert torch.allclose(out.float(), fresh, rtol=0.05, atol=0.05)
@@ -145,3 +148,17 @@ def test_bf16_forward_uses_the_weights_after_each_optimiser_step():
         out.float().pow(2).mean().backward()
         optimizer.step()
     assert not torch.allclose(outputs[0].float(), outputs[1].float(), atol=0.05)
+
+
+@pytest.mark.parametrize("method", COMPETITORS)
+def test_batched_competitors_match_one_at_a_time(small_pair, method):
+    source, target = small_pair
+    domains = prepare_domains(source, target, label_key="response", shots=3, val_fraction=0.2, scaling="per_domain")
+    data = DomainTensors.on_device(domains, torch.device("cpu"))
+    splits = [repetition_split(domains.source_y, domains.target_y, 3, "paper", 0.2, seed=r) for r in (1, 2, 3)]
+    config = FAST.replace(repetitions=3)
+    batched = competitor_scores(method, data, splits, [1, 2, 3], config)
+    alone = competitor_scores(method, data, splits, [1, 2, 3], config.replace(batch_repetitions=False))
+    for split, b, a in zip(splits, batched, alone):
+        assert len(b) == len(split.target_eval)
+        assert np.allclose(b, a, atol=1e-6)
