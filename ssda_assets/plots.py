@@ -75,19 +75,19 @@ def volcano(table: pd.DataFrame, fc: float = 1.0) -> str:
     return to_markdown(figure, "Volcano plot: predicted resistant vs sensitive")
 
 
-def mean_abs_bar(values: pd.Series, title: str) -> str:
+def mean_abs_bar(values: pd.Series, title: str, top: int = 20) -> str:
     figure, ax = plt.subplots(figsize=(5, 5))
-    top = values.sort_values().tail(20)
-    ax.barh(top.index, top.to_numpy(), color="#6a51a3")
+    largest = values.sort_values().tail(top)
+    ax.barh(largest.index, largest.to_numpy(), color="#6a51a3")
     ax.set(xlabel="mean |SHAP value|", title=title)
     return to_markdown(figure, title)
 
 
-def beeswarm(values: np.ndarray, expression: np.ndarray, genes: list[str], title: str) -> str:
+def beeswarm(values: np.ndarray, expression: np.ndarray, genes: list[str], title: str, top: int = 20) -> str:
     import shap
 
     figure = plt.figure(figsize=(6, 5))
-    shap.summary_plot(values, expression, feature_names=genes, max_display=20, show=False, plot_size=None,
+    shap.summary_plot(values, expression, feature_names=genes, max_display=top, show=False, plot_size=None,
                       rng=np.random.default_rng(0))  # the jitter of overlapping dots; seeded, not NumPy's global RNG
     plt.title(title)
     return to_markdown(figure, title)

@@ -12,7 +12,9 @@ product per step; and the gradients summed over the path go back to genes in one
 Only the small layers behind the second one run per path point.
 """
 
+import anndata as ad
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -173,3 +175,34 @@ def shap_values(model: SSDAModel, x: np.ndarray, background: np.ndarray, seed: i
             (grad,) = torch.autograd.grad(ensemble(points).sum(), points)
             values[start:start + per_chunk] = (grad.view(drawn.shape) * (chunk - drawn)).mean(dim=1)
     return values.numpy()
+
+
+GROUPS = ("sensitive", "resistant")
+
+
+def attribution_summary(ig: np.ndarray, shap: np.ndarray, shap_rows: np.ndarray, groups: np.ndarray,
+                        genes: list[str]) -> pd.DataFrame:
+    """Per gene: mean |IG| and mean |SHAP| in each predicted group, and mean |IG| over all cells.
+    `shap` holds the rows `shap_rows` of the cells; `groups` each cell's predicted label."""
+    ig_abs, shap_abs = pd.DataFrame(np.abs(ig), columns=genes), pd.DataFrame(np.abs(shap), columns=genes)
+    summary = pd.DataFrame({f"ig_{g}": ig_abs[groups == g].mean() for g in GROUPS}
+                           | {f"shap_{g}": shap_abs[groups[shap_rows] == g].mean() for g in GROUPS})
+    summary["ig_all"] = ig_abs.mean()
+    return summary
+
+
+def key_genes(ig: np.ndarray, groups: np.ndarray, genes: list[str], min_log2fc: float,
+              max_padj: float) -> pd.DataFrame:
+    """Genes that weigh more in one group's predictions: Wilcoxon rank_genes_groups of each group
+    against the other on |IG| (it reads its input as non-negative; signed IG gave negative means
+    and NaN fold changes), kept where log2FC > `min_log2fc` and adjusted p < `max_padj`."""
+    import scanpy as sc
+
+    if len(set(groups)) < 2:
+        return pd.DataFrame()
+    magnitudes = ad.AnnData(X=np.abs(ig).astype(np.float32), obs=pd.DataFrame({"group": groups}),
+                            var=pd.DataFrame(index=genes))
+    magnitudes.obs_names = magnitudes.obs_names.astype(str)
+    sc.tl.rank_genes_groups(magnitudes, "group", method="wilcoxon")
+    ranked = pd.concat([sc.get.rank_genes_groups_df(magnitudes, group=g).assign(group=g) for g in GROUPS])
+    return ranked[(ranked["logfoldchanges"] > min_log2fc) & (ranked["pvals_adj"] < max_padj)]

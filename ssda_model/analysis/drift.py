@@ -1,5 +1,7 @@
 """How the predicted response moves over ordered time points (paper Fig. 4–5)."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -55,3 +57,33 @@ def contrast(scores: pd.Series, times: pd.Series, a: str, b: str) -> dict[str, f
     """% sensitive at a minus % sensitive at b, with Fisher's exact p-value (the paper's '+22.8 %')."""
     result = compare(scores[times == b].to_numpy(), scores[times == a].to_numpy())
     return {"delta_pct_sensitive": -result["delta_pct_resistant"], "p_value": result["p_value"]}
+
+
+@dataclass
+class DriftReport:
+    """Everything the temporal-drift analysis finds, and the one long table that stores it
+    (kind = time_point | step | trend | contrast)."""
+
+    per_point: pd.DataFrame
+    steps: pd.DataFrame
+    trend: dict[str, float]
+    contrasts: dict[str, dict]
+    table: pd.DataFrame
+
+
+def drift_report(scores: pd.Series, times: pd.Series, order: list[str],
+                 contrasts: list[tuple[str, str, str]]) -> DriftReport:
+    """Per time point, between consecutive points, over the whole order, and for each named
+    (name, a, b) contrast; `scores` are P(sensitive) per cell, `times` its time point."""
+    per_point = per_time_point(scores, times, order)
+    steps = consecutive_drift(scores, times, order)
+    overall = trend(scores, times, order)
+    named = {name: {**contrast(scores, times, a, b), "a": a, "b": b} for name, a, b in contrasts}
+    rows = [{"kind": "time_point", "name": r.pop("time_point"), **r} for r in per_point.to_dict("records")]
+    rows += [{"kind": "step", "name": f"{r['from']}→{r['to']}", "drift_w1": r["drift_w1"],
+              "delta_pct": r["delta_pct_resistant"], "p_value": r["p_value"]} for r in steps.to_dict("records")]
+    rows.append({"kind": "trend", "name": "kendall_tau", "statistic": overall["kendall_tau"],
+                 "p_value": overall["p_value"]})
+    rows += [{"kind": "contrast", "name": f"{n}: {c['a']} vs {c['b']}", "delta_pct": c["delta_pct_sensitive"],
+              "p_value": c["p_value"]} for n, c in named.items()]
+    return DriftReport(per_point, steps, overall, named, pd.DataFrame(rows))

@@ -17,10 +17,11 @@ from ssda_assets.ingest import LABEL, TIME
 from ssda_assets.manifest import read_manifest
 from ssda_assets.partitions import by_dataset, task_of, task_partitions
 from ssda_assets.registry import champion_model, model_name
+from ssda_assets.reports import attribution_html
 from ssda_assets.resources import MLflowTracking, PlatformPaths
 from ssda_assets.storage import replace_rows, write_atomically
 from ssda_model.analysis import drift
-from ssda_model.analysis.attribution import integrated_gradients, shap_values
+from ssda_model.analysis.attribution import GROUPS, attribution_summary, integrated_gradients, key_genes, shap_values
 from ssda_model.analysis.latent import class_silhouette
 
 # Re-run when the champion changes (trained_model's data version), not on every training.
@@ -89,17 +90,9 @@ def temporal_drift(context: dg.AssetExecutionContext, paths: PlatformPaths, ware
     scored = _scored(paths, drug, dataset)
     order = list(manifest.time.order)
     scores, times = scored.obs["ssda_score"].astype(float), scored.obs[TIME].astype(str)
-    per_point = drift.per_time_point(scores, times, order)
-    steps = drift.consecutive_drift(scores, times, order)
-    trend = drift.trend(scores, times, order)
-    contrasts = {c.name: {**drift.contrast(scores, times, c.a, c.b), "a": c.a, "b": c.b} for c in manifest.contrasts}
-    rows = [{"kind": "time_point", "name": r.pop("time_point"), **r} for r in per_point.to_dict("records")]
-    rows += [{"kind": "step", "name": f"{r['from']}→{r['to']}", "drift_w1": r["drift_w1"],
-              "delta_pct": r["delta_pct_resistant"], "p_value": r["p_value"]} for r in steps.to_dict("records")]
-    rows.append({"kind": "trend", "name": "kendall_tau", "statistic": trend["kendall_tau"], "p_value": trend["p_value"]})
-    rows += [{"kind": "contrast", "name": f"{n}: {c['a']} vs {c['b']}", "delta_pct": c["delta_pct_sensitive"],
-              "p_value": c["p_value"]} for n, c in contrasts.items()]
-    table = pd.DataFrame(rows).assign(drug=drug, dataset=dataset)
+    report = drift.drift_report(scores, times, order, [(c.name, c.a, c.b) for c in manifest.contrasts])
+    per_point, steps, trend, contrasts = report.per_point, report.steps, report.trend, report.contrasts
+    table = report.table.assign(drug=drug, dataset=dataset)
     with warehouse.get_connection() as connection:
         replace_rows(connection, "temporal_drift", DRIFT_SCHEMA, table, {"drug": drug, "dataset": dataset})
     frame = pd.DataFrame({"score": scores.to_numpy(), "time_point": times.to_numpy()})
@@ -132,12 +125,18 @@ def _umap(space: np.ndarray, pca: bool = False) -> np.ndarray:
     return view.obsm["X_umap"]
 
 
+class MarkersConfig(dg.Config):
+    min_abs_log2fc: float = 1.0  # a marker's |log2 fold change|, resistant vs sensitive
+    max_padj: float = 0.05  # Benjamini–Hochberg adjusted p
+    top_per_side: int = 10  # markers shown per side with their fraction of expressing cells
+
+
 @dg.asset(group_name="analysis", kinds={"duckdb"}, partitions_def=task_partitions, deps=[cell_predictions],
           automation_condition=dg.AutomationCondition.eager())
-def resistance_markers(context: dg.AssetExecutionContext, paths: PlatformPaths,
+def resistance_markers(context: dg.AssetExecutionContext, config: MarkersConfig, paths: PlatformPaths,
                        warehouse: DuckDBResource) -> dg.MaterializeResult:
-    """Wilcoxon DE of predicted-resistant vs predicted-sensitive cells (|log2FC| > 1, adj. p < 0.05),
-    the top 10 of each side with their fraction of expressing cells per time point (Fig. 4h)."""
+    """Wilcoxon DE of predicted-resistant vs predicted-sensitive cells (|log2FC| > 1, adj. p < 0.05 by
+    default), the top 10 of each side with their fraction of expressing cells per time point (Fig. 4h)."""
     drug, dataset = task_of(context.partition_key)
     scored = _scored(paths, drug, dataset)
     if scored.obs["ssda_label"].nunique() < 2:
@@ -145,9 +144,9 @@ def resistance_markers(context: dg.AssetExecutionContext, paths: PlatformPaths,
                                      "no contrast to test", allow_retries=False)
     sc.tl.rank_genes_groups(scored, "ssda_label", groups=["resistant"], reference="sensitive", method="wilcoxon")
     table = sc.get.rank_genes_groups_df(scored, group="resistant")
-    keep = table[(table["logfoldchanges"].abs() > 1) & (table["pvals_adj"] < 0.05)]
-    up = keep.sort_values("logfoldchanges", ascending=False).head(10).assign(side="resistant")
-    down = keep.sort_values("logfoldchanges").head(10).assign(side="sensitive")
+    keep = table[(table["logfoldchanges"].abs() > config.min_abs_log2fc) & (table["pvals_adj"] < config.max_padj)]
+    up = keep.sort_values("logfoldchanges", ascending=False).head(config.top_per_side).assign(side="resistant")
+    down = keep.sort_values("logfoldchanges").head(config.top_per_side).assign(side="sensitive")
     top = pd.concat([up, down])
     groups = scored.obs[TIME].astype(str) if TIME in scored.obs else scored.obs["ssda_label"].astype(str)
     expressing = pd.DataFrame(index=top["names"])
@@ -161,12 +160,13 @@ def resistance_markers(context: dg.AssetExecutionContext, paths: PlatformPaths,
                      "pvals DOUBLE, pvals_adj DOUBLE", out[["drug", "dataset", "gene", "scores", "logfoldchanges",
                                                             "pvals", "pvals_adj"]], {"drug": drug, "dataset": dataset})
     return dg.MaterializeResult(metadata={
-        "markers": len(keep), "up_in_resistant": int((keep["logfoldchanges"] > 1).sum()),
-        "up_in_sensitive": int((keep["logfoldchanges"] < -1).sum()),
+        "markers": len(keep), "up_in_resistant": int((keep["logfoldchanges"] > 0).sum()),
+        "up_in_sensitive": int((keep["logfoldchanges"] < 0).sum()),
+        "marker_rule": f"|log2FC| > {config.min_abs_log2fc:g}, adjusted p < {config.max_padj:g}",
         "top_markers": dg.MetadataValue.md(top[["side", "names", "logfoldchanges", "pvals_adj"]].round(4)
                                            .to_markdown(index=False)),
         "fraction_expressing": dg.MetadataValue.md(expressing.round(3).to_markdown()),
-        "volcano": dg.MetadataValue.md(plots.volcano(table))})
+        "volcano": dg.MetadataValue.md(plots.volcano(table, fc=config.min_abs_log2fc))})
 
 
 class AttributionConfig(dg.Config):
@@ -175,6 +175,11 @@ class AttributionConfig(dg.Config):
     # SHAP costs 200 passes of the whole network per explained cell, so it explains a random sample
     # of this many cells (0: every cell); IG always covers every cell.
     shap_cells: int = 32
+    top_genes: int = 20  # genes in the top table and the SHAP bar chart
+    key_min_log2fc: float = 1.0  # key genes: log2 fold change of mean |IG| between the groups
+    key_max_padj: float = 0.05
+    key_genes_shown: int = 40  # rows of the key-gene table in the HTML report
+    seed: int = 0  # which cells SHAP explains, which background cells it draws
 
 
 @dg.asset(group_name="analysis", kinds={"html"}, partitions_def=task_partitions, deps=[cell_predictions],
@@ -182,71 +187,48 @@ class AttributionConfig(dg.Config):
 def attribution_report(context: dg.AssetExecutionContext, config: AttributionConfig, paths: PlatformPaths,
                        mlflow_tracking: MLflowTracking) -> dg.MaterializeResult:
     """Integrated gradients of P(sensitive) for every cell and SHAP for a sample of them; per-gene mean
-    |attribution| per predicted group, top 20, rank_genes_groups on |IG|; an HTML report per task."""
+    |attribution| per predicted group, the top genes, rank_genes_groups on |IG|; an HTML report per task."""
     drug, dataset = task_of(context.partition_key)
     scored = _scored(paths, drug, dataset)
     with input_errors():
         model, champion = champion_model(mlflow_tracking.client(), model_name(drug, dataset), paths.model_cache)
-    version = champion.version
     x, _ = model.align(scored)
     ig, gaps = integrated_gradients(model, x, n_steps=config.ig_steps)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(config.seed)
     background = x[rng.choice(len(x), size=min(config.shap_background, len(x)), replace=False)]
     n_shap = len(x) if config.shap_cells <= 0 else min(config.shap_cells, len(x))
     shap_rows = np.sort(rng.choice(len(x), size=n_shap, replace=False))
-    shap_matrix = shap_values(model, x[shap_rows], background, seed=0)
+    shap_matrix = shap_values(model, x[shap_rows], background, seed=config.seed)
     groups = scored.obs["ssda_label"].astype(str).to_numpy()
-    ig_frame = pd.DataFrame(np.abs(ig), columns=model.genes)
-    shap_frame = pd.DataFrame(np.abs(shap_matrix), columns=model.genes)
-    summary = pd.DataFrame({f"ig_{g}": ig_frame[groups == g].mean() for g in ("sensitive", "resistant")}
-                           | {f"shap_{g}": shap_frame[groups[shap_rows] == g].mean() for g in ("sensitive", "resistant")})
-    summary["ig_all"] = ig_frame.mean()
-    top_ig = summary.sort_values("ig_all", ascending=False).head(20)
-    # Ranked on |IG|: which genes weigh more in one group's predictions. rank_genes_groups reads its
-    # input as non-negative log data; signed IG gave negative means and NaN fold changes.
-    ig_adata = ad.AnnData(X=np.abs(ig).astype(np.float32), obs=pd.DataFrame({"group": groups}, index=scored.obs_names),
-                          var=pd.DataFrame(index=model.genes))
-    key_genes = pd.DataFrame()
-    if len(set(groups)) == 2:
-        sc.tl.rank_genes_groups(ig_adata, "group", method="wilcoxon")
-        ranked = pd.concat([sc.get.rank_genes_groups_df(ig_adata, group=g).assign(group=g) for g in ("sensitive", "resistant")])
-        key_genes = ranked[(ranked["logfoldchanges"] > 1) & (ranked["pvals_adj"] < 0.05)]
+    summary = attribution_summary(ig, shap_matrix, shap_rows, groups, model.genes)
+    top_ig = summary.sort_values("ig_all", ascending=False).head(config.top_genes)
+    key = key_genes(ig, groups, model.genes, config.key_min_log2fc, config.key_max_padj)
     max_gap = float(np.abs(gaps).max())  # in units of P(sensitive)
-    figures = plots.mean_abs_bar(shap_frame.mean(), "Mean |SHAP| of the top 20 genes")
-    for group in ("sensitive", "resistant"):
+    figures = plots.mean_abs_bar(pd.Series(np.abs(shap_matrix).mean(axis=0), index=model.genes),
+                                 f"Mean |SHAP| of the top {config.top_genes} genes", top=config.top_genes)
+    for group in GROUPS:
         mask = groups[shap_rows] == group
         if mask.sum() > 1:
-            figures += plots.beeswarm(shap_matrix[mask], x[shap_rows][mask], model.genes, f"SHAP values, {group} cells")
+            figures += plots.beeswarm(shap_matrix[mask], x[shap_rows][mask], model.genes, f"SHAP values, {group} cells",
+                                      top=config.top_genes)
+    method = (f"Integrated gradients (baseline = gene means, {config.ig_steps} Gauss–Legendre steps, largest "
+              f"completeness gap {max_gap:.1e} in P(sensitive)) for all {len(x)} cells and SHAP (expected gradients "
+              f"as GradientExplainer, {len(background)} background cells) of P(sensitive) for {n_shap} of them.")
+    key_rule = (f"rank_genes_groups on |IG|, log2FC &gt; {config.key_min_log2fc:g}, "
+                f"adj. p &lt; {config.key_max_padj:g}")
+    html = attribution_html(f"{drug} / {dataset}", champion.version, method, top_ig, key, figures, key_rule,
+                            config.key_genes_shown)
     report_dir = paths.reports / f"{drug}__{dataset}"
-    html = (f"<html><head><meta charset='utf-8'><title>Attribution {drug} / {dataset}</title></head><body>"
-            f"<h1>Attribution report: {drug} / {dataset} (champion v{version})</h1>"
-            f"<p>Integrated gradients (baseline = gene means, {config.ig_steps} Gauss–Legendre steps, largest "
-            f"completeness gap {max_gap:.1e} in P(sensitive)) for all {len(x)} cells and SHAP (expected gradients as GradientExplainer, "
-            f"{len(background)} background cells) of P(sensitive) for {n_shap} of them.</p>"
-            f"<h2>Top 20 genes by mean |IG|</h2>{top_ig.round(5).to_html()}"
-            f"<h2>Key genes (rank_genes_groups on |IG|, log2FC &gt; 1, adj. p &lt; 0.05)</h2>"
-            f"{key_genes.head(40).round(5).to_html(index=False) if len(key_genes) else '<p>none</p>'}"
-            + _markdown_images_to_html(figures) + "</body></html>")
     write_atomically(report_dir / "attribution.html", lambda tmp: tmp.write_text(html))
     write_atomically(report_dir / "attribution_genes.parquet", lambda tmp: summary.rename_axis("gene").reset_index()
                      .to_parquet(tmp, index=False))
     return dg.MaterializeResult(metadata={
         "report": dg.MetadataValue.path(str(report_dir / "attribution.html")), "cells": len(x),
-        "champion_version": version, "ig_completeness_max_gap": max_gap, "ig_steps": config.ig_steps,
-        "shap_cells": n_shap, "shap_background": len(background), "key_genes": len(key_genes),
-        "top20_ig": dg.MetadataValue.md(top_ig.round(5).to_markdown()),
+        "champion_version": champion.version, "ig_completeness_max_gap": max_gap, "ig_steps": config.ig_steps,
+        "shap_cells": n_shap, "shap_background": len(background), "key_genes": len(key),
+        "key_gene_rule": key_rule.replace("&gt;", ">").replace("&lt;", "<"), "seed": config.seed,
+        f"top{config.top_genes}_ig": dg.MetadataValue.md(top_ig.round(5).to_markdown()),
         "plots": dg.MetadataValue.md(figures)})
-
-
-def _markdown_images_to_html(markdown: str) -> str:
-    """The plots module's `**title**` + `![title](data:…)` blocks as HTML."""
-    html = []
-    for line in markdown.splitlines():
-        if line.startswith("**") and line.endswith("**"):
-            html.append(f"<h2>{line.strip('*')}</h2>")
-        elif line.startswith("!["):
-            html.append(f"<img src='{line[line.index('(') + 1:-1]}'/>")
-    return "\n".join(html)
 
 
 @dg.asset(group_name="analysis", kinds={"umap"}, partitions_def=task_partitions, deps=[cell_predictions],
