@@ -148,6 +148,15 @@ class MLflowTracking(dg.ConfigurableResource):
             else Path(self.artifact_root, name).resolve().as_uri()
         return client.create_experiment(name, artifact_location=location)
 
+    def training_run(self, experiment: str, run_name: str, tags: dict[str, str], params: dict,
+                     instance: dg.DagsterInstance):
+        """The MLflow run of one training in `experiment` (created when new): see
+        `ssda_assets.training_run.training_run`."""
+        from ssda_assets.training_run import training_run
+
+        return training_run(self.client(), self.tracking_uri, self.experiment_id(experiment), run_name, tags, params,
+                            instance)
+
     def run_url(self, experiment_id: str, run_id: str) -> str:
         return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 

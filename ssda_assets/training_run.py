@@ -8,15 +8,31 @@ never keeps a half-registered model.
 
 from __future__ import annotations
 
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
+import mlflow
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric
+from mlflow.models import infer_signature
 
+from ssda_assets.pyfunc_model import score_frame
+from ssda_assets.registry import MODEL_ARTIFACTS
 from ssda_assets.run_health import worker_alive
+from ssda_model.model import SSDAModel
 
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
+PACKAGES = Path(__file__).resolve().parents[1]
+PYFUNC_CODE = PACKAGES / "ssda_assets" / "pyfunc_code.py"  # models-from-code: no pickle
+# Shipped inside every logged model, so it loads where ssda4drug is not installed (only the
+# packages of PIP_REQUIREMENTS): the pyfunc imports ssda_assets.pyfunc_model and ssda_model alone.
+CODE_PATHS = [str(PACKAGES / "ssda_model"), str(PACKAGES / "ssda_assets")]
+PIP_REQUIREMENTS = ["torch==2.13.0", "anndata", "pandas<3", "numpy", "scikit-learn", "mlflow"]
 
 
 class LiveMetrics:
@@ -61,3 +77,48 @@ def close_abandoned_runs(client: MlflowClient, experiment_id: str, task: str, in
         client.set_terminated(run.info.run_id, "FAILED")
         closed.append(run.info.run_id)
     return closed
+
+
+class TrainingRun:
+    """The active MLflow run of one training: `live` takes the per-epoch metrics, `log_model` the
+    result (summary metrics, tables, the native folder and the pyfunc) and returns its model URI."""
+
+    def __init__(self, client: MlflowClient, run: mlflow.ActiveRun, experiment_id: str, closed: list[str]) -> None:
+        self.run_id, self.experiment_id, self.closed = run.info.run_id, experiment_id, closed
+        self.live = LiveMetrics(client, self.run_id)
+
+    def log_model(self, model: SSDAModel, example: pd.DataFrame, wall_seconds: float) -> str:
+        self.live.flush()
+        metrics = model.metrics
+        summary = {k: metrics[k] for k in ("mean_auc", "std_auc", "mean_aupr", "std_aupr") if metrics[k] is not None}
+        mlflow.log_param("n_genes", metrics["n_genes"])
+        mlflow.log_metrics({**summary, "wall_seconds": wall_seconds})
+        mlflow.log_dict(metrics, "metrics.json")
+        mlflow.log_table(pd.DataFrame(metrics["repetitions"]), "repetitions.json")
+        with tempfile.TemporaryDirectory() as scratch:
+            native = model.save(Path(scratch) / MODEL_ARTIFACTS)
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=str(PYFUNC_CODE), artifacts={MODEL_ARTIFACTS: str(native)},
+                input_example=example, signature=infer_signature(example, score_frame(model, example)),
+                pip_requirements=PIP_REQUIREMENTS, code_paths=CODE_PATHS)
+            mlflow.log_artifacts(str(native), MODEL_ARTIFACTS)
+        return info.model_uri
+
+
+@contextmanager
+def training_run(client: MlflowClient, tracking_uri: str, experiment_id: str, run_name: str, tags: dict[str, str],
+                 params: dict, instance: dg.DagsterInstance) -> Iterator[TrainingRun]:
+    """An MLflow run around a whole training: abandoned runs of the task closed first, RUNNING
+    while the body trains and registers, FAILED with the error in the tag `error` when it raises,
+    FINISHED otherwise."""
+    closed = close_abandoned_runs(client, experiment_id, tags["task"], instance)
+    # MLflow's fluent API (start_run, log_model, register_model) keeps its store process-wide.
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+        mlflow.log_params(params)
+        try:
+            yield TrainingRun(client, run, experiment_id, closed)
+        except Exception as exc:
+            mlflow.set_tag("error", (getattr(exc, "description", None) or str(exc))[:5000])
+            raise

@@ -4,35 +4,24 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import anndata as ad
 import dagster as dg
-import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.models import infer_signature
 
 from ssda_assets.defs.single_cell.assets import harmonized_expression
 from ssda_assets.failures import input_errors
 from ssda_assets.ingest import LABEL
 from ssda_assets.partitions import task_of, task_partitions
-from ssda_assets.pyfunc_model import score_frame
-from ssda_assets.registry import MODEL_ARTIFACTS, model_name, register_version
+from ssda_assets.registry import model_name, register_version
 from ssda_assets.resources import MLflowTracking, PlatformPaths
-from ssda_assets.training_run import LiveMetrics, close_abandoned_runs
 from ssda_model.config import SSDAConfig
 from ssda_model.errors import SSDAInputError
 from ssda_model.model import SSDAModel
 
-PACKAGES = Path(__file__).resolve().parents[3]
-PYFUNC_CODE = PACKAGES / "ssda_assets" / "pyfunc_code.py"  # models-from-code: no pickle
-# Shipped inside every logged model, so it loads where ssda4drug is not installed (only the
-# packages of PIP_REQUIREMENTS): the pyfunc imports ssda_assets.pyfunc_model and ssda_model alone.
-CODE_PATHS = [str(PACKAGES / "ssda_model"), str(PACKAGES / "ssda_assets")]
-PIP_REQUIREMENTS = ["torch==2.13.0", "anndata", "pandas<3", "numpy", "scikit-learn", "mlflow"]
 TRAIN_DEFAULTS = "SSDA_TRAIN_DEFAULTS"
 
 
@@ -119,48 +108,27 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, paths:
     mlflow_tracking.check_reachable()
     source, target, data_hash = read_harmonized(folder)
 
-    client = mlflow_tracking.client()
-    mlflow.set_tracking_uri(mlflow_tracking.tracking_uri)
-    mlflow.set_registry_uri(mlflow_tracking.tracking_uri)
-    experiment_id = mlflow_tracking.experiment_id(f"ssda-{drug}")
     name = model_name(drug, dataset)
     tags = {"task": f"{drug}/{dataset}", "drug": drug, "dataset": dataset, "dagster_run_id": context.run.run_id,
             "dagster_partition": str(context.partition_key), "data_hash": data_hash}
-    for run_id in close_abandoned_runs(client, experiment_id, tags["task"], context.instance):
-        context.log.warning(f"MLflow run {run_id} of an earlier training that died was marked FAILED")
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name} {context.run.run_id[:8]}", tags=tags) as run:
-        mlflow.log_params(config.model_dump())
-        live = LiveMetrics(client, run.info.run_id)
-        try:
-            with input_errors():
-                started = time.perf_counter()
-                model = SSDAModel.fit(source, target, ssda_config, source_name=str(folder / "source.parquet"),
-                                      target_name=str(folder / "target.parquet"), on_epoch=live,
-                                      progress=sys.stderr.isatty())  # an epoch bar in a terminal (make demo)
-                wall = time.perf_counter() - started
-        except Exception as exc:
-            mlflow.set_tag("error", (getattr(exc, "description", None) or str(exc))[:5000])
-            raise
-        live.flush()
+    with mlflow_tracking.training_run(f"ssda-{drug}", f"{name} {context.run.run_id[:8]}", tags,
+                                      config.model_dump(), context.instance) as run:
+        for run_id in run.closed:
+            context.log.warning(f"MLflow run {run_id} of an earlier training that died was marked FAILED")
+        with input_errors():
+            started = time.perf_counter()
+            model = SSDAModel.fit(source, target, ssda_config, source_name=str(folder / "source.parquet"),
+                                  target_name=str(folder / "target.parquet"), on_epoch=run.live,
+                                  progress=sys.stderr.isatty())  # an epoch bar in a terminal (make demo)
+            wall = time.perf_counter() - started
+        model_uri = run.log_model(model, target.to_df().iloc[:5], wall)
         metrics = model.metrics
         basis = f"{metrics['protocol']}/{metrics['evaluation']}"
-        summary = {k: metrics[k] for k in ("mean_auc", "std_auc", "mean_aupr", "std_aupr") if metrics[k] is not None}
-        mlflow.log_param("n_genes", metrics["n_genes"])
-        mlflow.log_metrics({**summary, "wall_seconds": wall})
-        mlflow.log_dict(metrics, "metrics.json")
-        mlflow.log_table(pd.DataFrame(metrics["repetitions"]), "repetitions.json")
-        with tempfile.TemporaryDirectory() as scratch:
-            native = model.save(Path(scratch) / MODEL_ARTIFACTS)
-            example = target.to_df().iloc[:5]
-            info = mlflow.pyfunc.log_model(
-                name="model", python_model=str(PYFUNC_CODE), artifacts={MODEL_ARTIFACTS: str(native)},
-                input_example=example, signature=infer_signature(example, score_frame(model, example)),
-                pip_requirements=PIP_REQUIREMENTS, code_paths=CODE_PATHS)
-            mlflow.log_artifacts(str(native), MODEL_ARTIFACTS)
         score = metrics["mean_auc"] if metrics["mean_auc"] is not None else float("nan")
-        registration = register_version(client, info.model_uri, name, score, basis, tags={
+        registration = register_version(mlflow_tracking.client(), model_uri, name, score, basis, tags={
             **tags, "basis": basis, "protocol": metrics["protocol"], "evaluation": metrics["evaluation"],
-            "mlflow_run_id": run.info.run_id})
+            "mlflow_run_id": run.run_id})
+    client = mlflow_tracking.client()
     champion_run = client.get_model_version(name, str(registration.champion)).run_id
     fmt = lambda m, s: "n/a" if m is None else f"{m:.3f} ± {s:.3f}"  # noqa: E731
     # The data version is the champion's run (unique across stores, unlike version numbers):
@@ -171,8 +139,8 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, paths:
         "mean_auc": score, "protocol": metrics["protocol"], "evaluation": metrics["evaluation"],
         "repetitions": len(metrics["repetitions"]), "shots": str(metrics["shots"]), "genes": metrics["n_genes"],
         "cells": metrics["n_target"], "device": metrics["device"], "wall_seconds": round(wall, 1),
-        "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(experiment_id, run.info.run_id)),
-        "mlflow_run_id": run.info.run_id, "registered_model": name, "model_version": registration.version,
+        "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.experiment_id, run.run_id)),
+        "mlflow_run_id": run.run_id, "registered_model": name, "model_version": registration.version,
         "aliases": ", ".join(registration.aliases), "data_hash": data_hash,
         "alias_audit": dg.MetadataValue.md("\n".join(f"- {line}" for line in registration.audit)),
         "repetition_table": dg.MetadataValue.md(pd.DataFrame(metrics["repetitions"]).to_markdown(index=False)),
