@@ -13,6 +13,8 @@ from pathlib import Path
 from ssda_model.benchmark import ALL_METHODS, run_benchmark, summarize
 from ssda_model.benchmark_plots import boxplots, fewshot_curves
 from ssda_model.config import METHODS, PRECISIONS, PROTOCOLS, SCALINGS, SSDAConfig
+
+DEFAULTS = SSDAConfig()  # the one place the defaults are set; the command only exposes them
 from ssda_model.data.readers import read_h5ad
 from ssda_model.errors import SSDAInputError, SSDAInputWarning
 from ssda_model.model import SSDAModel
@@ -62,17 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--target", required=True, help="cells .h5ad: X log1p-normalised, obs[label-key] 1/0/missing")
     fit.add_argument("--out", required=True, help="model directory to write")
     fit.add_argument("--label-key", default="response")
-    fit.add_argument("--method", default="ssda", choices=METHODS)
-    fit.add_argument("--shots", default=3, type=_shots, help="labeled target cells per class, or 'all'")
-    fit.add_argument("--repetitions", default=5, type=int)
-    fit.add_argument("--protocol", default="paper", choices=PROTOCOLS)
-    fit.add_argument("--epochs", default=50, type=int)
-    fit.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    fit.add_argument("--scaling", default="per_domain", choices=SCALINGS)
-    fit.add_argument("--precision", default="auto", choices=PRECISIONS,
+    fit.add_argument("--method", default=DEFAULTS.method, choices=METHODS)
+    fit.add_argument("--shots", default=DEFAULTS.shots, type=_shots, help="labeled target cells per class, or 'all'")
+    fit.add_argument("--repetitions", default=DEFAULTS.repetitions, type=int)
+    fit.add_argument("--protocol", default=DEFAULTS.protocol, choices=PROTOCOLS)
+    fit.add_argument("--epochs", default=DEFAULTS.epochs, type=int)
+    fit.add_argument("--device", default=DEFAULTS.device, help="auto, cpu, cuda or cuda:N")
+    fit.add_argument("--scaling", default=DEFAULTS.scaling, choices=SCALINGS)
+    fit.add_argument("--precision", default=DEFAULTS.precision, choices=PRECISIONS,
                      help="bf16 autocasts training (fp32 master weights and scores); auto = bf16 on CPUs with "
                           "bf16 units and on GPUs, fp32 elsewhere")
-    fit.add_argument("--batch-repetitions", default=True, action=argparse.BooleanOptionalAction,
+    fit.add_argument("--batch-repetitions", default=DEFAULTS.batch_repetitions, action=argparse.BooleanOptionalAction,
                      help="train the repetitions together as one batched ensemble (default); "
                           "--no-batch-repetitions trains one model at a time")
     fit.add_argument("--n-top-genes", type=int, default=None, help="restrict to the target's highly variable genes")
@@ -87,9 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"comma-separated, from {','.join(ALL_METHODS)}")
     bench.add_argument("--shots", default=[1, 2, 3, 5, 10], type=_counts, help="comma-separated shot counts")
     bench.add_argument("--repetitions", default=50, type=int)
-    bench.add_argument("--protocol", default="paper", choices=PROTOCOLS)
-    bench.add_argument("--epochs", default=50, type=int)
-    bench.add_argument("--device", default="auto")
+    bench.add_argument("--protocol", default=DEFAULTS.protocol, choices=PROTOCOLS)
+    bench.add_argument("--epochs", default=DEFAULTS.epochs, type=int)
+    bench.add_argument("--device", default=DEFAULTS.device)
     bench.add_argument("--quiet", action="store_true")
     predict = commands.add_parser("predict", help="score cells with a saved model")
     predict.add_argument("--model", required=True)

@@ -5,17 +5,19 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Method = Literal["ssda", "ssda_no_adv", "ssda_no_mme", "source_only", "target_only"]
 Protocol = Literal["paper", "strict"]
 Scaling = Literal["per_domain", "joint"]
+Optimizer = Literal["adagrad", "adam", "sgd"]
+Precision = Literal["auto", "fp32", "bf16"]
 
-METHODS: tuple[str, ...] = ("ssda", "ssda_no_adv", "ssda_no_mme", "source_only", "target_only")
-PROTOCOLS: tuple[str, ...] = ("paper", "strict")
-SCALINGS: tuple[str, ...] = ("per_domain", "joint")
-OPTIMIZERS: tuple[str, ...] = ("adagrad", "adam", "sgd")
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+METHODS: tuple[str, ...] = get_args(Method)
+PROTOCOLS: tuple[str, ...] = get_args(Protocol)
+SCALINGS: tuple[str, ...] = get_args(Scaling)
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 @dataclass(frozen=True)
@@ -34,20 +36,20 @@ class SSDAConfig:
     lambda_mme: float = 0.1
     eta: float = 1.0  # gradient-reversal strength
     epsilon: float = 1.0  # adversarial perturbation norm, z-score units
-    optimizer: str = "adagrad"
+    optimizer: Optimizer = "adagrad"
     lr: float = 1e-3
     epochs: int = 50
     batch_size: int = 32
-    method: str = "ssda"
+    method: Method = "ssda"
     shots: int | Literal["all"] = 3
     repetitions: int = 5
-    protocol: str = "paper"
-    scaling: str = "per_domain"
+    protocol: Protocol = "paper"
+    scaling: Scaling = "per_domain"
     val_fraction: float = 0.2
     device: str = "auto"
     # bf16: autocast the training steps (fp32 master weights, fp32 model files and scores);
     # auto: bf16 where the CPU has bf16 units or on a GPU, else fp32 (train/device.py)
-    precision: str = "auto"
+    precision: Precision = "auto"
     batch_repetitions: bool = True  # train the repetitions together as one batched ensemble
 
     def __post_init__(self) -> None:

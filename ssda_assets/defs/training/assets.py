@@ -1,8 +1,6 @@
 """Training: one SSDA4Drug fit per (drug, dataset) task, tracked and registered in MLflow."""
 
 import hashlib
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -13,64 +11,13 @@ import numpy as np
 import pandas as pd
 
 from ssda_assets.defs.single_cell.assets import harmonized_expression
+from ssda_assets.defs.training.config import TrainConfig
 from ssda_assets.failures import input_errors
 from ssda_assets.ingest import LABEL
 from ssda_assets.partitions import task_of, task_partitions
 from ssda_assets.registry import model_name, register_version
 from ssda_assets.resources import MLflowTracking, PlatformPaths
-from ssda_model.config import SSDAConfig
-from ssda_model.errors import SSDAInputError
 from ssda_model.model import SSDAModel
-
-TRAIN_DEFAULTS = "SSDA_TRAIN_DEFAULTS"
-
-
-class TrainConfig(dg.Config):
-    """Hyper-parameters of a training run (the reference code's defaults, README: Defaults); change them in the launchpad to relaunch."""
-
-    method: str = "ssda"
-    shots: str = "3"  # labeled target cells per class, or "all"
-    repetitions: int = 5
-    protocol: str = "strict"
-    epochs: int = 50
-    batch_size: int = 32
-    lr: float = 1e-3
-    lambda_mme: float = 0.1
-    epsilon: float = 1.0
-    scaling: str = "per_domain"
-    device: str = "auto"
-    precision: str = "auto"
-    batch_repetitions: bool = True  # train the repetitions together as one batched ensemble
-
-    def to_ssda(self) -> SSDAConfig:
-        shots = self.shots if self.shots == "all" else int(self.shots)
-        return SSDAConfig(method=self.method, shots=shots, repetitions=self.repetitions, protocol=self.protocol,
-                          epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lambda_mme=self.lambda_mme,
-                          epsilon=self.epsilon, scaling=self.scaling, device=self.device,
-                          precision=self.precision, batch_repetitions=self.batch_repetitions)
-
-
-def _defaults_from_env() -> None:
-    """Defaults for every training that does not set them, from SSDA_TRAIN_DEFAULTS (a JSON object
-    of TrainConfig fields, e.g. '{"epochs": 5}'): how a small deployment or a test makes the
-    trainings that automation launches small, since those runs carry no run config."""
-    text = os.environ.get(TRAIN_DEFAULTS, "").strip()
-    if not text:
-        return
-    try:
-        values = json.loads(text)
-    except json.JSONDecodeError:
-        values = None
-    if not isinstance(values, dict) or set(values) - set(TrainConfig.model_fields):
-        raise SSDAInputError(TRAIN_DEFAULTS, f"expected a JSON object of the fields {', '.join(TrainConfig.model_fields)}"
-                                             f", got {text!r}")
-    for key, value in values.items():
-        TrainConfig.model_fields[key].default = value
-    TrainConfig.model_rebuild(force=True)
-
-
-_defaults_from_env()
-
 
 def read_harmonized(folder: Path) -> tuple[ad.AnnData, ad.AnnData, str]:
     """Source and target AnnData from harmonized_expression's files, and a hash of those files."""
