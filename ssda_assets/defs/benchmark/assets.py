@@ -10,8 +10,8 @@ import mlflow
 from dagster_duckdb import DuckDBResource
 
 from ssda_assets.defs.single_cell.assets import harmonized_expression
-from ssda_assets.defs.training.assets import read_harmonized
 from ssda_assets.failures import input_errors
+from ssda_assets.harmonized import read_harmonized
 from ssda_assets.partitions import task_of, task_partitions
 from ssda_assets.resources import MLflowTracking, PlatformPaths
 from ssda_assets.storage import replace_rows
@@ -42,12 +42,8 @@ def benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig, paths:
               warehouse: DuckDBResource, mlflow_tracking: MLflowTracking) -> dg.MaterializeResult:
     """Every method on the same splits and shots per repetition; paired Wilcoxon tests against ssda."""
     drug, dataset = task_of(context.partition_key)
-    folder = paths.harmonized(drug, dataset)
-    if not (folder / "genes.txt").exists():
-        raise dg.Failure(description=f"no harmonized data for {drug}/{dataset}: materialize harmonized_expression "
-                                     "for this task first", allow_retries=False)
     mlflow_tracking.check_reachable()
-    source, target, data_hash = read_harmonized(folder)
+    source, target, data_hash = read_harmonized(paths.harmonized(drug, dataset), f"{drug}/{dataset}")
     with input_errors():
         try:
             ssda_config = SSDAConfig(protocol=config.protocol, epochs=config.epochs, device=config.device)

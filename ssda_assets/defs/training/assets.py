@@ -1,39 +1,19 @@
 """Training: one SSDA4Drug fit per (drug, dataset) task, tracked and registered in MLflow."""
 
-import hashlib
 import sys
 import time
-from pathlib import Path
 
-import anndata as ad
 import dagster as dg
-import numpy as np
 import pandas as pd
 
 from ssda_assets.defs.single_cell.assets import harmonized_expression
 from ssda_assets.defs.training.config import TrainConfig
 from ssda_assets.failures import input_errors
-from ssda_assets.ingest import LABEL
+from ssda_assets.harmonized import read_harmonized
 from ssda_assets.partitions import task_of, task_partitions
 from ssda_assets.registry import model_name, register_version
 from ssda_assets.resources import MLflowTracking, PlatformPaths
 from ssda_model.model import SSDAModel
-
-def read_harmonized(folder: Path) -> tuple[ad.AnnData, ad.AnnData, str]:
-    """Source and target AnnData from harmonized_expression's files, and a hash of those files."""
-    genes = (folder / "genes.txt").read_text().split()
-    digest = hashlib.sha256()
-    frames = {}
-    for part in ("source", "target"):
-        path = folder / f"{part}.parquet"
-        digest.update(path.read_bytes())
-        frames[part] = pd.read_parquet(path)
-    source = frames["source"].set_index("sample_id")
-    target = frames["target"].set_index("cell_id")
-    as_anndata = lambda f: ad.AnnData(X=f[genes].to_numpy(np.float32),  # noqa: E731
-                                      obs=pd.DataFrame({LABEL: f[LABEL].to_numpy()}, index=f.index.astype(str)),
-                                      var=pd.DataFrame(index=genes))
-    return as_anndata(source), as_anndata(target), digest.hexdigest()[:16]
 
 
 @dg.asset(group_name="training", kinds={"pytorch", "mlflow"}, partitions_def=task_partitions, pool="gpu",
@@ -44,16 +24,12 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, paths:
     MLflow run, register a new model version and move the aliases by the champion rule."""
     drug, dataset = task_of(context.partition_key)
     folder = paths.harmonized(drug, dataset)
-    if not (folder / "genes.txt").exists():
-        raise dg.Failure(description=f"no harmonized data for {drug}/{dataset} in {folder}: materialize "
-                                     "harmonized_expression for this task first (does the dataset declare the drug?)",
-                         allow_retries=False)
     try:
         ssda_config = config.to_ssda()
     except ValueError as exc:
         raise dg.Failure(description=f"trained_model config: {exc}", allow_retries=False) from None
     mlflow_tracking.check_reachable()
-    source, target, data_hash = read_harmonized(folder)
+    source, target, data_hash = read_harmonized(folder, f"{drug}/{dataset}")
 
     name = model_name(drug, dataset)
     tags = {"task": f"{drug}/{dataset}", "drug": drug, "dataset": dataset, "dagster_run_id": context.run.run_id,
