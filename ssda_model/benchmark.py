@@ -10,7 +10,6 @@ from collections.abc import Callable
 import anndata as ad
 import numpy as np
 import pandas as pd
-import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
@@ -22,7 +21,7 @@ from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.networks import SSDANet
 from ssda_model.train.competitors import COMPETITORS, competitor_scores
 from ssda_model.train.device import resolve_device
-from ssda_model.train.trainer import DomainTensors, predict_scores, train_in_ensembles
+from ssda_model.train.trainer import DomainTensors, deterministic_algorithms, predict_scores, train_in_ensembles
 
 ALL_METHODS = (*METHODS, *COMPETITORS)
 RESULT_COLUMNS = ["method", "shots", "repetition", "seed", "auc", "aupr", "protocol", "n_eval"]
@@ -59,28 +58,26 @@ def run_benchmark(source: ad.AnnData, target: ad.AnnData, *, methods: list[str],
                       config.replace(repetitions=repetitions))
     device = resolve_device(config.device)
     data = DomainTensors.on_device(domains, device)
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
     rows = []
     bar = tqdm(total=len(shots) * repetitions * len(methods), disable=not progress, desc="benchmark", unit="fit")
     try:
-        for n_shots in shots:
-            splits = [repetition_split(domains.source_y, domains.target_y, n_shots, config.protocol,
-                                       config.val_fraction, seed=r) for r in range(1, repetitions + 1)]
-            for method in methods:
-                scores = _method_scores(method, data, splits, config.replace(shots=n_shots))
-                for repetition, (split, method_scores) in enumerate(zip(splits, scores), start=1):
-                    eval_y = domains.target_y[split.target_eval]
-                    auc, aupr = pooled_auc_aupr(eval_y, method_scores)
-                    row = {"method": method, "shots": n_shots, "repetition": repetition, "seed": repetition,
-                           "auc": auc, "aupr": aupr, "protocol": config.protocol, "n_eval": len(eval_y)}
-                    rows.append(row)
-                    if on_result is not None:
-                        on_result(row)
-                bar.update(repetitions)
+        with deterministic_algorithms():
+            for n_shots in shots:
+                splits = [repetition_split(domains.source_y, domains.target_y, n_shots, config.protocol,
+                                           config.val_fraction, seed=r) for r in range(1, repetitions + 1)]
+                for method in methods:
+                    scores = _method_scores(method, data, splits, config.replace(shots=n_shots))
+                    for repetition, (split, method_scores) in enumerate(zip(splits, scores), start=1):
+                        eval_y = domains.target_y[split.target_eval]
+                        auc, aupr = pooled_auc_aupr(eval_y, method_scores)
+                        row = {"method": method, "shots": n_shots, "repetition": repetition, "seed": repetition,
+                               "auc": auc, "aupr": aupr, "protocol": config.protocol, "n_eval": len(eval_y)}
+                        rows.append(row)
+                        if on_result is not None:
+                            on_result(row)
+                    bar.update(repetitions)
     finally:
         bar.close()
-        torch.use_deterministic_algorithms(previous)
     order = {method: i for i, method in enumerate(methods)}
     rows.sort(key=lambda row: (row["shots"], row["repetition"], order[row["method"]]))
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)

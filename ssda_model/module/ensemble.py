@@ -72,7 +72,8 @@ class StackedLinear(nn.Module):
         self._grad: torch.Tensor | None = None
         self._low: torch.Tensor | None = None  # low-precision copy of the weight, reused
         self._low_current = False  # whether _low holds this step's weight (see cast_weights)
-        self._low_grad: torch.Tensor | None = None
+        self._low_grad: torch.Tensor | None = None  # this backward pass's low-precision weight gradient
+        self._low_pending: str | None = None  # how _low_grad goes into _grad at the pass's end
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.weight
@@ -110,19 +111,35 @@ class StackedLinear(nn.Module):
             product = _bmm(x_t, grad).to(self._grad.dtype)
             self.weight.grad = self._grad.copy_(product) if first else self._grad.add_(product)
             return
-        if x.dtype != self.weight.dtype:  # low precision: a reused buffer, then into the fp32 gradient
-            if self._low_grad is None or self._low_grad.dtype != x.dtype:
-                self._low_grad = torch.empty(self.weight.shape, dtype=x.dtype, device=x.device)
-            torch.bmm(x_t, grad, out=self._low_grad)
-            if first:
-                self._grad.copy_(self._low_grad)
-            else:
-                self._grad.add_(self._low_grad)
-        elif first:
+        if x.dtype != self.weight.dtype:
+            self._accumulate_low_precision(x_t, grad, first)
+            return
+        if first:
             torch.bmm(x_t, grad, out=self._grad)
         else:
             self._grad.baddbmm_(x_t, grad)
         self.weight.grad = self._grad
+
+    def _accumulate_low_precision(self, x_t: torch.Tensor, grad: torch.Tensor, first: bool) -> None:
+        """Sum a backward pass's low-precision weight gradients in a reused low-precision buffer
+        and convert them into the fp32 gradient once, when the backward pass ends: converting
+        each use's product and adding it costs three passes over the largest weights per use."""
+        if self._low_grad is None or self._low_grad.dtype != x_t.dtype:
+            self._low_grad = torch.empty(self.weight.shape, dtype=x_t.dtype, device=x_t.device)
+        if self._low_pending is None:
+            torch.bmm(x_t, grad, out=self._low_grad)
+            self._low_pending = "overwrite" if first else "add"
+            torch.autograd.Variable._execution_engine.queue_callback(self._settle_low_grad)
+        else:
+            self._low_grad.baddbmm_(x_t, grad)
+        self.weight.grad = self._grad
+
+    def _settle_low_grad(self) -> None:
+        if self._low_pending == "overwrite":
+            self._grad.copy_(self._low_grad)
+        else:
+            self._grad.add_(self._low_grad)
+        self._low_pending = None
 
 
 class StackedBatchNorm(nn.Module):

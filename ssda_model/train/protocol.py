@@ -16,7 +16,7 @@ from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.networks import SSDANet
 from ssda_model.threads import share_cores
 from ssda_model.train.device import resolve_device, resolve_precision
-from ssda_model.train.trainer import DomainTensors, predict_scores, train_in_ensembles
+from ssda_model.train.trainer import DomainTensors, deterministic_algorithms, predict_scores, train_in_ensembles
 
 RepetitionCallback = Callable[[int, dict[str, float]], None]
 
@@ -45,8 +45,6 @@ def run_protocol(domains: PreparedDomains, config: SSDAConfig, on_epoch: Repetit
     source validation split and `evaluation` says so.
     """
     device = resolve_device(config.device)
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
     data = DomainTensors.on_device(domains, device)
     evaluation = "source_validation" if config.shots == "all" else "target"
     bar = tqdm(total=config.repetitions * config.epochs, disable=not progress, desc=config.method, unit="epoch")
@@ -61,11 +59,10 @@ def run_protocol(domains: PreparedDomains, config: SSDAConfig, on_epoch: Repetit
             on_epoch(repetition, record)
 
     try:
-        with share_cores() as cores:
+        with share_cores() as cores, deterministic_algorithms():
             results = train_in_ensembles(data, splits, repetitions, config, on_epoch=epoch_done)
     finally:
         bar.close()
-        torch.use_deterministic_algorithms(previous)
 
     net = SSDANet(domains.source_x.shape[1], config).to(device)
     rows = []

@@ -10,7 +10,8 @@ rounding of the batched matmuls).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,6 +65,21 @@ class RepetitionResult:
     best_epoch: int
     selection: str  # which labels chose the epoch: "target_val" or "source_val"
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+@contextmanager
+def deterministic_algorithms() -> Iterator[None]:
+    """Deterministic kernels while training, without NaN-filling every fresh tensor: that fill,
+    on by default in deterministic mode, costs a pass over memory per allocation (a quarter of a
+    bf16 step), and our code never reads memory it has not written."""
+    previous = torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0])
+        torch.utils.deterministic.fill_uninitialized_memory = previous[1]
 
 
 def make_optimizer(config: SSDAConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
