@@ -9,6 +9,7 @@ batched matmul and R optimiser loops into one. The module tree and state-dict ke
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -169,6 +170,22 @@ class StackedBatchNorm(nn.Module):
         return torch.addcmul(self.bias.unsqueeze(1) - mean * scale, x, scale)
 
 
+def member_keep_masks(shape: torch.Size, drop_rate: float, generators: list[torch.Generator],
+                      device: torch.device) -> torch.Tensor:
+    """Boolean keep-masks of shape (R, ...), member r's drawn from generators[r] alone.
+
+    Each entry takes 16 random bits, four entries per 64-bit draw, and is dropped when they fall
+    below round(rate·65536)/65536 (0.2 → 0.199997): a third of the cost of a float uniform per
+    entry, the largest of the per-member draws.
+    """
+    n = math.prod(shape[1:])
+    bits = torch.empty(len(generators), -(-n // 4), dtype=torch.int64, device=device)
+    for member, generator in enumerate(generators):
+        bits[member].random_(-2**63, None, generator=generator)  # all 64 bits uniform
+    threshold = -2**15 + round(drop_rate * 2**16)
+    return (bits.view(torch.int16)[:, :n] >= threshold).reshape(shape)
+
+
 class StackedDropout(nn.Module):
     """Dropout whose mask for member r comes from member r's own generator.
 
@@ -182,10 +199,8 @@ class StackedDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        keep = torch.empty_like(x)
-        for member, generator in enumerate(self.generators):
-            keep[member].bernoulli_(1 - self.p, generator=generator)
-        return x * keep.div_(1 - self.p)
+        keep = member_keep_masks(x.shape, self.p, self.generators, x.device)
+        return x * keep.to(x.dtype).mul_(1 / (1 - self.p))
 
 
 def _stack(modules: list[nn.Module], generators: list[torch.Generator]) -> nn.Module:

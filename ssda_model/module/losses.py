@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from ssda_model.module.ensemble import SSDAEnsemble
+from ssda_model.module.ensemble import SSDAEnsemble, member_keep_masks
 from ssda_model.module.networks import grad_reverse
 
 
@@ -20,10 +20,7 @@ def mask_members(x: torch.Tensor, rate: float, generators: list[torch.Generator]
     from generators[r]; x itself is never touched."""
     if rate <= 0:
         return x.clone()
-    draws = torch.empty(x.shape, device=x.device)
-    for member, generator in enumerate(generators):
-        draws[member].uniform_(generator=generator)
-    return x * (draws >= rate)
+    return x * member_keep_masks(x.shape, rate, generators, x.device)
 
 
 def mask_input(x: torch.Tensor, rate: float, generator: torch.Generator | None = None) -> torch.Tensor:

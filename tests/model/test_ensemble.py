@@ -8,7 +8,7 @@ from ssda_model.config import SSDAConfig
 from ssda_model.data.prepare import prepare_domains
 from ssda_model.data.splits import repetition_split
 from ssda_model.model import SSDAModel
-from ssda_model.module.ensemble import SSDAEnsemble, cast_weights
+from ssda_model.module.ensemble import SSDAEnsemble, cast_weights, member_keep_masks
 from ssda_model.module.losses import member_cross_entropy, reconstruction_loss
 from ssda_model.module.networks import SSDANet
 from ssda_model.train.competitors import COMPETITORS, competitor_scores
@@ -162,3 +162,13 @@ def test_batched_competitors_match_one_at_a_time(small_pair, method):
     for split, b, a in zip(splits, batched, alone):
         assert len(b) == len(split.target_eval)
         assert np.allclose(b, a, atol=1e-6)
+
+
+def test_keep_masks_drop_at_the_rate_and_depend_on_the_member_alone():
+    shape = torch.Size((3, 64, 301))  # 64 × 301 entries: not a multiple of the four per draw
+    masks = member_keep_masks(shape, 0.3, [torch.Generator().manual_seed(s) for s in (7, 8, 9)], torch.device("cpu"))
+    alone = member_keep_masks(torch.Size((1, 64, 301)), 0.3, [torch.Generator().manual_seed(8)], torch.device("cpu"))
+    assert masks.shape == shape and masks.dtype == torch.bool
+    assert torch.equal(masks[1], alone[0])
+    assert not torch.equal(masks[0], masks[1])
+    assert abs(masks.float().mean().item() - 0.7) < 0.01
