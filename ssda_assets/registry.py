@@ -10,6 +10,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from ssda_assets.registry_lock import registry_lock
 from ssda_assets.storage import write_atomically
 from ssda_model.errors import SSDAInputError
 from ssda_model.model import SSDAModel
@@ -33,18 +34,29 @@ class Registration:
     audit: list[str] = field(default_factory=list)
 
 
-def _current_champion(client: MlflowClient, name: str):
+def _current_champion(client: MlflowClient, name: str, alias: str = CHAMPION):
     try:
-        return client.get_model_version_by_alias(name, CHAMPION)
+        return client.get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
 
 
 def apply_aliases(client: MlflowClient, name: str, version: int, score: float, basis: str) -> Registration:
-    """Move `challenger` to `version`; move `champion` to it when its score on the same basis
-    (protocol and evaluation set) is at least the champion's. Versions are never deleted."""
-    client.set_registered_model_alias(name, CHALLENGER, str(version))
-    audit = [f"{CHALLENGER} → v{version}"]
+    """Move `challenger` to `version` unless a newer version holds it; move `champion` to it when
+    its score on the same basis (protocol and evaluation set) is at least the champion's. Versions
+    are never deleted. Under the model's registry lock: trainings that finish together (several
+    workers) take turns, so each compares against the champion the one before it left."""
+    with registry_lock(client.tracking_uri, name):
+        return _move_aliases(client, name, version, score, basis)
+
+
+def _move_aliases(client: MlflowClient, name: str, version: int, score: float, basis: str) -> Registration:
+    challenger = _current_champion(client, name, CHALLENGER)
+    if challenger is None or int(challenger.version) < version:
+        client.set_registered_model_alias(name, CHALLENGER, str(version))
+        audit = [f"{CHALLENGER} → v{version}"]
+    else:
+        audit = [f"{CHALLENGER} stays v{challenger.version} (newer)"]
     champion = _current_champion(client, name)
     score_text = "nan" if math.isnan(score) else f"{score:.4f}"
     if champion is None:
