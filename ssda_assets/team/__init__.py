@@ -1,0 +1,1 @@
+"""Team mode: Dagster on PostgreSQL, steps on Celery workers, MLflow as a tracking server."""
