@@ -1,31 +1,46 @@
-"""Training speed at the paper's shapes: one repetition at a time against the batched ensemble,
-fp32 and bf16, with achieved GFLOP/s and its share of this machine's measured GEMM peak.
+"""Training speed at the paper's shapes: the authors' reference code beside ours, in one run.
 
-    .venv/bin/python bench/training.py [--repetitions 10] [--single-repetitions 3] [--epochs 50]
+    .venv/bin/python bench/training.py [--reference DIR] [--shapes gefitinib,etoposide]
+        [--repetitions 10] [--single-repetitions 3] [--epochs 50] [--threads 2]
 
-One at a time, a repetition takes the same time whatever R is, so that mode is timed over the
-first --single-repetitions repetitions; the batched mode trains all R together. `auc_gap` is the
-largest AUC difference between the two modes over the repetitions both trained (same seeds).
+Ours: one repetition at a time and the batched ensemble of R = --repetitions, in fp32 and bf16,
+with achieved GFLOP/s and its share of this machine's GEMM peak measured in the same run; the row
+`default` is the batched mode at the precision `auto` picks here. One at a time, a repetition
+takes the same time whatever R is, so that mode is timed over --single-repetitions. `auc_gap` is
+the largest AUC difference between the two modes over the repetitions both trained (same seeds).
 
-Shapes (synthetic pairs): 834 lines × 2,933 genes → 66 cells and 834 × 2,668 → 1,393 cells,
-3-shot, batch 32, paper configuration. The reference code's seconds per repetition at these
-shapes on the same 2-core machine (issue #7) are quoted for the "× reference" column. Writes
-bench/results/training.json and prints a table.
+--reference DIR: a checkout of https://github.com/hliulab/SSDA4Drug (never copied into this
+repository; see the README's Performance section for the one edit that makes it run 3
+repetitions). Its `experiment_shot.py` trains on the same z-scored matrices, written as the CSV
+files it reads into a temporary folder, with the same thread count; "× reference" divides its
+seconds per repetition by ours from this run. Without --reference only our numbers are printed.
+
+Shapes (synthetic pairs, 3-shot, batch 32, paper configuration): gefitinib 834 lines × 2,933
+genes → 66 cells, etoposide 834 × 2,668 → 1,393 cells (the reference knows each drug's gene count).
+Writes bench/results/training.json and prints a table.
 """
 
 import argparse
 import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from ssda_model.config import SSDAConfig
+from ssda_model.data.prepare import PreparedDomains, prepare_domains
 from ssda_model.datasets import synthetic_pair
 from ssda_model.model import SSDAModel
+from ssda_model.train.device import resolve_precision
 
-SHAPES = [(834, 2933, 66, 39.0), (834, 2668, 1393, 63.0)]  # lines, genes, cells, reference s per 50-epoch repetition
+SHAPES = {"gefitinib": ("Gefitinib", 834, 2933, 66), "etoposide": ("Etoposide", 834, 2668, 1393)}
 
 
 def gemm_peak(rows: int, genes: int, dtype: torch.dtype, seconds: float = 2.0) -> float:
@@ -62,37 +77,90 @@ def step_flops(genes: int, config: SSDAConfig, n_shots: int) -> float:
     return total
 
 
+def write_reference_inputs(folder: Path, drug: str, domains: PreparedDomains) -> None:
+    """The CSV files experiment_shot.py reads: genes × samples matrices and `response` tables."""
+    for name, x, y in (("source", domains.source_x, domains.source_y), ("target", domains.target_x, domains.target_y)):
+        data = folder / "Datasets" / "processedData" / drug / f"{name}_data"
+        data.mkdir(parents=True)
+        samples = [f"{name}{i}" for i in range(len(y))]
+        pd.DataFrame(np.asarray(x).T, index=domains.genes, columns=samples).to_csv(data / f"{name}_scaled_tp4k.csv")
+        pd.DataFrame({"response": np.asarray(y).astype(int)}, index=samples).to_csv(data / f"{name}_meta_data.csv")
+
+
+def time_reference(checkout: Path, drug: str, domains: PreparedDomains, epochs: int, threads: int) -> tuple[float, int]:
+    """Seconds per repetition of the reference's experiment_shot.py (its own data loading included),
+    and how many repetitions it ran."""
+    with tempfile.TemporaryDirectory() as work:
+        write_reference_inputs(Path(work), drug, domains)
+        command = [sys.executable, str(checkout / "experiment_shot.py"), "--drug", drug, "--gene", "_tp4k", "--n", "3",
+                   "--device", "cpu", "--epochs", str(epochs), "--batch_size", "32", "--lr", "0.001", "--dropout",
+                   "0.3", "--encoder_h_dims", "512,256", "--bottleneck", "128", "--predictor_h_dims", "64,32"]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        start = time.perf_counter()
+        out = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=True).stdout
+        seconds = time.perf_counter() - start
+    repetitions = len(re.findall(r"^Test Performance", out, flags=re.MULTILINE))
+    if not repetitions:
+        raise RuntimeError(f"the reference printed no test result:\n{out[-2000:]}")
+    return seconds / repetitions, repetitions
+
+
+def time_ours(key: str, args: argparse.Namespace, reference: float | None) -> list[dict]:
+    """Our four modes at one shape; `reference` is the reference's seconds per repetition from this run."""
+    _, n_lines, n_genes, n_cells = SHAPES[key]
+    source, target = synthetic_pair(n_source=n_lines, n_cells=n_cells, n_genes=n_genes, seed=0)
+    peaks = {p: gemm_peak(70, n_genes, d) for p, d in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+    default = resolve_precision("auto", torch.device("cpu"))
+    rows = []
+    for precision in ("fp32", "bf16"):
+        aucs = {}
+        for batched, repetitions in ((False, args.single_repetitions), (True, args.repetitions)):
+            config = SSDAConfig(epochs=args.epochs, repetitions=repetitions, precision=precision, device="cpu",
+                                batch_repetitions=batched)
+            start = time.perf_counter()
+            metrics = SSDAModel.fit(source, target, config).metrics
+            per_rep = (time.perf_counter() - start) / repetitions
+            aucs[batched] = [r["auc"] for r in metrics["repetitions"]]
+            steps = -(-int(n_lines * (1 - config.val_fraction)) // config.batch_size) * args.epochs
+            achieved = step_flops(n_genes, config, 2 * int(config.shots)) * steps / per_rep / 1e9
+            rows.append({"shape": f"{n_lines}x{n_genes}->{n_cells}",
+                         "mode": f"{f'batched R={repetitions}' if batched else 'one at a time'} {precision}"
+                                 + (" (default)" if batched and precision == default else ""),
+                         "seconds_per_repetition": round(per_rep, 2), "gflops": round(achieved, 1),
+                         "gemm_peak_gflops": round(peaks[precision], 1),
+                         "fraction_of_peak": round(achieved / peaks[precision], 3),
+                         "x_reference": round(reference / per_rep, 2) if reference else None,
+                         "mean_auc": round(metrics["mean_auc"], 4),
+                         "auc_gap": round(max(abs(a - b) for a, b in zip(aucs[False], aucs[True])), 6)
+                         if batched else None})
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--reference", type=Path, default=None, help="checkout of hliulab/SSDA4Drug to time beside ours")
+    parser.add_argument("--shapes", default=",".join(SHAPES), help=f"some of {', '.join(SHAPES)}")
     parser.add_argument("--repetitions", type=int, default=10)
     parser.add_argument("--single-repetitions", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    os.environ["SSDA_THREADS"] = str(args.threads)  # ours trains with exactly this many, as the reference does
+    torch.set_num_threads(args.threads)  # and the GEMM peak is measured with them
     rows = []
-    for n_lines, n_genes, n_cells, reference in SHAPES:
-        source, target = synthetic_pair(n_source=n_lines, n_cells=n_cells, n_genes=n_genes, seed=0)
-        peaks = {p: gemm_peak(70, n_genes, d) for p, d in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
-        for precision in ("fp32", "bf16"):
-            aucs = {}
-            for batched, repetitions in ((False, args.single_repetitions), (True, args.repetitions)):
-                config = SSDAConfig(epochs=args.epochs, repetitions=repetitions, precision=precision,
-                                    device="cpu", batch_repetitions=batched)
-                start = time.perf_counter()
-                metrics = SSDAModel.fit(source, target, config).metrics
-                per_rep = (time.perf_counter() - start) / repetitions
-                aucs[batched] = [r["auc"] for r in metrics["repetitions"]]
-                steps = -(-int(n_lines * (1 - config.val_fraction)) // config.batch_size) * args.epochs
-                achieved = step_flops(n_genes, config, 2 * int(config.shots)) * steps / per_rep / 1e9
-                rows.append({"shape": f"{n_lines}x{n_genes}->{n_cells}",
-                             "mode": f"{f'batched R={repetitions}' if batched else 'one at a time'} {precision}",
-                             "seconds_per_repetition": round(per_rep, 2), "gflops": round(achieved, 1),
-                             "gemm_peak_gflops": round(peaks[precision], 1),
-                             "fraction_of_peak": round(achieved / peaks[precision], 3),
-                             "x_reference": round(reference * args.epochs / 50 / per_rep, 2),
-                             "mean_auc": round(metrics["mean_auc"], 4),
-                             "auc_gap": round(max(abs(a - b) for a, b in zip(aucs[False], aucs[True])), 6)
-                             if batched else None})
-                print(rows[-1], flush=True)
+    for key in args.shapes.split(","):
+        drug, n_lines, n_genes, n_cells = SHAPES[key]
+        reference = None
+        if args.reference is not None:
+            source, target = synthetic_pair(n_source=n_lines, n_cells=n_cells, n_genes=n_genes, seed=0)
+            domains = prepare_domains(source, target, label_key="response", shots=3, val_fraction=0.2,
+                                      scaling="per_domain")
+            reference, repetitions = time_reference(args.reference, drug, domains, args.epochs, args.threads)
+            rows.append({"shape": f"{n_lines}x{n_genes}->{n_cells}", "mode": f"reference, {repetitions} repetitions",
+                         "seconds_per_repetition": round(reference, 2), "x_reference": 1.0})
+            print(rows[-1], flush=True)
+        rows += time_ours(key, args, reference)
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
     (out / "training.json").write_text(json.dumps(rows, indent=2))
