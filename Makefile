@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo ui cli-demo test install clean reset browser
+.PHONY: demo ui cli-demo test install clean reset browser team-services team-up team-down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +48,23 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
 	  || echo "warning: could not install chromium; the browser test will be skipped"
 
-test: $(STAMP) browser
+# Debian's PostgreSQL and Redis servers for the team mode (make team-up and tests/team/).
+team-services:
+	@(command -v redis-server >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1) || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null) \
+	  || echo "warning: could not install postgresql and redis-server; the team tests will be skipped"
+
+TEAM_DIR ?= /tmp/ssda4drug-team
+
+# Team mode on this machine: Postgres, Redis, the MLflow server, two Celery workers and dagster dev on
+# loopback, state under TEAM_DIR (ssda_assets/team/stack.py); make team-down stops them all.
+team-up: $(STAMP) team-services
+	$(BIN)/python -m ssda_assets.team.stack up --dir $(TEAM_DIR) --dagster-port $(DAGSTER_PORT) --mlflow-port $(MLFLOW_PORT)
+
+team-down: $(STAMP)
+	$(BIN)/python -m ssda_assets.team.stack down --dir $(TEAM_DIR)
+
+test: $(STAMP) browser team-services
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -207,15 +207,15 @@ class TeamStack:
     # -- stopping ---------------------------------------------------------------------------------
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM to each service's process group (SIGINT to PostgreSQL: its fast shutdown), users
-        first; after `grace` seconds, SIGKILL to every process they started that is still alive."""
+        """SIGTERM to each service's process group (SIGINT to PostgreSQL and dagster dev: their quick
+        shutdown), users first; after `grace` seconds, SIGKILL to whatever they started that is alive."""
         pids = {path.stem: int(path.read_text()) for path in (self.folder / "pids").glob("*.pid")}
         for kind in STOP_ORDER:
             members = []
             for name, pid in pids.items():
                 if name.startswith(kind):
                     members += _tree(pid)
-                    _signal_group(pid, signal.SIGINT if kind == "postgres" else signal.SIGTERM)
+                    _signal_group(pid, signal.SIGINT if kind in ("postgres", "dagster") else signal.SIGTERM)
             _, alive = psutil.wait_procs(members, timeout=grace)
             for process in alive:
                 try:
