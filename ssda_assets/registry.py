@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -83,7 +82,15 @@ def register_version(client: MlflowClient, model_uri: str, name: str, score: flo
                      tags: dict[str, str]) -> Registration:
     """Register `model_uri` as a new version of `name` and move the aliases; a failure before the
     aliases are set removes the version again, so none is left half-registered."""
-    created = mlflow.register_model(model_uri, name, tags={**tags, "auc": repr(score)})  # exact: ties promote
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    # The client, not mlflow.register_model: same record, without its lines on stderr.
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    created = client.create_model_version(name, model_uri, run_id=tags.get("mlflow_run_id"), model_id=model_id,
+                                          tags={**tags, "auc": repr(score)})  # exact: ties promote
     try:
         return apply_aliases(client, name, int(created.version), score, basis)
     except BaseException:
