@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo ui cli-demo test install clean reset browser team-services team-up team-down
+.PHONY: demo ui cli-demo test lint install clean reset browser team-services team-up team-down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,12 @@ team-up: $(STAMP) team-services
 
 team-down: $(STAMP)
 	$(BIN)/python -m ssda_assets.team.stack down --dir $(TEAM_DIR)
+
+# The house rules, checked before the tests (and by pre-commit): ruff's lint and format, mypy on ssda_model.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: $(STAMP) browser team-services
 	$(BIN)/python -m pytest -q

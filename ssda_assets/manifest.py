@@ -122,23 +122,84 @@ def _confined(folder: Path, key: str, value: Any, problems: list[str]) -> Path:
     return path
 
 
-def read_manifest(folder: str | Path) -> Manifest:
-    """Parse and validate a dataset folder's manifest; every problem is reported in one error."""
-    folder = Path(folder)
+def _load(folder: Path) -> tuple[Path, Any]:
+    """The manifest's path and its YAML, or an error for a bad folder name, no file or bad YAML."""
     path = folder / MANIFEST
     if not DATASET_NAME.match(folder.name):
         raise SSDAInputError(str(folder), "dataset folder names may only use letters, digits, '.', '_' and '-'")
     if not path.exists():
         raise SSDAInputError(str(path), "manifest not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return path, yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise SSDAInputError(str(path), f"not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
+def _choice(raw: dict, key: str, default: Any, allowed: tuple, problems: list[str]) -> Any:
+    value = raw.get(key, default)
+    if value not in allowed:
+        problems.append(f"'{key}' must be one of {', '.join(map(str, allowed))}, got {value!r}")
+    return value
+
+
+def _label(raw: dict, fmt: str | None, problems: list[str]) -> LabelSpec | None:
+    """The `label:` section (a SCAD file's response column when absent)."""
+    if "label" not in raw and fmt != "scad":
+        return None
+    spec = _mapping(raw.get("label", {"column": "response", "sensitive": [1], "resistant": [0]}),
+                    "'label'", LABEL_KEYS, problems)
+    missing = sorted(LABEL_KEYS - set(spec))
+    if missing:
+        problems.append(f"'label' needs {', '.join(missing)}")
+        return None
+    label = LabelSpec(str(spec["column"]), _strings(spec["sensitive"], "'label.sensitive'", problems),
+                      _strings(spec["resistant"], "'label.resistant'", problems))
+    if set(label.sensitive) & set(label.resistant):
+        problems.append("'label.sensitive' and 'label.resistant' share values")
+    return label
+
+
+def _time(raw: dict, label: LabelSpec | None, problems: list[str]) -> TimeSpec | None:
+    """The `time:` section: the column, the order of the points, and labels taken from points."""
+    if "time" not in raw:
+        return None
+    spec = _mapping(raw["time"], "'time'", TIME_KEYS, problems)
+    if "column" not in spec or "order" not in spec:
+        problems.append("'time' needs column and order")
+        return None
+    order = _strings(spec["order"], "'time.order'", problems)
+    sensitive = _strings(spec["sensitive"], "'time.sensitive'", problems) if "sensitive" in spec else ()
+    resistant = _strings(spec["resistant"], "'time.resistant'", problems) if "resistant" in spec else ()
+    unknown = sorted(set(sensitive + resistant) - set(order))
+    if unknown:
+        problems.append(f"'time.sensitive'/'time.resistant' name time points not in 'time.order': {', '.join(unknown)}")
+    if set(sensitive) & set(resistant):
+        problems.append("'time.sensitive' and 'time.resistant' share time points")
+    if label is not None and (sensitive or resistant):
+        problems.append("labels come either from 'label' or from 'time.sensitive'/'time.resistant', not both")
+    return TimeSpec(str(spec["column"]), order, sensitive, resistant)
+
+
+def _contrasts(raw: dict, time: TimeSpec | None, problems: list[str]) -> tuple[Contrast, ...]:
+    contrasts = []
+    for i, item in enumerate(raw.get("contrasts") or []):
+        spec = _mapping(item, f"'contrasts[{i}]'", CONTRAST_KEYS, problems)
+        if set(spec) != CONTRAST_KEYS:
+            problems.append(f"'contrasts[{i}]' needs name, a and b")
+        elif time is None or not {str(spec["a"]), str(spec["b"])} <= set(time.order):
+            problems.append(f"'contrasts[{i}]' compares time points that 'time.order' does not list")
+        else:
+            contrasts.append(Contrast(str(spec["name"]), str(spec["a"]), str(spec["b"])))
+    return tuple(contrasts)
+
+
+def read_manifest(folder: str | Path) -> Manifest:
+    """Parse and validate a dataset folder's manifest; every problem is reported in one error."""
+    folder = Path(folder)
+    path, loaded = _load(folder)
     problems: list[str] = []
-    raw = {k: v for k, v in _mapping(raw, "the manifest", TOP_KEYS, problems).items() if v is not None}
-    for key in ("drugs", "matrix"):
-        if key not in raw:
-            problems.append(f"'{key}' is required")
+    raw = {k: v for k, v in _mapping(loaded, "the manifest", TOP_KEYS, problems).items() if v is not None}
+    problems += [f"'{key}' is required" for key in ("drugs", "matrix") if key not in raw]
     drugs = _strings(raw["drugs"], "'drugs'", problems) if "drugs" in raw else ()
     matrix = _confined(folder, "matrix", raw["matrix"], problems) if "matrix" in raw else folder
     fmt = raw.get("format") or (_infer_format(matrix) if "matrix" in raw else None)
@@ -150,58 +211,18 @@ def read_manifest(folder: str | Path) -> Manifest:
     normalized = raw.get("normalized", fmt == "scad")
     if not isinstance(normalized, bool):
         problems.append(f"'normalized' must be true or false, got {normalized!r}")
-    gene_id = raw.get("gene_id", "entrez" if fmt == "scad" else "symbol")
-    if gene_id not in ID_TYPES:
-        problems.append(f"'gene_id' must be one of {', '.join(ID_TYPES)}, got {gene_id!r}")
-    species = raw.get("species", "human")
-    if species not in ("human", "mouse"):
-        problems.append(f"'species' must be human or mouse, got {species!r}")
-
-    label = None
-    if "label" in raw or fmt == "scad":
-        spec = _mapping(raw.get("label", {"column": "response", "sensitive": [1], "resistant": [0]}),
-                        "'label'", LABEL_KEYS, problems)
-        missing = sorted(LABEL_KEYS - set(spec))
-        if missing:
-            problems.append(f"'label' needs {', '.join(missing)}")
-        else:
-            label = LabelSpec(str(spec["column"]), _strings(spec["sensitive"], "'label.sensitive'", problems),
-                              _strings(spec["resistant"], "'label.resistant'", problems))
-            if set(label.sensitive) & set(label.resistant):
-                problems.append("'label.sensitive' and 'label.resistant' share values")
-    time = None
-    if "time" in raw:
-        spec = _mapping(raw["time"], "'time'", TIME_KEYS, problems)
-        if "column" not in spec or "order" not in spec:
-            problems.append("'time' needs column and order")
-        else:
-            order = _strings(spec["order"], "'time.order'", problems)
-            sensitive = _strings(spec["sensitive"], "'time.sensitive'", problems) if "sensitive" in spec else ()
-            resistant = _strings(spec["resistant"], "'time.resistant'", problems) if "resistant" in spec else ()
-            unknown = sorted(set(sensitive + resistant) - set(order))
-            if unknown:
-                problems.append(f"'time.sensitive'/'time.resistant' name time points not in 'time.order': {', '.join(unknown)}")
-            if set(sensitive) & set(resistant):
-                problems.append("'time.sensitive' and 'time.resistant' share time points")
-            if label is not None and (sensitive or resistant):
-                problems.append("labels come either from 'label' or from 'time.sensitive'/'time.resistant', not both")
-            time = TimeSpec(str(spec["column"]), order, sensitive, resistant)
-    contrasts = []
-    for i, item in enumerate(raw.get("contrasts") or []):
-        spec = _mapping(item, f"'contrasts[{i}]'", CONTRAST_KEYS, problems)
-        if set(spec) != CONTRAST_KEYS:
-            problems.append(f"'contrasts[{i}]' needs name, a and b")
-        elif time is None or not {str(spec["a"]), str(spec["b"])} <= set(time.order):
-            problems.append(f"'contrasts[{i}]' compares time points that 'time.order' does not list")
-        else:
-            contrasts.append(Contrast(str(spec["name"]), str(spec["a"]), str(spec["b"])))
+    gene_id = _choice(raw, "gene_id", "entrez" if fmt == "scad" else "symbol", ID_TYPES, problems)
+    species = _choice(raw, "species", "human", ("human", "mouse"), problems)
+    label = _label(raw, fmt, problems)
+    time = _time(raw, label, problems)
+    contrasts = _contrasts(raw, time, problems)
     obs = _confined(folder, "obs", raw["obs"], problems) if raw.get("obs") else None
     source = _confined(folder, "source", raw["source"], problems) if raw.get("source") else None
     if problems:
         raise SSDAInputError(str(path), "; ".join(problems))
     return Manifest(name=folder.name, folder=folder, drugs=drugs, matrix=matrix, format=fmt, obs=obs,
                     orientation=orientation, normalized=normalized, gene_id=gene_id, species=species,
-                    label=label, time=time, contrasts=tuple(contrasts), source=source,
+                    label=label, time=time, contrasts=contrasts, source=source,
                     description=str(raw.get("description", "")))
 
 

@@ -38,7 +38,7 @@ def _method_scores(method: str, data: DomainTensors, splits: list, config: SSDAC
     config = config.replace(method=method)
     net = SSDANet(data.source_x.shape[1], config).to(data.source_x.device)
     scores = []
-    for split, result in zip(splits, train_in_ensembles(data, splits, seeds, config)):
+    for split, result in zip(splits, train_in_ensembles(data, splits, seeds, config), strict=True):
         net.load_state_dict(result.state_dict)
         scores.append(predict_scores(net, data.target_x[split.target_eval]))
     return scores
@@ -67,7 +67,7 @@ def run_benchmark(source: ad.AnnData, target: ad.AnnData, *, methods: list[str],
                                            config.val_fraction, seed=r) for r in range(1, repetitions + 1)]
                 for method in methods:
                     scores = _method_scores(method, data, splits, config.replace(shots=n_shots))
-                    for repetition, (split, method_scores) in enumerate(zip(splits, scores), start=1):
+                    for repetition, (split, method_scores) in enumerate(zip(splits, scores, strict=True), start=1):
                         eval_y = domains.target_y[split.target_eval]
                         auc, aupr = pooled_auc_aupr(eval_y, method_scores)
                         row = {"method": method, "shots": n_shots, "repetition": repetition, "seed": repetition,

@@ -13,13 +13,13 @@ from pathlib import Path
 from ssda_model.benchmark import ALL_METHODS, run_benchmark, summarize
 from ssda_model.benchmark_plots import boxplots, fewshot_curves
 from ssda_model.config import METHODS, PRECISIONS, PROTOCOLS, SCALINGS, SSDAConfig
-
-DEFAULTS = SSDAConfig()  # the one place the defaults are set; the command only exposes them
 from ssda_model.data.readers import read_h5ad
 from ssda_model.errors import SSDAInputError, SSDAInputWarning
 from ssda_model.model import SSDAModel
 from ssda_model.outputs import check_output, replace_folder
 from ssda_model.streaming import CHUNK, predict_file
+
+DEFAULTS = SSDAConfig()  # the one place the defaults are set; the command only exposes them
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -57,6 +57,7 @@ def _counts(value: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `ssda fit | predict | benchmark` parser; its defaults are SSDAConfig's."""
     parser = _OneLineParser(prog="ssda", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     fit = commands.add_parser("fit", help="train with the repetition protocol and save a model directory")
@@ -178,6 +179,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one `ssda` command; 0 when done, 2 with one `error:` line on stderr for bad input."""
     with warnings.catch_warnings():
         warnings.simplefilter("always", SSDAInputWarning)
         warnings.showwarning = _one_line_warning

@@ -113,7 +113,7 @@ def _bulk_expression(data_dir: Path, source: str) -> pd.DataFrame:
         ccle = data_dir / "tgsa_ccle_census706_expr"
         expression = pd.read_csv(ccle / "ccle_census706_exp_zscore.csv", index_col=0)
         lines = pd.read_csv(ccle / "cell_lines.csv").dropna(subset=["COSMICID"])
-        cosmic = dict(zip(lines["DepMap_ID"], lines["COSMICID"].astype(int)))
+        cosmic = dict(zip(lines["DepMap_ID"], lines["COSMICID"].astype(int), strict=True))
         expression = expression[expression.index.isin(cosmic)]
         return expression.set_axis([cosmic[d] for d in expression.index], axis=0)
     raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")

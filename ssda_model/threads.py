@@ -40,6 +40,7 @@ def available_cores() -> int:
 
 
 def claims_folder() -> Path:
+    """Where heavy steps leave one claim file per live process ($SSDA_RUNTIME_DIR, else the temp folder)."""
     root = Path(os.environ.get(RUNTIME_ENV) or tempfile.gettempdir())
     return root / f"ssda4drug-heavy-steps-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
 
@@ -78,7 +79,7 @@ def threads_for_share() -> int:
 
 
 class CoreShare:
-    """This process's claim while a heavy step runs; `rebalance` follows the other claimants."""
+    """The claim of this process while a heavy step runs; `rebalance` follows the other claimants."""
 
     def __init__(self) -> None:
         self.threads = torch.get_num_threads()

@@ -177,7 +177,7 @@ class TeamStack:
 
         app = Celery(broker=self.env()[BROKER])
         for name, process in processes.items():
-            self._wait(name, process, lambda: app.control.ping(destination=[name], timeout=1.0))
+            self._wait(name, process, lambda name=name: app.control.ping(destination=[name], timeout=1.0))
 
     def _start_dagster(self) -> None:
         process = self._spawn("dagster", [sys.executable, "-m", "dagster", "dev", "-w",

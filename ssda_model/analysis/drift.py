@@ -17,6 +17,8 @@ def percent_resistant_ci(scores: np.ndarray, rng: np.random.Generator, n_boot: i
 
 
 def per_time_point(scores: pd.Series, times: pd.Series, order: list[str], seed: int = 0) -> pd.DataFrame:
+    """Per time point present, in `order`: cells, mean and median P(sensitive), % resistant with its
+    95 % bootstrap interval (`seed` fixes the resamples)."""
     rng = np.random.default_rng(seed)
     rows = []
     for point in order:
@@ -39,9 +41,10 @@ def compare(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 
 
 def consecutive_drift(scores: pd.Series, times: pd.Series, order: list[str]) -> pd.DataFrame:
+    """`compare` between each time point present and the next one in `order`."""
     present = [t for t in order if (times == t).any()]
     rows = [{"from": a, "to": b, **compare(scores[times == a].to_numpy(), scores[times == b].to_numpy())}
-            for a, b in zip(present, present[1:])]
+            for a, b in zip(present, present[1:], strict=False)]
     return pd.DataFrame(rows)
 
 

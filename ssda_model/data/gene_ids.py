@@ -51,12 +51,12 @@ def human_gene_table(path: Path = GENE_TABLE) -> GeneTable:
         table = pd.read_csv(handle, sep="\t", dtype=str, keep_default_na=False)
     ensembl: dict[str, set[str]] = defaultdict(set)
     aliases: dict[str, set[str]] = defaultdict(set)
-    for symbol, alias_list, ensembl_list in zip(table["symbol"], table["aliases"], table["ensembl_ids"]):
+    for symbol, alias_list, ensembl_list in zip(table["symbol"], table["aliases"], table["ensembl_ids"], strict=True):
         for alias in filter(None, alias_list.split("|")):
             aliases[alias].add(symbol)
         for gene in filter(None, ensembl_list.split("|")):
             ensembl[gene].add(symbol)
-    return GeneTable(entrez=dict(zip(table["entrez_id"], table["symbol"])),
+    return GeneTable(entrez=dict(zip(table["entrez_id"], table["symbol"], strict=True)),
                      ensembl={k: tuple(sorted(v)) for k, v in ensembl.items()},
                      aliases={k: tuple(sorted(v)) for k, v in aliases.items()},
                      official=frozenset(table["symbol"]))
@@ -109,7 +109,7 @@ def map_gene_ids(ids: list[str], id_type: str, table: GeneTable | None = None,
     routes: list[str] = []
     ambiguous: dict[str, tuple[str, ...]] = {}
     held = {k for k in keys if table is not None and id_type == "symbol" and k in table.official}
-    for original, key in zip(ids, keys):
+    for original, key in zip(ids, keys, strict=True):
         symbol, route = key, "kept_unmapped"
         if key in user_map:
             symbol, route = user_map[key], "user_map"
@@ -165,4 +165,4 @@ def read_user_gene_map(path: str | Path) -> dict[str, str]:
     if id_column is None or "symbol" not in table.columns:
         raise SSDAInputError(str(path), "expected a column 'symbol' and one of 'entrez', 'ensembl' or 'id'")
     table = table.dropna(subset=[id_column, "symbol"])
-    return dict(zip(table[id_column].str.strip(), table["symbol"].str.strip()))
+    return dict(zip(table[id_column].str.strip(), table["symbol"].str.strip(), strict=True))

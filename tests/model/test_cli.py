@@ -164,7 +164,7 @@ def test_negative_values_only_warn(tmp_path, pair_files, small_pair, capsys):
     path = write(target, tmp_path / "t.h5ad")
     assert main(fit_args(pair_files[0], path, tmp_path / "m")) == 0
     err = capsys.readouterr().err
-    assert any(l.startswith("warning: ") and "t.h5ad" in l and "negative" in l for l in err.splitlines())
+    assert any(line.startswith("warning: ") and "t.h5ad" in line and "negative" in line for line in err.splitlines())
 
 
 def test_predict_input_missing_most_genes(tmp_path, fitted, small_pair, capsys):

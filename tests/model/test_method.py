@@ -28,7 +28,7 @@ def test_ssda_beats_source_only_and_target_only(benchmark_pair):
     for baseline in ("source_only", "target_only"):
         assert auc["ssda"] > auc[baseline] + 0.025, auc
         # paired: same split and shots per repetition, so ssda wins most of them
-        assert sum(a > b for a, b in zip(per_rep["ssda"], per_rep[baseline])) >= 2, per_rep
+        assert sum(a > b for a, b in zip(per_rep["ssda"], per_rep[baseline], strict=True)) >= 2, per_rep
 
 
 @pytest.mark.slow

@@ -134,7 +134,7 @@ def test_two_trainings_of_one_task_finishing_together_leave_one_champion(team, m
     client = mlflow_from_env().client()
     before = {v.version for v in client.search_model_versions(f"name = '{NAME}'")}
     with team.trainings(2) as pool:
-        run_ids = list(pool.map(train_run_id, *zip(TASKS[0], TASKS[0])))
+        run_ids = list(pool.map(train_run_id, *zip(TASKS[0], TASKS[0], strict=True)))
     with team.instance() as instance:
         assert all(succeeded(instance, run_id) for run_id in run_ids), failures(instance, run_ids)
         ran_on = {celery_workers(instance, run_id)["trained_model"] for run_id in run_ids}
