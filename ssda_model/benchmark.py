@@ -79,7 +79,7 @@ def run_benchmark(source: ad.AnnData, target: ad.AnnData, *, methods: list[str],
     finally:
         bar.close()
     order = {method: i for i, method in enumerate(methods)}
-    rows.sort(key=lambda row: (row["shots"], row["repetition"], order[row["method"]]))
+    rows.sort(key=lambda row: (row["shots"], row["repetition"], order[str(row["method"])]))
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 

@@ -34,16 +34,22 @@ class EnsembleSensitivity(nn.Module):
     and the `tail` after that.
     """
 
+    affine: nn.Sequential
+    second_weight: torch.Tensor
+    second_bias: torch.Tensor
+    tail: nn.Sequential
+
     def __init__(self, model: SSDAModel) -> None:
         super().__init__()
         nets = model.networks("cpu")
         stacked = SSDAEnsemble(nets, [torch.Generator() for _ in nets]).eval().requires_grad_(False)
-        layers = [*stacked.encoder.net, *stacked.predictor.net, stacked.classifier]
+        layers = [*stacked.encoder.net.children(), *stacked.predictor.net.children(), stacked.classifier]
         relu = next(i for i, layer in enumerate(layers) if isinstance(layer, nn.ReLU))
         self.affine = nn.Sequential(*layers[:relu])
         rest = [layer for layer in layers[relu + 1:] if not isinstance(layer, StackedDropout)]  # identity in eval
-        if isinstance(rest[0], StackedLinear):
-            second = rest.pop(0)
+        second = rest[0]
+        if isinstance(second, StackedLinear):
+            rest.pop(0)
             self.second_weight, self.second_bias = second.weight, second.bias
         else:
             width = self.affine(torch.zeros(len(nets), 1, len(model.genes))).shape[-1]

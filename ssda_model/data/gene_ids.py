@@ -110,7 +110,8 @@ def map_gene_ids(ids: list[str], id_type: str, table: GeneTable | None = None,
     ambiguous: dict[str, tuple[str, ...]] = {}
     held = {k for k in keys if table is not None and id_type == "symbol" and k in table.official}
     for original, key in zip(ids, keys, strict=True):
-        symbol, route = key, "kept_unmapped"
+        symbol: str | None = key
+        route = "kept_unmapped"
         if key in user_map:
             symbol, route = user_map[key], "user_map"
         elif table is None:
@@ -144,8 +145,8 @@ def apply_gene_mapping(matrix: np.ndarray | sparse.spmatrix, mapping: GeneMappin
     (the convention for duplicated genes on log scale). Keeps sparse input sparse."""
     genes = list(dict.fromkeys(s for s in mapping.symbols if s is not None))
     column = {g: j for j, g in enumerate(genes)}
-    rows = [i for i, s in enumerate(mapping.symbols) if s is not None]
-    cols = [column[mapping.symbols[i]] for i in rows]
+    kept = [(i, s) for i, s in enumerate(mapping.symbols) if s is not None]
+    rows, cols = [i for i, _ in kept], [column[s] for _, s in kept]
     counts = np.bincount(cols, minlength=len(genes))
     weights = sparse.csr_matrix((1.0 / counts[cols], (rows, cols)), shape=(len(mapping.symbols), len(genes)),
                                 dtype=np.float32)

@@ -38,7 +38,7 @@ def aligned_matrix(adata: ad.AnnData, genes: list[str], name: str) -> np.ndarray
 def check_shots(target_y: np.ndarray, shots: int | str, val_fraction: float, name: str, label_key: str) -> None:
     """Enough labeled target cells of each class for the requested shots, said with the counts."""
     counts = {cls: int((target_y == cls).sum()) for cls in (1, 0)}
-    if shots == "all":
+    if not isinstance(shots, int):  # "all"
         if min(counts.values()) == 0:
             raise SSDAInputError(name, f"--shots all needs at least one labeled cell of each class in "
                                        f"obs[{label_key!r}]; found {counts[1]} sensitive (1) and {counts[0]} resistant (0)")

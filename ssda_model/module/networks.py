@@ -13,12 +13,12 @@ class GradientReversal(torch.autograd.Function):
     """Identity forward; multiplies the gradient by -eta backward (minimax entropy between F and C)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, eta: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, eta: float) -> torch.Tensor:
         ctx.eta = eta
         return x.view_as(x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         return -ctx.eta * grad, None
 
 

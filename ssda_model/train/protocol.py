@@ -30,7 +30,7 @@ class ProtocolResult:
     histories: list[list[dict[str, float]]]
 
 
-def _summary(values: list[float]) -> tuple[float | None, float | None]:
+def _summary(values: list) -> tuple[float | None, float | None]:
     finite = [v for v in values if v == v]
     if not finite:
         return None, None
