@@ -30,8 +30,13 @@ def run_demo(home: Path) -> float:
     shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "ssda_assets.pipeline", "--demo"], cwd=REPO, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "ssda_assets.pipeline", "--demo"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return time.perf_counter() - started
 
 
@@ -43,8 +48,13 @@ def step_seconds(home: Path) -> pd.DataFrame:
         for run in instance.get_runs():
             for step in instance.get_run_step_stats(run.run_id):
                 if step.end_time and step.start_time:
-                    rows.append({"step": step.step_key, "partition": run.tags.get("dagster/partition", "-"),
-                                 "seconds": step.end_time - step.start_time})
+                    rows.append(
+                        {
+                            "step": step.step_key,
+                            "partition": run.tags.get("dagster/partition", "-"),
+                            "seconds": step.end_time - step.start_time,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -66,12 +76,18 @@ def main() -> None:
                 if hog is not None:
                     hog.kill()
             steps[case] = step_seconds(home)
-    table = pd.concat({case: frame.pivot_table(index="step", columns="partition", values="seconds", aggfunc="sum")
-                       for case, frame in steps.items()}, names=["case"])
+    table = pd.concat(
+        {
+            case: frame.pivot_table(index="step", columns="partition", values="seconds", aggfunc="sum")
+            for case, frame in steps.items()
+        },
+        names=["case"],
+    )
     print(table.round(1).to_markdown())
     quiet = steps["quiet"]
     per_task = quiet[quiet["step"].isin(["trained_model", "attribution_report"])].pivot_table(
-        index="partition", columns="step", values="seconds")
+        index="partition", columns="step", values="seconds"
+    )
     per_task["attribution / training"] = per_task["attribution_report"] / per_task["trained_model"]
     print(per_task.round(2).to_markdown())
     summary = pd.DataFrame({"pipeline seconds": walls})

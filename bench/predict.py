@@ -9,10 +9,8 @@ process that reports its own peak RSS. Results: bench/results/predict.json and a
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import anndata as ad
@@ -38,7 +36,9 @@ def write_cells(path: Path, n_cells: int, n_genes: int, chunk: int = 50_000) -> 
         write_elem(handle, "var", pd.DataFrame(index=genes(n_genes)))
         for start in range(0, n_cells, chunk):
             rows = min(chunk, n_cells - start)
-            block = sparse.random(rows, n_genes, density=0.1, format="csr", dtype=np.float32, random_state=rng)
+            block = sparse.random(
+                rows, n_genes, density=0.1, format="csr", dtype=np.float32, random_state=rng
+            )
             block.data = np.log1p(block.data * 20).astype(np.float32)
             if start == 0:
                 write_elem(handle, "X", block)
@@ -62,13 +62,19 @@ def model_dir(n_genes: int) -> Path:
 
 
 def score_in_child(model: Path, cells: Path, out: Path) -> dict:
-    code = ("import json,resource,sys,time\nfrom ssda_model.model import SSDAModel\n"
-            "from ssda_model.streaming import predict_file\nt=time.perf_counter()\n"
-            "m=SSDAModel.load(sys.argv[1]); predict_file(m, sys.argv[2], sys.argv[3], device='cpu')\n"
-            "print(json.dumps({'seconds': time.perf_counter()-t, "
-            "'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}))")
-    result = subprocess.run([sys.executable, "-c", code, str(model), str(cells), str(out)], capture_output=True,
-                            text=True, check=True)
+    code = (
+        "import json,resource,sys,time\nfrom ssda_model.model import SSDAModel\n"
+        "from ssda_model.streaming import predict_file\nt=time.perf_counter()\n"
+        "m=SSDAModel.load(sys.argv[1]); predict_file(m, sys.argv[2], sys.argv[3], device='cpu')\n"
+        "print(json.dumps({'seconds': time.perf_counter()-t, "
+        "'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(model), str(cells), str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -85,8 +91,14 @@ def main() -> None:
         if not cells.exists():
             write_cells(cells, n, args.genes)
         measured = score_in_child(model, cells, CACHE / "scored.h5ad")
-        rows.append({"cells": n, "genes": args.genes, **{k: round(v, 1) for k, v in measured.items()},
-                     "cells_per_second": round(n / measured["seconds"])})
+        rows.append(
+            {
+                "cells": n,
+                "genes": args.genes,
+                **{k: round(v, 1) for k, v in measured.items()},
+                "cells_per_second": round(n / measured["seconds"]),
+            }
+        )
         print(rows[-1], flush=True)
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "predict.json").write_text(json.dumps(rows, indent=2))

@@ -34,8 +34,10 @@ def shots_alone(x: np.ndarray, y: np.ndarray, shots: int, rng: np.random.Generat
     """Mean AUC of scoring the other cells on the difference of the shots' class means."""
     aucs = []
     for _ in range(200):
-        chosen = np.r_[rng.choice(np.flatnonzero(y == 1), shots, replace=False),
-                       rng.choice(np.flatnonzero(y == 0), shots, replace=False)]
+        chosen = np.r_[
+            rng.choice(np.flatnonzero(y == 1), shots, replace=False),
+            rng.choice(np.flatnonzero(y == 0), shots, replace=False),
+        ]
         direction = x[chosen[:shots]].mean(axis=0) - x[chosen[shots:]].mean(axis=0)
         rest = np.setdiff1d(np.arange(len(y)), chosen)
         aucs.append(roc_auc_score(y[rest], x[rest] @ direction))
@@ -54,7 +56,9 @@ def diagnose(source, target) -> dict[str, float | str]:
     rng = np.random.default_rng(0)
     for shots in (1, 3):
         row[f"{shots} shot alone"] = round(shots_alone(xt, yt, shots, rng), 3)
-    row["bulk mean difference"] = round(roc_auc_score(yt, xt @ (xs[ys == 1].mean(0) - xs[ys == 0].mean(0))), 3)
+    row["bulk mean difference"] = round(
+        roc_auc_score(yt, xt @ (xs[ys == 1].mean(0) - xs[ys == 0].mean(0))), 3
+    )
     for c in (1e-3, 1e-2, 1e-1):
         model = LogisticRegression(C=c, max_iter=5000).fit(xs, ys)
         row[f"bulk LR C={c:g}"] = round(roc_auc_score(yt, model.decision_function(xt)), 3)
@@ -63,9 +67,13 @@ def diagnose(source, target) -> dict[str, float | str]:
 
 def main() -> None:
     warnings.filterwarnings("ignore", category=SSDAInputWarning)
-    data_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared" / "data"
-    rows = {drug: diagnose(*public_scad_pair(data_dir, drug, source="gdsc"))
-            for drug in [*PUBLIC_TARGETS, *FLIPPED_TARGETS]}
+    data_dir = (
+        Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
+    rows = {
+        drug: diagnose(*public_scad_pair(data_dir, drug, source="gdsc"))
+        for drug in [*PUBLIC_TARGETS, *FLIPPED_TARGETS]
+    }
     print(pd.DataFrame(rows).to_markdown())
 
 

@@ -31,8 +31,12 @@ SSDAModel.fit(source, target, SSDAConfig(epochs=epochs, repetitions=5))
 def _trainings(count: int, args: argparse.Namespace, env: dict[str, str]) -> float:
     """Seconds for `count` trainings started together."""
     start = time.perf_counter()
-    processes = [subprocess.Popen([sys.executable, "-c", FIT, str(args.epochs), str(args.genes), str(args.cells)],
-                                  env=env) for _ in range(count)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", FIT, str(args.epochs), str(args.genes), str(args.cells)], env=env
+        )
+        for _ in range(count)
+    ]
     if any(p.wait() for p in processes):
         raise SystemExit("a training failed")
     return time.perf_counter() - start
@@ -44,10 +48,18 @@ def main() -> None:
     parser.add_argument("--genes", type=int, default=2000)
     parser.add_argument("--cells", type=int, default=400)
     args = parser.parse_args()
-    base = {k: v for k, v in os.environ.items()
-            if k not in {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", THREADS_ENV}}
-    modes = {"shared": {**base, "OMP_WAIT_POLICY": "PASSIVE"}, "unshared": {**base, THREADS_ENV: str(available_cores())}}
-    print(f"{available_cores()} cores; 5 repetitions × {args.epochs} epochs, {args.genes} genes, {args.cells} cells\n")
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", THREADS_ENV}
+    }
+    modes = {
+        "shared": {**base, "OMP_WAIT_POLICY": "PASSIVE"},
+        "unshared": {**base, THREADS_ENV: str(available_cores())},
+    }
+    print(
+        f"{available_cores()} cores; 5 repetitions × {args.epochs} epochs, {args.genes} genes, {args.cells} cells\n"
+    )
     print("| mode | one after the other (s) | two at once (s) | at once ÷ one after the other |")
     print("|---|---:|---:|---:|")
     for mode, env in modes.items():

@@ -12,7 +12,6 @@ from ssda_assets.manifest import Manifest, dataset_folders, read_manifest
 from ssda_assets.partitions import dataset_partitions, drug_partitions, task_key
 from ssda_model.errors import SSDAInputError
 
-
 UNDECLARED_ASSET = dg.AssetKey("harmonized_expression")
 
 
@@ -36,7 +35,9 @@ def scan(raw_dir: Path) -> Catalog:
     return catalog
 
 
-def undeclared(catalog: Catalog, raw_dir: Path, drugs: list[str], datasets: list[str]) -> list[dg.AssetObservation]:
+def undeclared(
+    catalog: Catalog, raw_dir: Path, drugs: list[str], datasets: list[str]
+) -> list[dg.AssetObservation]:
     """Why a task partition stays missing: one observation on `harmonized_expression`, the head of
     every task's chain, per (drug, dataset) pair among `drugs` × `datasets` that no manifest declares.
 
@@ -50,11 +51,19 @@ def undeclared(catalog: Catalog, raw_dir: Path, drugs: list[str], datasets: list
         if manifest is None:
             continue
         declared = {drug_key(d, raw_dir) for d in manifest.drugs}
-        events += [dg.AssetObservation(asset_key=UNDECLARED_ASSET, partition=task_key(drug, dataset), metadata={
-            "declared": False,
-            "reason": f"{dataset}'s dataset.yaml declares {', '.join(manifest.drugs)}, not {drug}: this pair is "
-                      "never materialized (add the drug to the manifest's drugs to train it)"})
-            for drug in drugs if drug not in declared]
+        events += [
+            dg.AssetObservation(
+                asset_key=UNDECLARED_ASSET,
+                partition=task_key(drug, dataset),
+                metadata={
+                    "declared": False,
+                    "reason": f"{dataset}'s dataset.yaml declares {', '.join(manifest.drugs)}, not {drug}: this pair is "
+                    "never materialized (add the drug to the manifest's drugs to train it)",
+                },
+            )
+            for drug in drugs
+            if drug not in declared
+        ]
     return events
 
 

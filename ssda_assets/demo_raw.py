@@ -34,8 +34,10 @@ LOW_GENE_CELLS, HIGH_MITO_CELLS, RARE_GENES = 6, 5, 8
 def _genes(rng: np.random.Generator) -> tuple[list[str], dict[str, list[str]]]:
     names = [f"GENE{i:04d}" for i in range(N_GENES - len(MT_GENES))] + MT_GENES
     order = rng.permutation(N_GENES - len(MT_GENES))
-    programs = {drug: [names[i] for i in order[k * PROGRAM_SIZE:(k + 1) * PROGRAM_SIZE]]
-                for k, drug in enumerate(DRUGS)}
+    programs = {
+        drug: [names[i] for i in order[k * PROGRAM_SIZE : (k + 1) * PROGRAM_SIZE]]
+        for k, drug in enumerate(DRUGS)
+    }
     return names, programs
 
 
@@ -60,8 +62,13 @@ def _bulk(rng, genes, programs, raw: Path) -> tuple[pd.DataFrame, dict[str, np.n
     extra.iloc[5:, 0] = table.iloc[100:103, 0].to_numpy()  # symbols measured by two probes
     extra.iloc[:, 2:] += 0.1
     pd.concat([table, extra]).to_csv(raw / "Cell_line_RMA_proc_basalExp.txt", sep="\t", index=False)
-    lines = pd.DataFrame({"cosmic_id": cosmic, "cell_line": [f"DEMO-{i:03d}" for i in range(N_LINES)],
-                          "tissue": [TISSUES[t] for t in tissue]})
+    lines = pd.DataFrame(
+        {
+            "cosmic_id": cosmic,
+            "cell_line": [f"DEMO-{i:03d}" for i in range(N_LINES)],
+            "tissue": [TISSUES[t] for t in tissue],
+        }
+    )
     return lines, sensitivity
 
 
@@ -71,14 +78,28 @@ def _response(rng, lines: pd.DataFrame, sensitivity: dict[str, np.ndarray], raw:
         tested = rng.random(N_LINES) < 0.92  # not every line is screened with every drug
         ln_ic50 = 1.5 - 1.6 * sensitivity[drug] + rng.normal(0, 0.5, N_LINES)
         for i in np.flatnonzero(tested):
-            rows.append({"DATASET": "GDSC2", "NLME_RESULT_ID": 343, "COSMIC_ID": lines.cosmic_id[i],
-                         "CELL_LINE_NAME": lines.cell_line[i], "SANGER_MODEL_ID": f"SIDM{i:05d}",
-                         "TCGA_DESC": lines.tissue[i], "DRUG_ID": drug_id, "DRUG_NAME": drug,
-                         "PUTATIVE_TARGET": "demo", "PATHWAY_NAME": "demo", "COMPANY_ID": 1045,
-                         "WEBRELEASE": "Y", "MIN_CONC": 0.001, "MAX_CONC": 10.0,
-                         "LN_IC50": round(float(ln_ic50[i]), 5),
-                         "AUC": round(float(1 / (1 + np.exp(-ln_ic50[i]))), 5),
-                         "RMSE": 0.05, "Z_SCORE": 0.0})
+            rows.append(
+                {
+                    "DATASET": "GDSC2",
+                    "NLME_RESULT_ID": 343,
+                    "COSMIC_ID": lines.cosmic_id[i],
+                    "CELL_LINE_NAME": lines.cell_line[i],
+                    "SANGER_MODEL_ID": f"SIDM{i:05d}",
+                    "TCGA_DESC": lines.tissue[i],
+                    "DRUG_ID": drug_id,
+                    "DRUG_NAME": drug,
+                    "PUTATIVE_TARGET": "demo",
+                    "PATHWAY_NAME": "demo",
+                    "COMPANY_ID": 1045,
+                    "WEBRELEASE": "Y",
+                    "MIN_CONC": 0.001,
+                    "MAX_CONC": 10.0,
+                    "LN_IC50": round(float(ln_ic50[i]), 5),
+                    "AUC": round(float(1 / (1 + np.exp(-ln_ic50[i]))), 5),
+                    "RMSE": 0.05,
+                    "Z_SCORE": 0.0,
+                }
+            )
     pd.DataFrame(rows).to_csv(raw / "GDSC2_fitted_dose_response_demo.csv", index=False)
 
 
@@ -100,7 +121,9 @@ def _cells(rng, genes, program, resistant: np.ndarray) -> tuple[sparse.csr_matri
     rate[np.ix_(high_mito, np.flatnonzero(mt))] *= 12  # about 20 % mitochondrial counts
     rate = rate / rate.sum(axis=1, keepdims=True) * library[:, None]
     counts = rng.poisson(rate)
-    rare = rng.choice(np.flatnonzero(~mt & ~np.isin(np.arange(len(genes)), columns)), RARE_GENES, replace=False)
+    rare = rng.choice(
+        np.flatnonzero(~mt & ~np.isin(np.arange(len(genes)), columns)), RARE_GENES, replace=False
+    )
     counts[:, rare] = 0
     counts[LOW_GENE_CELLS + HIGH_MITO_CELLS, rare] = 1  # each rare gene seen in one good cell only
     return sparse.csr_matrix(counts.astype(np.float32)), {"rare_genes": [genes[i] for i in rare]}
@@ -110,8 +133,9 @@ def _write_10x(folder: Path, counts: sparse.csr_matrix, genes: list[str], barcod
     folder.mkdir(parents=True, exist_ok=True)
     with gzip.open(folder / "matrix.mtx.gz", "wb") as handle:
         io.mmwrite(handle, counts.T.tocoo(), field="integer")
-    features = pd.DataFrame({"id": [f"ENSG_DEMO{i:05d}" for i in range(len(genes))], "name": genes,
-                             "type": "Gene Expression"})
+    features = pd.DataFrame(
+        {"id": [f"ENSG_DEMO{i:05d}" for i in range(len(genes))], "name": genes, "type": "Gene Expression"}
+    )
     features.to_csv(folder / "features.tsv.gz", sep="\t", header=False, index=False, compression="gzip")
     pd.Series(barcodes).to_csv(folder / "barcodes.tsv.gz", header=False, index=False, compression="gzip")
 
@@ -142,27 +166,44 @@ def write_demo_raw(raw_dir: str | Path, seed: int = 7) -> Path:
     folder = raw / "datasets" / "jhu006_gefitinib"
     _write_10x(folder / "filtered_feature_bc_matrix", counts, genes, barcodes)
     pd.DataFrame({"barcode": barcodes, "condition": np.where(resistant, "resistant", "parental")}).to_csv(
-        folder / "cells.csv", index=False)
-    manifest = {"description": "Head-and-neck line, parental vs gefitinib-resistant (demo)",
-                "drugs": ["Gefitinib"], "matrix": "filtered_feature_bc_matrix", "obs": "cells.csv",
-                "gene_id": "symbol", "species": "human",
-                "label": {"column": "condition", "sensitive": ["parental"], "resistant": ["resistant"]}}
+        folder / "cells.csv", index=False
+    )
+    manifest = {
+        "description": "Head-and-neck line, parental vs gefitinib-resistant (demo)",
+        "drugs": ["Gefitinib"],
+        "matrix": "filtered_feature_bc_matrix",
+        "obs": "cells.csv",
+        "gene_id": "symbol",
+        "species": "human",
+        "label": {"column": "condition", "sensitive": ["parental"], "resistant": ["resistant"]},
+    }
     (folder / "dataset.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     truth["datasets"]["jhu006_gefitinib"] = {"cells": 300, **extra}
 
     # 2. resistance grows over four time points
     order = ["t0", "t12", "t48", "t96"]
-    counts, time, resistant, extra = _time_course(rng, genes, programs["Bortezomib"], order,
-                                                  [0.1, 0.35, 0.6, 0.85], 100)
+    counts, time, resistant, extra = _time_course(
+        rng, genes, programs["Bortezomib"], order, [0.1, 0.35, 0.6, 0.85], 100
+    )
     folder = raw / "datasets" / "mcf7_bortezomib"
     folder.mkdir(parents=True, exist_ok=True)
-    ad.AnnData(X=counts, obs=pd.DataFrame({"time": time}, index=[f"MCF7_{i:04d}" for i in range(len(time))]),
-               var=pd.DataFrame(index=genes)).write_h5ad(folder / "counts.h5ad")
-    manifest = {"description": "Breast cancer line under bortezomib, 0-96 h (demo)", "drugs": ["Bortezomib"],
-                "matrix": "counts.h5ad", "time": {"column": "time", "order": order,
-                                                 "sensitive": ["t0"], "resistant": ["t96"]}}
+    ad.AnnData(
+        X=counts,
+        obs=pd.DataFrame({"time": time}, index=[f"MCF7_{i:04d}" for i in range(len(time))]),
+        var=pd.DataFrame(index=genes),
+    ).write_h5ad(folder / "counts.h5ad")
+    manifest = {
+        "description": "Breast cancer line under bortezomib, 0-96 h (demo)",
+        "drugs": ["Bortezomib"],
+        "matrix": "counts.h5ad",
+        "time": {"column": "time", "order": order, "sensitive": ["t0"], "resistant": ["t96"]},
+    }
     (folder / "dataset.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-    truth["datasets"]["mcf7_bortezomib"] = {"cells": len(time), "resistant_share": [0.1, 0.35, 0.6, 0.85], **extra}
+    truth["datasets"]["mcf7_bortezomib"] = {
+        "cells": len(time),
+        "resistant_share": [0.1, 0.35, 0.6, 0.85],
+        **extra,
+    }
 
     # 3. a drug holiday restores sensitivity
     order = ["D0", "D1", "D2", "D4", "D9", "D11", "D19ERL", "D19DMSO"]
@@ -170,21 +211,37 @@ def write_demo_raw(raw_dir: str | Path, seed: int = 7) -> Path:
     counts, time, resistant, extra = _time_course(rng, genes, programs["Erlotinib"], order, share, 50)
     folder = raw / "datasets" / "pc9_erlotinib"
     folder.mkdir(parents=True, exist_ok=True)
-    ad.AnnData(X=counts, obs=pd.DataFrame({"day": time}, index=[f"PC9_{i:04d}" for i in range(len(time))]),
-               var=pd.DataFrame(index=genes)).write_h5ad(folder / "counts.h5ad")
-    manifest = {"description": "Lung cancer line under erlotinib with a drug holiday (demo)", "drugs": ["Erlotinib"],
-                "matrix": "counts.h5ad",
-                "time": {"column": "day", "order": order, "sensitive": ["D0"], "resistant": ["D19ERL"]},
-                "contrasts": [{"name": "holiday_vs_retreated", "a": "D19DMSO", "b": "D19ERL"},
-                              {"name": "holiday_vs_day2", "a": "D19DMSO", "b": "D2"}]}
+    ad.AnnData(
+        X=counts,
+        obs=pd.DataFrame({"day": time}, index=[f"PC9_{i:04d}" for i in range(len(time))]),
+        var=pd.DataFrame(index=genes),
+    ).write_h5ad(folder / "counts.h5ad")
+    manifest = {
+        "description": "Lung cancer line under erlotinib with a drug holiday (demo)",
+        "drugs": ["Erlotinib"],
+        "matrix": "counts.h5ad",
+        "time": {"column": "day", "order": order, "sensitive": ["D0"], "resistant": ["D19ERL"]},
+        "contrasts": [
+            {"name": "holiday_vs_retreated", "a": "D19DMSO", "b": "D19ERL"},
+            {"name": "holiday_vs_day2", "a": "D19DMSO", "b": "D2"},
+        ],
+    }
     (folder / "dataset.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     truth["datasets"]["pc9_erlotinib"] = {"cells": len(time), "resistant_share": share, **extra}
 
     for entry in truth["datasets"].values():
-        entry.update(cells_removed_min_genes=LOW_GENE_CELLS, cells_removed_mito=HIGH_MITO_CELLS,
-                     genes_removed_min_cells=RARE_GENES)
-    truth["gdsc"] = {"cell_lines": N_LINES, "genes": N_GENES, "empty_symbol_rows": 5, "duplicated_symbols": 3,
-                     "drugs": list(DRUGS)}
+        entry.update(
+            cells_removed_min_genes=LOW_GENE_CELLS,
+            cells_removed_mito=HIGH_MITO_CELLS,
+            genes_removed_min_cells=RARE_GENES,
+        )
+    truth["gdsc"] = {
+        "cell_lines": N_LINES,
+        "genes": N_GENES,
+        "empty_symbol_rows": 5,
+        "duplicated_symbols": 3,
+        "drugs": list(DRUGS),
+    }
     path = raw / "demo_truth.json"
     path.write_text(json.dumps(truth, indent=2))
     return path

@@ -12,9 +12,20 @@ from ssda_model.errors import SSDAInputError
 
 ALIAS_FILE = "drug_aliases.yaml"
 # Brand names and code names seen in the single-cell literature → GDSC's DRUG_NAME.
-BUILTIN_ALIASES = {"iressa": "Gefitinib", "zd1839": "Gefitinib", "tarceva": "Erlotinib", "velcade": "Bortezomib",
-                   "ps341": "Bortezomib", "saha": "Vorinostat", "zolinza": "Vorinostat", "nexavar": "Sorafenib",
-                   "vp16": "Etoposide", "taxotere": "Docetaxel", "cddp": "Cisplatin", "plx4720": "PLX-4720"}
+BUILTIN_ALIASES = {
+    "iressa": "Gefitinib",
+    "zd1839": "Gefitinib",
+    "tarceva": "Erlotinib",
+    "velcade": "Bortezomib",
+    "ps341": "Bortezomib",
+    "saha": "Vorinostat",
+    "zolinza": "Vorinostat",
+    "nexavar": "Sorafenib",
+    "vp16": "Etoposide",
+    "taxotere": "Docetaxel",
+    "cddp": "Cisplatin",
+    "plx4720": "PLX-4720",
+}
 
 
 def aliases(raw_dir: Path) -> dict[str, str]:
@@ -42,8 +53,13 @@ def match_gdsc_names(key: str, gdsc_names: list[str], where: str) -> list[str]:
     """The GDSC DRUG_NAMEs whose normalised form is `key`; none is an error naming the closest ones."""
     matches = [n for n in gdsc_names if normalise_drug_name(n) == key]
     if not matches:
-        close = difflib.get_close_matches(key, sorted({normalise_drug_name(n) for n in gdsc_names}), n=5, cutoff=0.5)
+        close = difflib.get_close_matches(
+            key, sorted({normalise_drug_name(n) for n in gdsc_names}), n=5, cutoff=0.5
+        )
         hint = f"; closest GDSC names: {', '.join(close)}" if close else ""
-        raise SSDAInputError(where, f"drug {key!r} is not in the GDSC response table{hint}. "
-                                    f"Add an alias in {ALIAS_FILE} if GDSC names it differently")
+        raise SSDAInputError(
+            where,
+            f"drug {key!r} is not in the GDSC response table{hint}. "
+            f"Add an alias in {ALIAS_FILE} if GDSC names it differently",
+        )
     return matches

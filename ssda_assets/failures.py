@@ -14,5 +14,6 @@ def input_errors() -> Iterator[None]:
     try:
         yield
     except SSDAInputError as exc:
-        raise dg.Failure(description=str(exc), metadata={"file": exc.source, "problem": exc.problem},
-                         allow_retries=False) from None
+        raise dg.Failure(
+            description=str(exc), metadata={"file": exc.source, "problem": exc.problem}, allow_retries=False
+        ) from None

@@ -43,8 +43,12 @@ def gdsc_hash(raw: Path) -> str:
 def materialized_hash(instance: dg.DagsterInstance, asset: str, partition: str | None = None) -> str | None:
     """The `input_hash` recorded by the latest materialization of `asset` (and `partition`)."""
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None),
-        limit=1, ascending=False).records
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None
+        ),
+        limit=1,
+        ascending=False,
+    ).records
     if not records:
         return None
     value = records[0].asset_materialization.metadata.get(INPUT_HASH)

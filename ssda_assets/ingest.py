@@ -31,32 +31,40 @@ def read_matrix(manifest: Manifest) -> ad.AnnData:
         try:
             table = pd.read_csv(manifest.obs, sep=sep, index_col=0, dtype=str)
         except Exception as exc:
-            raise SSDAInputError(str(manifest.obs), f"not a readable cell metadata table ({type(exc).__name__})") from None
+            raise SSDAInputError(
+                str(manifest.obs), f"not a readable cell metadata table ({type(exc).__name__})"
+            ) from None
         table.index = table.index.astype(str)
         unmatched = adata.obs_names.difference(table.index)
         if len(unmatched):
-            raise SSDAInputError(str(manifest.obs), f"{len(unmatched)} cells of the matrix have no row here "
-                                                    f"(first: {unmatched[0]!r})")
+            raise SSDAInputError(
+                str(manifest.obs),
+                f"{len(unmatched)} cells of the matrix have no row here (first: {unmatched[0]!r})",
+            )
         adata.obs = adata.obs.join(table, how="left")
     return adata
 
 
 def _as_text(column: pd.Series) -> pd.Series:
     """Values as the strings a manifest writes them (1.0 → '1'), missing stays missing."""
+
     def text(value):
         if value is None or (isinstance(value, float) and np.isnan(value)):
             return None
         if isinstance(value, (float, np.floating)) and float(value).is_integer():
             return str(int(value))
         return str(value)
+
     return column.astype(object).map(text)
 
 
 def _require_column(adata: ad.AnnData, column: str, where: str, manifest: Manifest) -> pd.Series:
     if column not in adata.obs.columns:
-        raise SSDAInputError(str(manifest.folder / "dataset.yaml"),
-                             f"{where} column {column!r} is not in the matrix's obs (columns: "
-                             f"{', '.join(map(str, adata.obs.columns)) or 'none'})")
+        raise SSDAInputError(
+            str(manifest.folder / "dataset.yaml"),
+            f"{where} column {column!r} is not in the matrix's obs (columns: "
+            f"{', '.join(map(str, adata.obs.columns)) or 'none'})",
+        )
     return _as_text(adata.obs[column])
 
 
@@ -64,9 +72,11 @@ def _require_values(values: pd.Series, declared: tuple[str, ...], where: str, ma
     present = set(values.dropna())
     absent = [v for v in declared if v not in present]
     if absent:
-        raise SSDAInputError(str(manifest.folder / "dataset.yaml"),
-                             f"{where} values {', '.join(map(repr, absent))} never occur in the data "
-                             f"(present: {', '.join(sorted(present)[:10])})")
+        raise SSDAInputError(
+            str(manifest.folder / "dataset.yaml"),
+            f"{where} values {', '.join(map(repr, absent))} never occur in the data "
+            f"(present: {', '.join(sorted(present)[:10])})",
+        )
 
 
 def annotate(adata: ad.AnnData, manifest: Manifest) -> ad.AnnData:
@@ -77,8 +87,10 @@ def annotate(adata: ad.AnnData, manifest: Manifest) -> ad.AnnData:
         _require_values(times, manifest.time.order, "time.order", manifest)
         extra = sorted(set(times.dropna()) - set(manifest.time.order))
         if extra:
-            raise SSDAInputError(str(manifest.folder / "dataset.yaml"),
-                                 f"time points {', '.join(extra)} occur in the data but not in time.order")
+            raise SSDAInputError(
+                str(manifest.folder / "dataset.yaml"),
+                f"time points {', '.join(extra)} occur in the data but not in time.order",
+            )
         adata.obs[TIME] = pd.Categorical(times, categories=list(manifest.time.order), ordered=True)
         if manifest.labels_from_time:
             labels[times.isin(manifest.time.sensitive).to_numpy()] = 1.0
@@ -101,8 +113,11 @@ def ingest(manifest: Manifest) -> tuple[ad.AnnData, dict[str, int | str]]:
     if manifest.normalized:
         if adata.obs_names.duplicated().any():
             raise SSDAInputError(source, "duplicated cell ids")
-        report: dict[str, int | str] = {"qc": "skipped: the matrix is declared already normalised",
-                                        "cells_out": adata.n_obs, "genes_out": adata.n_vars}
+        report: dict[str, int | str] = {
+            "qc": "skipped: the matrix is declared already normalised",
+            "cells_out": adata.n_obs,
+            "genes_out": adata.n_vars,
+        }
     else:
         check_counts(adata, source)
         adata, report = quality_control(adata, source)

@@ -20,8 +20,21 @@ from ssda_model.errors import SSDAInputError
 MANIFEST = "dataset.yaml"
 DATASET_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 FORMATS = ("h5ad", "10x", "csv", "tsv", "scad")
-TOP_KEYS = {"drugs", "matrix", "obs", "format", "orientation", "normalized", "gene_id", "species", "label", "time",
-            "contrasts", "source", "description"}
+TOP_KEYS = {
+    "drugs",
+    "matrix",
+    "obs",
+    "format",
+    "orientation",
+    "normalized",
+    "gene_id",
+    "species",
+    "label",
+    "time",
+    "contrasts",
+    "source",
+    "description",
+}
 LABEL_KEYS = {"column", "sensitive", "resistant"}
 TIME_KEYS = {"column", "order", "sensitive", "resistant"}
 CONTRAST_KEYS = {"name", "a", "b"}
@@ -71,7 +84,9 @@ class Manifest:
 
     @property
     def labels_from_time(self) -> bool:
-        return self.label is None and self.time is not None and bool(self.time.sensitive or self.time.resistant)
+        return (
+            self.label is None and self.time is not None and bool(self.time.sensitive or self.time.resistant)
+        )
 
 
 def _strings(value: Any, where: str, problems: list[str]) -> tuple[str, ...]:
@@ -101,7 +116,13 @@ def _infer_format(matrix: Path) -> str | None:
         return "h5ad"
     if matrix.is_dir():
         return "10x"
-    for suffix, fmt in ((".csv", "csv"), (".csv.gz", "csv"), (".tsv", "tsv"), (".tsv.gz", "tsv"), (".txt", "tsv")):
+    for suffix, fmt in (
+        (".csv", "csv"),
+        (".csv.gz", "csv"),
+        (".tsv", "tsv"),
+        (".tsv.gz", "tsv"),
+        (".txt", "tsv"),
+    ):
         if name.endswith(suffix):
             return fmt
     return None
@@ -112,13 +133,19 @@ def _confined(folder: Path, key: str, value: Any, problems: list[str]) -> Path:
     path, root = folder / str(value), folder.resolve()
     outside = f"'{key}' {value!r} leads outside the dataset folder {folder}"
     if Path(str(value)).is_absolute():
-        problems.append(f"'{key}' {value!r} is an absolute path; paths are relative to the dataset folder {folder}")
+        problems.append(
+            f"'{key}' {value!r} is an absolute path; paths are relative to the dataset folder {folder}"
+        )
     elif not path.resolve().is_relative_to(root):
-        problems.append(f"{outside} (through '..' or a symbolic link); every file a dataset uses must be inside it")
+        problems.append(
+            f"{outside} (through '..' or a symbolic link); every file a dataset uses must be inside it"
+        )
     elif not path.exists():
         problems.append(f"'{key}' {value!r} does not exist in {folder}")
     elif path.is_dir() and any(not p.resolve().is_relative_to(root) for p in path.rglob("*")):
-        problems.append(f"{outside}: a file in it is a symbolic link out; every file a dataset uses must be inside it")
+        problems.append(
+            f"{outside}: a file in it is a symbolic link out; every file a dataset uses must be inside it"
+        )
     return path
 
 
@@ -126,7 +153,9 @@ def _load(folder: Path) -> tuple[Path, Any]:
     """The manifest's path and its YAML, or an error for a bad folder name, no file or bad YAML."""
     path = folder / MANIFEST
     if not DATASET_NAME.match(folder.name):
-        raise SSDAInputError(str(folder), "dataset folder names may only use letters, digits, '.', '_' and '-'")
+        raise SSDAInputError(
+            str(folder), "dataset folder names may only use letters, digits, '.', '_' and '-'"
+        )
     if not path.exists():
         raise SSDAInputError(str(path), "manifest not found")
     try:
@@ -146,14 +175,21 @@ def _label(raw: dict, fmt: str | None, problems: list[str]) -> LabelSpec | None:
     """The `label:` section (a SCAD file's response column when absent)."""
     if "label" not in raw and fmt != "scad":
         return None
-    spec = _mapping(raw.get("label", {"column": "response", "sensitive": [1], "resistant": [0]}),
-                    "'label'", LABEL_KEYS, problems)
+    spec = _mapping(
+        raw.get("label", {"column": "response", "sensitive": [1], "resistant": [0]}),
+        "'label'",
+        LABEL_KEYS,
+        problems,
+    )
     missing = sorted(LABEL_KEYS - set(spec))
     if missing:
         problems.append(f"'label' needs {', '.join(missing)}")
         return None
-    label = LabelSpec(str(spec["column"]), _strings(spec["sensitive"], "'label.sensitive'", problems),
-                      _strings(spec["resistant"], "'label.resistant'", problems))
+    label = LabelSpec(
+        str(spec["column"]),
+        _strings(spec["sensitive"], "'label.sensitive'", problems),
+        _strings(spec["resistant"], "'label.resistant'", problems),
+    )
     if set(label.sensitive) & set(label.resistant):
         problems.append("'label.sensitive' and 'label.resistant' share values")
     return label
@@ -172,7 +208,9 @@ def _time(raw: dict, label: LabelSpec | None, problems: list[str]) -> TimeSpec |
     resistant = _strings(spec["resistant"], "'time.resistant'", problems) if "resistant" in spec else ()
     unknown = sorted(set(sensitive + resistant) - set(order))
     if unknown:
-        problems.append(f"'time.sensitive'/'time.resistant' name time points not in 'time.order': {', '.join(unknown)}")
+        problems.append(
+            f"'time.sensitive'/'time.resistant' name time points not in 'time.order': {', '.join(unknown)}"
+        )
     if set(sensitive) & set(resistant):
         problems.append("'time.sensitive' and 'time.resistant' share time points")
     if label is not None and (sensitive or resistant):
@@ -220,10 +258,23 @@ def read_manifest(folder: str | Path) -> Manifest:
     source = _confined(folder, "source", raw["source"], problems) if raw.get("source") else None
     if problems:
         raise SSDAInputError(str(path), "; ".join(problems))
-    return Manifest(name=folder.name, folder=folder, drugs=drugs, matrix=matrix, format=fmt, obs=obs,
-                    orientation=orientation, normalized=normalized, gene_id=gene_id, species=species,
-                    label=label, time=time, contrasts=contrasts, source=source,
-                    description=str(raw.get("description", "")))
+    return Manifest(
+        name=folder.name,
+        folder=folder,
+        drugs=drugs,
+        matrix=matrix,
+        format=fmt,
+        obs=obs,
+        orientation=orientation,
+        normalized=normalized,
+        gene_id=gene_id,
+        species=species,
+        label=label,
+        time=time,
+        contrasts=contrasts,
+        source=source,
+        description=str(raw.get("description", "")),
+    )
 
 
 def dataset_folders(raw_dir: str | Path) -> list[Path]:

@@ -13,7 +13,9 @@ def _one_dimension(name: str) -> dg.MultiToSingleDimensionPartitionMapping:
     """A task's partition → its drug or dataset partition. Dagster marks this mapping beta (and
     says so on every construction); it is the documented way to depend on one dimension."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*MultiToSingleDimensionPartitionMapping")
+        warnings.filterwarnings(
+            "ignore", category=dg.BetaWarning, message=".*MultiToSingleDimensionPartitionMapping"
+        )
         return dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=name)
 
 

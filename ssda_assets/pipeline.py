@@ -29,8 +29,11 @@ STAGES = [  # (what a user reads, assets, partition kind) in dependency order
     ("GDSC labels", ["gdsc_labels"], "drug"),
     ("single-cell ingestion and QC", ["sc_dataset"], "dataset"),
     ("harmonisation and training", ["harmonized_expression", "target_dataset", "trained_model"], "task"),
-    ("analyses of the champion", ["cell_predictions", "temporal_drift", "resistance_markers", "attribution_report",
-                                  "latent_map"], "task"),
+    (
+        "analyses of the champion",
+        ["cell_predictions", "temporal_drift", "resistance_markers", "attribution_report", "latent_map"],
+        "task",
+    ),
 ]
 # What `make demo` trains: a fraction of the reference code's epochs and repetitions, so the whole demo takes a
 # few minutes on two cores; the platform's own defaults (TrainConfig) stay the reference code's.
@@ -43,8 +46,9 @@ def _label(key) -> str:
     return key or "all"
 
 
-def run_pipeline(instance: dg.DagsterInstance, train_config: dict | None = None,
-                 say=lambda line: None) -> tuple[pd.DataFrame, list[str]]:
+def run_pipeline(
+    instance: dg.DagsterInstance, train_config: dict | None = None, say=lambda line: None
+) -> tuple[pd.DataFrame, list[str]]:
     """Materialize every stage for every partition; returns the training summary and the failures.
     `say` receives one progress line per stage and per partition as it goes."""
     from ssda_assets.definitions import defs
@@ -52,44 +56,77 @@ def run_pipeline(instance: dg.DagsterInstance, train_config: dict | None = None,
     started = time.perf_counter()
     definitions = defs()
     for run_id in fail_dead_runs(instance):
-        print(f"run {run_id} had died (its process is gone): marked failed and its pool slot freed", file=sys.stderr)
+        print(
+            f"run {run_id} had died (its process is gone): marked failed and its pool slot freed",
+            file=sys.stderr,
+        )
     paths = paths_from_env()
     resources = {"paths": paths, "warehouse": warehouse_from_env(), "mlflow_tracking": mlflow_from_env()}
     catalog = register_partitions(instance, paths.raw)
     for name, reason in catalog.invalid.items():
         print(f"skipped dataset {name}: {reason}", file=sys.stderr)
-    keys = {None: [None], "task": catalog.tasks(paths.raw),
-            "drug": instance.get_dynamic_partitions("drug"), "dataset": sorted(catalog.manifests)}
+    keys = {
+        None: [None],
+        "task": catalog.tasks(paths.raw),
+        "drug": instance.get_dynamic_partitions("drug"),
+        "dataset": sorted(catalog.manifests),
+    }
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    train_run_config = {**quiet, "ops": {"trained_model": {"config": train_config}}} if train_config else quiet
+    train_run_config = (
+        {**quiet, "ops": {"trained_model": {"config": train_config}}} if train_config else quiet
+    )
     failures, rows = [], []
     for number, (title, names, kind) in enumerate(STAGES, start=1):
-        say(f"[{time.perf_counter() - started:6.1f} s] stage {number}/{len(STAGES)}: {title} "
-            f"({len(keys[kind])} {kind or 'run'}{'s' if len(keys[kind]) != 1 else ''}: {', '.join(names)})")
+        say(
+            f"[{time.perf_counter() - started:6.1f} s] stage {number}/{len(STAGES)}: {title} "
+            f"({len(keys[kind])} {kind or 'run'}{'s' if len(keys[kind]) != 1 else ''}: {', '.join(names)})"
+        )
         for key in keys[kind]:
             step = time.perf_counter()
-            result = dg.materialize([definitions.get_assets_def(n) for n in names], instance=instance,
-                                    partition_key=key, resources=resources, raise_on_error=False,
-                                    run_config=train_run_config if "trained_model" in names else quiet)
+            result = dg.materialize(
+                [definitions.get_assets_def(n) for n in names],
+                instance=instance,
+                partition_key=key,
+                resources=resources,
+                raise_on_error=False,
+                run_config=train_run_config if "trained_model" in names else quiet,
+            )
             for event in result.get_step_failure_events():
-                failures.append(f"{event.step_key} {key or ''}: {event.event_specific_data.error.message.strip()}")
+                failures.append(
+                    f"{event.step_key} {key or ''}: {event.event_specific_data.error.message.strip()}"
+                )
             done = len(result.get_asset_materialization_events())
             outcome = "failed" if result.get_step_failure_events() else f"{done} materialized"
-            say(f"[{time.perf_counter() - started:6.1f} s]   {_label(key)}: {outcome} in {time.perf_counter() - step:.1f} s")
+            say(
+                f"[{time.perf_counter() - started:6.1f} s]   {_label(key)}: {outcome} in {time.perf_counter() - step:.1f} s"
+            )
             for event in result.get_asset_materialization_events():
                 if event.asset_key == dg.AssetKey("trained_model"):
                     meta = {k: v.value for k, v in event.materialization.metadata.items()}
-                    rows.append({"task": _label(key),
-                                 "cells": meta["cells"], "mean AUC": meta["auc"], "protocol": meta["protocol"],
-                                 "model": meta["registered_model"], "version": meta["model_version"],
-                                 "aliases": meta["aliases"]})
+                    rows.append(
+                        {
+                            "task": _label(key),
+                            "cells": meta["cells"],
+                            "mean AUC": meta["auc"],
+                            "protocol": meta["protocol"],
+                            "model": meta["registered_model"],
+                            "version": meta["model_version"],
+                            "aliases": meta["aliases"],
+                        }
+                    )
     return pd.DataFrame(rows), failures
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m ssda_assets.pipeline", description=__doc__.splitlines()[0])
-    parser.add_argument("--demo", action="store_true", help="generate the demo raw zone when it is empty and train "
-                        f"with the demo's smaller config ({DEMO_TRAINING})")
+    parser = argparse.ArgumentParser(
+        prog="python -m ssda_assets.pipeline", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="generate the demo raw zone when it is empty and train "
+        f"with the demo's smaller config ({DEMO_TRAINING})",
+    )
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--repetitions", type=int)
     args = parser.parse_args()
@@ -103,7 +140,9 @@ def main() -> int:
     chosen = {k: v for k, v in (("epochs", args.epochs), ("repetitions", args.repetitions)) if v}
     train_config = {**(DEMO_TRAINING if args.demo else {}), **chosen}
     with dg.DagsterInstance.get() as instance:
-        summary, failures = run_pipeline(instance, train_config or None, say=lambda line: print(line, flush=True))
+        summary, failures = run_pipeline(
+            instance, train_config or None, say=lambda line: print(line, flush=True)
+        )
     print(summary.to_markdown(index=False) if len(summary) else "no model was trained")
     for failure in failures:
         print(f"failed: {failure}", file=sys.stderr)

@@ -17,7 +17,9 @@ def to_markdown(figure, title: str) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(figure)
-    return f"**{title}**\n\n![{title}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})\n"
+    return (
+        f"**{title}**\n\n![{title}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})\n"
+    )
 
 
 def score_by_time(frame: pd.DataFrame, order: list[str]) -> str:
@@ -37,7 +39,9 @@ def stacked_response(table: pd.DataFrame) -> str:
     figure, ax = plt.subplots(figsize=(7, 3.5))
     x = np.arange(len(table))
     resistant = table["pct_resistant"].to_numpy()
-    ax.stackplot(x, 100 - resistant, resistant, colors=[SENSITIVE, RESISTANT], labels=["sensitive", "resistant"])
+    ax.stackplot(
+        x, 100 - resistant, resistant, colors=[SENSITIVE, RESISTANT], labels=["sensitive", "resistant"]
+    )
     ax.set_xticks(x, table["time_point"])
     ax.set(xlabel="time point", ylabel="% of cells", ylim=(0, 100), title="Predicted response over time")
     ax.legend(loc="upper left")
@@ -62,16 +66,26 @@ def embedding(coords: np.ndarray, colour: pd.Series, title: str) -> str:
 def volcano(table: pd.DataFrame, fc: float = 1.0) -> str:
     figure, ax = plt.subplots(figsize=(5, 4))
     logp = -np.log10(table["pvals_adj"].clip(lower=1e-300))
-    colour = np.where((table["logfoldchanges"] > fc) & (table["pvals_adj"] < 0.05), RESISTANT,
-                      np.where((table["logfoldchanges"] < -fc) & (table["pvals_adj"] < 0.05), SENSITIVE, "lightgrey"))
+    colour = np.where(
+        (table["logfoldchanges"] > fc) & (table["pvals_adj"] < 0.05),
+        RESISTANT,
+        np.where((table["logfoldchanges"] < -fc) & (table["pvals_adj"] < 0.05), SENSITIVE, "lightgrey"),
+    )
     ax.scatter(table["logfoldchanges"], logp, c=colour, s=6)
-    for label, value in (("up in resistant", RESISTANT), ("up in sensitive", SENSITIVE), ("not significant", "lightgrey")):
+    for label, value in (
+        ("up in resistant", RESISTANT),
+        ("up in sensitive", SENSITIVE),
+        ("not significant", "lightgrey"),
+    ):
         ax.scatter([], [], color=value, s=12, label=label)
     ax.axvline(fc, color="grey", lw=0.6, ls="--")
     ax.axvline(-fc, color="grey", lw=0.6, ls="--")
     ax.legend(fontsize=7)
-    ax.set(xlabel="log2 fold change (resistant vs sensitive)", ylabel="-log10 adjusted p",
-           title="Resistance markers")
+    ax.set(
+        xlabel="log2 fold change (resistant vs sensitive)",
+        ylabel="-log10 adjusted p",
+        title="Resistance markers",
+    )
     return to_markdown(figure, "Volcano plot: predicted resistant vs sensitive")
 
 
@@ -87,7 +101,14 @@ def beeswarm(values: np.ndarray, expression: np.ndarray, genes: list[str], title
     import shap
 
     figure = plt.figure(figsize=(6, 5))
-    shap.summary_plot(values, expression, feature_names=genes, max_display=top, show=False, plot_size=None,
-                      rng=np.random.default_rng(0))  # the jitter of overlapping dots; seeded, not NumPy's global RNG
+    shap.summary_plot(
+        values,
+        expression,
+        feature_names=genes,
+        max_display=top,
+        show=False,
+        plot_size=None,
+        rng=np.random.default_rng(0),
+    )  # the jitter of overlapping dots; seeded, not NumPy's global RNG
     plt.title(title)
     return to_markdown(figure, title)

@@ -14,11 +14,19 @@ from ssda_model.model import SSDAModel
 
 def score_frame(model: SSDAModel, frame: pd.DataFrame) -> pd.DataFrame:
     """P(sensitive) and its spread over the repetitions' models for each row of `frame`."""
-    cells = ad.AnnData(X=frame.to_numpy(dtype=np.float32), obs=pd.DataFrame(index=frame.index.astype(str)),
-                       var=pd.DataFrame(index=frame.columns.astype(str)))
+    cells = ad.AnnData(
+        X=frame.to_numpy(dtype=np.float32),
+        obs=pd.DataFrame(index=frame.index.astype(str)),
+        var=pd.DataFrame(index=frame.columns.astype(str)),
+    )
     scored = model.predict(cells, name="pyfunc input", device="cpu")
-    return pd.DataFrame({"ssda_score": scored.obs["ssda_score"].to_numpy(),
-                         "ssda_score_std": scored.obs["ssda_score_std"].to_numpy()}, index=frame.index)
+    return pd.DataFrame(
+        {
+            "ssda_score": scored.obs["ssda_score"].to_numpy(),
+            "ssda_score_std": scored.obs["ssda_score_std"].to_numpy(),
+        },
+        index=frame.index,
+    )
 
 
 class SSDAPyfunc(mlflow.pyfunc.PythonModel):

@@ -61,8 +61,13 @@ def _move_aliases(client: MlflowClient, name: str, version: int, score: float, b
     if champion is None:
         promote, reason = True, "first version"
     elif champion.tags.get("basis") != basis:
-        promote, reason = False, (f"v{champion.version} was scored on {champion.tags.get('basis')}, this version on "
-                                  f"{basis}: not comparable, promote by hand if wanted")
+        promote, reason = (
+            False,
+            (
+                f"v{champion.version} was scored on {champion.tags.get('basis')}, this version on "
+                f"{basis}: not comparable, promote by hand if wanted"
+            ),
+        )
     else:
         best = float(champion.tags.get("auc", "nan"))
         promote = not math.isnan(score) and (math.isnan(best) or score >= best)
@@ -75,11 +80,14 @@ def _move_aliases(client: MlflowClient, name: str, version: int, score: float, b
         audit.append(f"{CHAMPION} stays v{champion.version} ({reason})")
     aliases = [a for a in client.get_model_version(name, str(version)).aliases]
     champion_version = version if promote else int(champion.version)
-    return Registration(name=name, version=version, aliases=sorted(aliases), champion=champion_version, audit=audit)
+    return Registration(
+        name=name, version=version, aliases=sorted(aliases), champion=champion_version, audit=audit
+    )
 
 
-def register_version(client: MlflowClient, model_uri: str, name: str, score: float, basis: str,
-                     tags: dict[str, str]) -> Registration:
+def register_version(
+    client: MlflowClient, model_uri: str, name: str, score: float, basis: str, tags: dict[str, str]
+) -> Registration:
     """Register `model_uri` as a new version of `name` and move the aliases; a failure before the
     aliases are set removes the version again, so none is left half-registered."""
     try:
@@ -89,8 +97,13 @@ def register_version(client: MlflowClient, model_uri: str, name: str, score: flo
             raise
     # The client, not mlflow.register_model: same record, without its lines on stderr.
     model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
-    created = client.create_model_version(name, model_uri, run_id=tags.get("mlflow_run_id"), model_id=model_id,
-                                          tags={**tags, "auc": repr(score)})  # exact: ties promote
+    created = client.create_model_version(
+        name,
+        model_uri,
+        run_id=tags.get("mlflow_run_id"),
+        model_id=model_id,
+        tags={**tags, "auc": repr(score)},
+    )  # exact: ties promote
     try:
         return apply_aliases(client, name, int(created.version), score, basis)
     except BaseException:
@@ -135,19 +148,28 @@ def champion_model(client: MlflowClient, name: str, cache: Path) -> tuple[SSDAMo
     """
     version = _current_champion(client, name)
     if version is None:
-        raise SSDAInputError(name, "has no champion model version: materialize trained_model for this task first")
+        raise SSDAInputError(
+            name, "has no champion model version: materialize trained_model for this task first"
+        )
     champion = Champion(name, int(version.version), version.run_id or version.tags.get("mlflow_run_id", ""))
-    retrain = f"materialize trained_model for task {version.tags.get('task', name)} to register a new champion"
+    retrain = (
+        f"materialize trained_model for task {version.tags.get('task', name)} to register a new champion"
+    )
     try:
         expected = _artifact_sizes(client, champion.run_id)
     except (MlflowException, OSError) as exc:
-        raise SSDAInputError(f"{name} v{champion.version}", f"cannot list the champion's artifacts "
-                                                              f"({type(exc).__name__}); {retrain}") from None
+        raise SSDAInputError(
+            f"{name} v{champion.version}",
+            f"cannot list the champion's artifacts ({type(exc).__name__}); {retrain}",
+        ) from None
     if not expected:
-        raise SSDAInputError(f"{name} v{champion.version}", f"the champion's model files (run {champion.run_id}) "
-                                                            f"are gone from the store; {retrain}")
+        raise SSDAInputError(
+            f"{name} v{champion.version}",
+            f"the champion's model files (run {champion.run_id}) are gone from the store; {retrain}",
+        )
     folder = cache / name / champion.run_id
     if not _cached(folder, expected):
+
         def download(staging: Path) -> None:
             staging.mkdir()
             client.download_artifacts(champion.run_id, MODEL_ARTIFACTS, str(staging))
@@ -156,11 +178,16 @@ def champion_model(client: MlflowClient, name: str, cache: Path) -> tuple[SSDAMo
                 item.rename(staging / item.name)
             moved.rmdir()
             if not _cached(staging, expected):
-                raise SSDAInputError(f"{name} v{champion.version}", "the downloaded model files differ from the "
-                                                                    f"store's listing; {retrain}")
+                raise SSDAInputError(
+                    f"{name} v{champion.version}",
+                    f"the downloaded model files differ from the store's listing; {retrain}",
+                )
+
         try:
             write_atomically(folder, download)
         except (MlflowException, OSError) as exc:
-            raise SSDAInputError(f"{name} v{champion.version}", f"cannot download the champion's model files "
-                                                                f"({type(exc).__name__}: {exc}); {retrain}") from None
+            raise SSDAInputError(
+                f"{name} v{champion.version}",
+                f"cannot download the champion's model files ({type(exc).__name__}: {exc}); {retrain}",
+            ) from None
     return SSDAModel.load(folder), champion

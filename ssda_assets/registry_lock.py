@@ -77,7 +77,9 @@ def _file_lock(folder: Path, name: str, wait_s: float) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise RegistryBusy(f"the aliases of {name} stayed locked ({handle.name}) for {wait_s:g} s") from None
+                    raise RegistryBusy(
+                        f"the aliases of {name} stayed locked ({handle.name}) for {wait_s:g} s"
+                    ) from None
                 time.sleep(0.05)
         try:
             yield
@@ -89,7 +91,10 @@ def _file_lock(folder: Path, name: str, wait_s: float) -> Iterator[None]:
 def registry_lock(tracking_uri: str, name: str, wait_s: float = WAIT_S) -> Iterator[None]:
     """Hold the lock of registered model `name` of the store at `tracking_uri`."""
     target = lock_target(tracking_uri)
-    lock = _advisory_lock(target, name, wait_s) if target.startswith("postgresql") \
+    lock = (
+        _advisory_lock(target, name, wait_s)
+        if target.startswith("postgresql")
         else _file_lock(Path(target), name, wait_s)
+    )
     with lock:
         yield

@@ -61,9 +61,11 @@ class PlatformPaths(dg.ConfigurableResource):
 def paths_from_env() -> PlatformPaths:
     home = dagster_home()
     data = Path(os.environ.get("SSDA_DATA_DIR") or home / "data")
-    return PlatformPaths(raw_dir=str(Path(os.environ.get("SSDA_RAW_DIR") or data / "raw").resolve()),
-                         data_dir=str(data.resolve()),
-                         reports_dir=str(Path(os.environ.get("SSDA_REPORTS_DIR") or home / "reports").resolve()))
+    return PlatformPaths(
+        raw_dir=str(Path(os.environ.get("SSDA_RAW_DIR") or data / "raw").resolve()),
+        data_dir=str(data.resolve()),
+        reports_dir=str(Path(os.environ.get("SSDA_REPORTS_DIR") or home / "reports").resolve()),
+    )
 
 
 class Warehouse(DuckDBResource):
@@ -85,8 +87,11 @@ class Warehouse(DuckDBResource):
         deadline, delay = time.monotonic() + self.lock_wait_s, 0.05
         while True:
             try:
-                return duckdb.connect(self.database, read_only=False,
-                                      config={"custom_user_agent": "dagster", **self.connection_config})
+                return duckdb.connect(
+                    self.database,
+                    read_only=False,
+                    config={"custom_user_agent": "dagster", **self.connection_config},
+                )
             except duckdb.IOException as exc:
                 if "lock" not in str(exc):
                     raise
@@ -98,14 +103,18 @@ class Warehouse(DuckDBResource):
     def _locked(self, exc: duckdb.IOException) -> str:
         holder = re.search(r"held in (\S+) \(PID (\d+)\)", str(exc))
         who = f"process {holder[2]} ({holder[1]})" if holder else "another process"
-        return (f"warehouse {self.database} is locked by {who} and stayed locked for {self.lock_wait_s:g} s: close "
-                "that connection and materialize again; to read the warehouse while the platform runs, query a "
-                "snapshot copy instead (README: Reading the warehouse); SSDA_WAREHOUSE_LOCK_WAIT_S sets the wait")
+        return (
+            f"warehouse {self.database} is locked by {who} and stayed locked for {self.lock_wait_s:g} s: close "
+            "that connection and materialize again; to read the warehouse while the platform runs, query a "
+            "snapshot copy instead (README: Reading the warehouse); SSDA_WAREHOUSE_LOCK_WAIT_S sets the wait"
+        )
 
 
 def warehouse_from_env() -> Warehouse:
-    return Warehouse(database=str(Path(os.environ.get("SSDA_WAREHOUSE") or dagster_home() / "warehouse.duckdb")),
-                     lock_wait_s=float(os.environ.get("SSDA_WAREHOUSE_LOCK_WAIT_S") or 30))
+    return Warehouse(
+        database=str(Path(os.environ.get("SSDA_WAREHOUSE") or dagster_home() / "warehouse.duckdb")),
+        lock_wait_s=float(os.environ.get("SSDA_WAREHOUSE_LOCK_WAIT_S") or 30),
+    )
 
 
 class MLflowTracking(dg.ConfigurableResource):
@@ -129,33 +138,42 @@ class MLflowTracking(dg.ConfigurableResource):
             try:
                 requests.get(self.tracking_uri.rstrip("/") + "/health", timeout=5).raise_for_status()
             except requests.RequestException as exc:
-                raise dg.Failure(description=f"MLflow tracking server {self.tracking_uri} cannot be reached "
-                                             f"({type(exc).__name__}); start it or set MLFLOW_TRACKING_URI",
-                                 allow_retries=True) from None
+                raise dg.Failure(
+                    description=f"MLflow tracking server {self.tracking_uri} cannot be reached "
+                    f"({type(exc).__name__}); start it or set MLFLOW_TRACKING_URI",
+                    allow_retries=True,
+                ) from None
         elif self.tracking_uri.startswith("sqlite:///"):
             folder = Path(self.tracking_uri.removeprefix("sqlite:///")).parent
             if not folder.is_dir() or not os.access(folder, os.W_OK):
-                raise dg.Failure(description=f"MLflow tracking store {self.tracking_uri}: folder {folder} "
-                                             "does not exist or is not writable; set MLFLOW_TRACKING_URI",
-                                 allow_retries=False)
+                raise dg.Failure(
+                    description=f"MLflow tracking store {self.tracking_uri}: folder {folder} "
+                    "does not exist or is not writable; set MLFLOW_TRACKING_URI",
+                    allow_retries=False,
+                )
 
     def experiment_id(self, name: str) -> str:
         client = self.client()
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
-        location = f"{self.artifact_root.rstrip('/')}/{name}" if "://" in self.artifact_root \
+        location = (
+            f"{self.artifact_root.rstrip('/')}/{name}"
+            if "://" in self.artifact_root
             else Path(self.artifact_root, name).resolve().as_uri()
+        )
         return client.create_experiment(name, artifact_location=location)
 
-    def training_run(self, experiment: str, run_name: str, tags: dict[str, str], params: dict,
-                     instance: dg.DagsterInstance):
+    def training_run(
+        self, experiment: str, run_name: str, tags: dict[str, str], params: dict, instance: dg.DagsterInstance
+    ):
         """The MLflow run of one training in `experiment` (created when new): see
         `ssda_assets.training_run.training_run`."""
         from ssda_assets.training_run import training_run
 
-        return training_run(self.client(), self.tracking_uri, self.experiment_id(experiment), run_name, tags, params,
-                            instance)
+        return training_run(
+            self.client(), self.tracking_uri, self.experiment_id(experiment), run_name, tags, params, instance
+        )
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
         return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
@@ -167,5 +185,7 @@ def mlflow_from_env() -> MLflowTracking:
     return MLflowTracking(
         tracking_uri=tracking,
         artifact_root=os.environ.get("SSDA_MLFLOW_ARTIFACTS") or str(home / "mlartifacts"),
-        ui_url=os.environ.get("SSDA_MLFLOW_UI_URL") or (tracking if tracking.startswith("http") else None)
-        or f"http://127.0.0.1:{os.environ.get('MLFLOW_PORT') or 5000}")
+        ui_url=os.environ.get("SSDA_MLFLOW_UI_URL")
+        or (tracking if tracking.startswith("http") else None)
+        or f"http://127.0.0.1:{os.environ.get('MLFLOW_PORT') or 5000}",
+    )

@@ -53,7 +53,9 @@ class LocalRunLauncher(DefaultRunLauncher):
         if alive:
             return CheckRunHealthResult(WorkerStatus.RUNNING)
         pid = worker_pid(self._instance, run.run_id)
-        return CheckRunHealthResult(WorkerStatus.FAILED, f"run worker process {pid} is gone (killed or crashed)")
+        return CheckRunHealthResult(
+            WorkerStatus.FAILED, f"run worker process {pid} is gone (killed or crashed)"
+        )
 
 
 def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -64,8 +66,11 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     for record in instance.get_run_records(RunsFilter(statuses=ACTIVE)):
         run = record.dagster_run
         if worker_alive(instance, run.run_id) is False:
-            instance.report_run_failed(run, f"run worker process {worker_pid(instance, run.run_id)} is gone "
-                                            "(killed or crashed); marked failed so later runs can proceed")
+            instance.report_run_failed(
+                run,
+                f"run worker process {worker_pid(instance, run.run_id)} is gone "
+                "(killed or crashed); marked failed so later runs can proceed",
+            )
             failed.append(run.run_id)
     storage = instance.event_log_storage
     if storage.supports_global_concurrency_limits:

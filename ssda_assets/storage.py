@@ -38,9 +38,15 @@ def replace_rows(connection, table: str, schema: str, frame: pd.DataFrame, key: 
     `table`, its `schema` (column DDL) and the key's columns are fixed in code; values are bound parameters.
     """
     where = " AND ".join(f"{column} = ?" for column in key)
-    _in_transaction(connection, frame, [(f"CREATE TABLE IF NOT EXISTS {table} ({schema})", []),
-                                        (f"DELETE FROM {table} WHERE {where}", list(key.values())),
-                                        (f"INSERT INTO {table} BY NAME SELECT * FROM incoming", [])])
+    _in_transaction(
+        connection,
+        frame,
+        [
+            (f"CREATE TABLE IF NOT EXISTS {table} ({schema})", []),
+            (f"DELETE FROM {table} WHERE {where}", list(key.values())),
+            (f"INSERT INTO {table} BY NAME SELECT * FROM incoming", []),
+        ],
+    )
 
 
 def replace_table(connection, table: str, frame: pd.DataFrame) -> None:

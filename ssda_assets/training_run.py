@@ -46,14 +46,17 @@ class LiveMetrics:
 
     def __call__(self, repetition: int, record: dict[str, float]) -> None:
         now = int(time.time() * 1000)
-        self.pending += [Metric(f"rep{repetition}/{key}", float(value), now, int(record["epoch"]))
-                         for key, value in record.items() if key != "epoch" and value == value]
+        self.pending += [
+            Metric(f"rep{repetition}/{key}", float(value), now, int(record["epoch"]))
+            for key, value in record.items()
+            if key != "epoch" and value == value
+        ]
         if time.monotonic() - self.sent >= self.every:
             self.flush()
 
     def flush(self) -> None:
         for start in range(0, len(self.pending), BATCH):
-            self.client.log_batch(self.run_id, metrics=self.pending[start:start + BATCH])
+            self.client.log_batch(self.run_id, metrics=self.pending[start : start + BATCH])
         self.pending, self.sent = [], time.monotonic()
 
 
@@ -62,7 +65,9 @@ def _training_alive(instance: dg.DagsterInstance, dagster_run_id: str | None) ->
     return run is not None and not run.is_finished and worker_alive(instance, run.run_id) is not False
 
 
-def close_abandoned_runs(client: MlflowClient, experiment_id: str, task: str, instance: dg.DagsterInstance) -> list[str]:
+def close_abandoned_runs(
+    client: MlflowClient, experiment_id: str, task: str, instance: dg.DagsterInstance
+) -> list[str]:
     """Mark FAILED the task's MLflow runs left RUNNING by a Dagster run that is over or whose
     process is gone, and delete the model versions they registered before any alias moved."""
     closed = []
@@ -73,7 +78,9 @@ def close_abandoned_runs(client: MlflowClient, experiment_id: str, task: str, in
             version = client.get_model_version(found.name, found.version)  # search results omit aliases
             if not version.aliases:
                 client.delete_model_version(version.name, version.version)
-        client.set_tag(run.info.run_id, "error", "the training process ended before the run did (killed or crashed)")
+        client.set_tag(
+            run.info.run_id, "error", "the training process ended before the run did (killed or crashed)"
+        )
         client.set_terminated(run.info.run_id, "FAILED")
         closed.append(run.info.run_id)
     return closed
@@ -83,14 +90,18 @@ class TrainingRun:
     """The active MLflow run of one training: `live` takes the per-epoch metrics, `log_model` the
     result (summary metrics, tables, the native folder and the pyfunc) and returns its model URI."""
 
-    def __init__(self, client: MlflowClient, run: mlflow.ActiveRun, experiment_id: str, closed: list[str]) -> None:
+    def __init__(
+        self, client: MlflowClient, run: mlflow.ActiveRun, experiment_id: str, closed: list[str]
+    ) -> None:
         self.run_id, self.experiment_id, self.closed = run.info.run_id, experiment_id, closed
         self.live = LiveMetrics(client, self.run_id)
 
     def log_model(self, model: SSDAModel, example: pd.DataFrame, wall_seconds: float) -> str:
         self.live.flush()
         metrics = model.metrics
-        summary = {k: metrics[k] for k in ("mean_auc", "std_auc", "mean_aupr", "std_aupr") if metrics[k] is not None}
+        summary = {
+            k: metrics[k] for k in ("mean_auc", "std_auc", "mean_aupr", "std_aupr") if metrics[k] is not None
+        }
         mlflow.log_param("n_genes", metrics["n_genes"])
         mlflow.log_metrics({**summary, "wall_seconds": wall_seconds})
         mlflow.log_dict(metrics, "metrics.json")
@@ -98,16 +109,28 @@ class TrainingRun:
         with tempfile.TemporaryDirectory() as scratch:
             native = model.save(Path(scratch) / MODEL_ARTIFACTS)
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=str(PYFUNC_CODE), artifacts={MODEL_ARTIFACTS: str(native)},
-                input_example=example, signature=infer_signature(example, score_frame(model, example)),
-                pip_requirements=PIP_REQUIREMENTS, code_paths=CODE_PATHS)
+                name="model",
+                python_model=str(PYFUNC_CODE),
+                artifacts={MODEL_ARTIFACTS: str(native)},
+                input_example=example,
+                signature=infer_signature(example, score_frame(model, example)),
+                pip_requirements=PIP_REQUIREMENTS,
+                code_paths=CODE_PATHS,
+            )
             mlflow.log_artifacts(str(native), MODEL_ARTIFACTS)
         return info.model_uri
 
 
 @contextmanager
-def training_run(client: MlflowClient, tracking_uri: str, experiment_id: str, run_name: str, tags: dict[str, str],
-                 params: dict, instance: dg.DagsterInstance) -> Iterator[TrainingRun]:
+def training_run(
+    client: MlflowClient,
+    tracking_uri: str,
+    experiment_id: str,
+    run_name: str,
+    tags: dict[str, str],
+    params: dict,
+    instance: dg.DagsterInstance,
+) -> Iterator[TrainingRun]:
     """An MLflow run around a whole training: abandoned runs of the task closed first, RUNNING
     while the body trains and registers, FAILED with the error in the tag `error` when it raises,
     FINISHED otherwise."""

@@ -32,12 +32,35 @@ def _local(tracking_uri: str) -> bool:
 
 def _commands(dagster_port: int, mlflow_port: int) -> dict[str, list[str]]:
     tracking = mlflow_from_env()
-    commands = {"dagster": [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
-                            "-h", "127.0.0.1", "-p", str(dagster_port)]}
+    commands = {
+        "dagster": [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            str(PROJECT_ROOT / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(dagster_port),
+        ]
+    }
     if _local(tracking.tracking_uri):
-        commands["mlflow"] = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking.tracking_uri,
-                              "--default-artifact-root", tracking.artifact_root,
-                              "--host", "127.0.0.1", "--port", str(mlflow_port)]
+        commands["mlflow"] = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            tracking.tracking_uri,
+            "--default-artifact-root",
+            tracking.artifact_root,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(mlflow_port),
+        ]
     return commands
 
 
@@ -81,15 +104,21 @@ def main() -> int:
     os.environ.setdefault("DAGSTER_HOME", str(dagster_home()))
     tracking = mlflow_from_env()
     # Inherited by the code server and every run it launches: links follow the port used here.
-    os.environ["SSDA_MLFLOW_UI_URL"] = (f"http://127.0.0.1:{args.mlflow_port}" if _local(tracking.tracking_uri)
-                                        else tracking.ui_url)
+    os.environ["SSDA_MLFLOW_UI_URL"] = (
+        f"http://127.0.0.1:{args.mlflow_port}" if _local(tracking.tracking_uri) else tracking.ui_url
+    )
     stopping: list[int] = []
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, lambda signum, _frame: stopping.append(signum))
-    processes = {name: subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True)
-                 for name, command in _commands(args.dagster_port, args.mlflow_port).items()}
-    print(f"Dagster UI: http://127.0.0.1:{args.dagster_port}    MLflow UI: {os.environ['SSDA_MLFLOW_UI_URL']}    "
-          "(Ctrl-C stops both)", flush=True)
+    processes = {
+        name: subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True)
+        for name, command in _commands(args.dagster_port, args.mlflow_port).items()
+    }
+    print(
+        f"Dagster UI: http://127.0.0.1:{args.dagster_port}    MLflow UI: {os.environ['SSDA_MLFLOW_UI_URL']}    "
+        "(Ctrl-C stops both)",
+        flush=True,
+    )
     while not stopping and all(p.poll() is None for p in processes.values()):
         time.sleep(0.2)
     ended = [name for name, p in processes.items() if p.poll() is not None]

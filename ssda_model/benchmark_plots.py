@@ -17,8 +17,10 @@ def boxplots(results: pd.DataFrame, metric: str, path: Path) -> Path:
     figure, ax = plt.subplots(figsize=(1.2 * len(methods) + 2, 4))
     ax.boxplot([subset.loc[subset["method"] == m, metric].dropna() for m in methods], showmeans=True)
     ax.set_xticks(range(1, len(methods) + 1), methods, rotation=30, ha="right")
-    ax.set(ylabel=metric.upper(), title=f"{metric.upper()} per method, {shots}-shot, "
-                                        f"{subset['repetition'].nunique()} repetitions")
+    ax.set(
+        ylabel=metric.upper(),
+        title=f"{metric.upper()} per method, {shots}-shot, {subset['repetition'].nunique()} repetitions",
+    )
     figure.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(figure)
     return path

@@ -41,8 +41,9 @@ def _names(value: str) -> list[str]:
     names = [v.strip() for v in value.split(",") if v.strip()]
     unknown = [n for n in names if n not in ALL_METHODS]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown methods {', '.join(unknown) or '(none)'}; "
-                                         f"expected some of {', '.join(ALL_METHODS)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown methods {', '.join(unknown) or '(none)'}; expected some of {', '.join(ALL_METHODS)}"
+        )
     return names
 
 
@@ -50,7 +51,9 @@ def _counts(value: str) -> list[int]:
     try:
         counts = [int(v) for v in value.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {value!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers, got {value!r}"
+        ) from None
     if not counts or min(counts) < 1:
         raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {value!r}")
     return counts
@@ -62,32 +65,52 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     fit = commands.add_parser("fit", help="train with the repetition protocol and save a model directory")
     fit.add_argument("--source", required=True, help="bulk .h5ad: X log expression, obs[label-key] 1/0")
-    fit.add_argument("--target", required=True, help="cells .h5ad: X log1p-normalised, obs[label-key] 1/0/missing")
+    fit.add_argument(
+        "--target", required=True, help="cells .h5ad: X log1p-normalised, obs[label-key] 1/0/missing"
+    )
     fit.add_argument("--out", required=True, help="model directory to write")
     fit.add_argument("--label-key", default="response")
     fit.add_argument("--method", default=DEFAULTS.method, choices=METHODS)
-    fit.add_argument("--shots", default=DEFAULTS.shots, type=_shots, help="labeled target cells per class, or 'all'")
+    fit.add_argument(
+        "--shots", default=DEFAULTS.shots, type=_shots, help="labeled target cells per class, or 'all'"
+    )
     fit.add_argument("--repetitions", default=DEFAULTS.repetitions, type=int)
     fit.add_argument("--protocol", default=DEFAULTS.protocol, choices=PROTOCOLS)
     fit.add_argument("--epochs", default=DEFAULTS.epochs, type=int)
     fit.add_argument("--device", default=DEFAULTS.device, help="auto, cpu, cuda or cuda:N")
     fit.add_argument("--scaling", default=DEFAULTS.scaling, choices=SCALINGS)
-    fit.add_argument("--precision", default=DEFAULTS.precision, choices=PRECISIONS,
-                     help="bf16 autocasts training (fp32 master weights and scores); auto = bf16 on CPUs with "
-                          "bf16 units and on GPUs, fp32 elsewhere")
-    fit.add_argument("--batch-repetitions", default=DEFAULTS.batch_repetitions, action=argparse.BooleanOptionalAction,
-                     help="train the repetitions together as one batched ensemble (default); "
-                          "--no-batch-repetitions trains one model at a time")
-    fit.add_argument("--n-top-genes", type=int, default=None, help="restrict to the target's highly variable genes")
+    fit.add_argument(
+        "--precision",
+        default=DEFAULTS.precision,
+        choices=PRECISIONS,
+        help="bf16 autocasts training (fp32 master weights and scores); auto = bf16 on CPUs with "
+        "bf16 units and on GPUs, fp32 elsewhere",
+    )
+    fit.add_argument(
+        "--batch-repetitions",
+        default=DEFAULTS.batch_repetitions,
+        action=argparse.BooleanOptionalAction,
+        help="train the repetitions together as one batched ensemble (default); "
+        "--no-batch-repetitions trains one model at a time",
+    )
+    fit.add_argument(
+        "--n-top-genes", type=int, default=None, help="restrict to the target's highly variable genes"
+    )
     fit.add_argument("--gene-list", default=None, help="file with one gene per line to restrict the input to")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
-    bench = commands.add_parser("benchmark", help="compare methods on the same splits and shots (paper Fig. 2, 3)")
+    bench = commands.add_parser(
+        "benchmark", help="compare methods on the same splits and shots (paper Fig. 2, 3)"
+    )
     bench.add_argument("--source", required=True)
     bench.add_argument("--target", required=True)
     bench.add_argument("--out", required=True, help="folder for results.csv, summary.csv and the plots")
     bench.add_argument("--label-key", default="response")
-    bench.add_argument("--methods", default=",".join(ALL_METHODS), type=_names,
-                       help=f"comma-separated, from {','.join(ALL_METHODS)}")
+    bench.add_argument(
+        "--methods",
+        default=",".join(ALL_METHODS),
+        type=_names,
+        help=f"comma-separated, from {','.join(ALL_METHODS)}",
+    )
     bench.add_argument("--shots", default=[1, 2, 3, 5, 10], type=_counts, help="comma-separated shot counts")
     bench.add_argument("--repetitions", default=50, type=int)
     bench.add_argument("--protocol", default=DEFAULTS.protocol, choices=PROTOCOLS)
@@ -99,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", required=True)
     predict.add_argument("--out", required=True)
     predict.add_argument("--device", default="auto")
-    predict.add_argument("--chunk-size", default=CHUNK, type=int, help="cells scored at a time (bounds memory)")
+    predict.add_argument(
+        "--chunk-size", default=CHUNK, type=int, help="cells scored at a time (bounds memory)"
+    )
     return parser
 
 
@@ -107,12 +132,16 @@ def format_metrics(metrics: dict) -> str:
     """The one-screen summary table that `ssda fit` prints."""
     fmt = lambda v: "   nan" if v is None or v != v else f"{v:.3f}"  # noqa: E731
     where = "target cells" if metrics["evaluation"] == "target" else "source validation (shots=all)"
-    lines = [f"method {metrics['method']} · shots {metrics['shots']} · protocol {metrics['protocol']} · "
-             f"{metrics['n_genes']} genes · device {metrics['device']} · evaluated on {where}",
-             f"{'rep':>4} {'seed':>5} {'AUC':>6} {'AUPR':>6} {'n_eval':>7} {'best_epoch':>10}"]
+    lines = [
+        f"method {metrics['method']} · shots {metrics['shots']} · protocol {metrics['protocol']} · "
+        f"{metrics['n_genes']} genes · device {metrics['device']} · evaluated on {where}",
+        f"{'rep':>4} {'seed':>5} {'AUC':>6} {'AUPR':>6} {'n_eval':>7} {'best_epoch':>10}",
+    ]
     for row in metrics["repetitions"]:
-        lines.append(f"{row['repetition']:>4} {row['seed']:>5} {fmt(row['auc']):>6} {fmt(row['aupr']):>6} "
-                     f"{row['n_eval']:>7} {row['best_epoch']:>10}")
+        lines.append(
+            f"{row['repetition']:>4} {row['seed']:>5} {fmt(row['auc']):>6} {fmt(row['aupr']):>6} "
+            f"{row['n_eval']:>7} {row['best_epoch']:>10}"
+        )
     lines.append(f"{'mean':>4} {'':>5} {fmt(metrics['mean_auc']):>6} {fmt(metrics['mean_aupr']):>6}")
     lines.append(f"{'std':>4} {'':>5} {fmt(metrics['std_auc']):>6} {fmt(metrics['std_aupr']):>6}")
     return "\n".join(lines)
@@ -122,15 +151,31 @@ def _fit(args: argparse.Namespace) -> None:
     out = Path(args.out)
     SSDAModel.check_out(out)
     try:
-        config = SSDAConfig(method=args.method, shots=args.shots, repetitions=args.repetitions,
-                            protocol=args.protocol, epochs=args.epochs, device=args.device, scaling=args.scaling,
-                            precision=args.precision, batch_repetitions=args.batch_repetitions)
+        config = SSDAConfig(
+            method=args.method,
+            shots=args.shots,
+            repetitions=args.repetitions,
+            protocol=args.protocol,
+            epochs=args.epochs,
+            device=args.device,
+            scaling=args.scaling,
+            precision=args.precision,
+            batch_repetitions=args.batch_repetitions,
+        )
     except ValueError as exc:
         raise SSDAInputError("ssda fit", str(exc)) from None
     source, target = read_h5ad(args.source), read_h5ad(args.target)
-    model = SSDAModel.fit(source, target, config, label_key=args.label_key, source_name=args.source,
-                          target_name=args.target, n_top_genes=args.n_top_genes, gene_list=args.gene_list,
-                          progress=not args.quiet)
+    model = SSDAModel.fit(
+        source,
+        target,
+        config,
+        label_key=args.label_key,
+        source_name=args.source,
+        target_name=args.target,
+        n_top_genes=args.n_top_genes,
+        gene_list=args.gene_list,
+        progress=not args.quiet,
+    )
     model.save(out)
     print(format_metrics(model.metrics))
     print(f"model written to {out}")
@@ -143,9 +188,18 @@ def _benchmark(args: argparse.Namespace) -> None:
         config = SSDAConfig(protocol=args.protocol, epochs=args.epochs, device=args.device)
     except ValueError as exc:
         raise SSDAInputError("ssda benchmark", str(exc)) from None
-    results = run_benchmark(read_h5ad(args.source), read_h5ad(args.target), methods=args.methods, shots=args.shots,
-                            repetitions=args.repetitions, config=config, label_key=args.label_key,
-                            source_name=args.source, target_name=args.target, progress=not args.quiet)
+    results = run_benchmark(
+        read_h5ad(args.source),
+        read_h5ad(args.target),
+        methods=args.methods,
+        shots=args.shots,
+        repetitions=args.repetitions,
+        config=config,
+        label_key=args.label_key,
+        source_name=args.source,
+        target_name=args.target,
+        progress=not args.quiet,
+    )
     summary = summarize(results)
 
     def write(folder: Path) -> None:
@@ -167,10 +221,18 @@ def _predict(args: argparse.Namespace) -> None:
     model = SSDAModel.load(args.model)
     if not Path(args.input).exists():
         raise SSDAInputError(args.input, "file not found")
-    counts = predict_file(model, args.input, out, model_path=str(Path(args.model).resolve()), device=args.device,
-                          chunk_size=args.chunk_size)
-    print(f"scored {counts['cells']} cells with {len(model.state_dicts)} models: {counts['sensitive']} sensitive, "
-          f"{counts['cells'] - counts['sensitive']} resistant; {counts['genes_missing']} model genes missing → {out}")
+    counts = predict_file(
+        model,
+        args.input,
+        out,
+        model_path=str(Path(args.model).resolve()),
+        device=args.device,
+        chunk_size=args.chunk_size,
+    )
+    print(
+        f"scored {counts['cells']} cells with {len(model.state_dicts)} models: {counts['sensitive']} sensitive, "
+        f"{counts['cells'] - counts['sensitive']} resistant; {counts['genes_missing']} model genes missing → {out}"
+    )
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -55,12 +55,23 @@ class SSDAConfig:
     def __post_init__(self) -> None:
         checks = [
             (self.method in METHODS, f"method must be one of {', '.join(METHODS)}, got {self.method!r}"),
-            (self.protocol in PROTOCOLS, f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}"),
+            (
+                self.protocol in PROTOCOLS,
+                f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}",
+            ),
             (self.scaling in SCALINGS, f"scaling must be one of {', '.join(SCALINGS)}, got {self.scaling!r}"),
-            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
-            (self.shots == "all" or (isinstance(self.shots, int) and self.shots >= 1),
-             f"shots must be a positive integer or 'all', got {self.shots!r}"),
+            (
+                self.precision in PRECISIONS,
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}",
+            ),
+            (
+                self.optimizer in OPTIMIZERS,
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}",
+            ),
+            (
+                self.shots == "all" or (isinstance(self.shots, int) and self.shots >= 1),
+                f"shots must be a positive integer or 'all', got {self.shots!r}",
+            ),
             (self.repetitions >= 1, f"repetitions must be >= 1, got {self.repetitions}"),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}"),
@@ -78,7 +89,7 @@ class SSDAConfig:
     def latent_dim(self) -> int:
         return self.encoder_dims[-1]
 
-    def replace(self, **changes: Any) -> "SSDAConfig":
+    def replace(self, **changes: Any) -> SSDAConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,7 +101,7 @@ class SSDAConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SSDAConfig":
+    def from_dict(cls, data: dict[str, Any]) -> SSDAConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

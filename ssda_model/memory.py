@@ -35,12 +35,18 @@ def estimate(n_genes: int, n_samples: int, config: SSDAConfig) -> dict[str, floa
     weights = n_weights(n_genes, config)
     kept = FLOAT * weights + 2 * 8 * n_samples + HISTORY_RECORD * config.epochs
     rows = 3 * config.batch_size  # source, shot and unlabeled batches of one step
-    trained = FLOAT * (2 + OPTIMISER_FLOATS[config.optimizer]) * weights \
-        + 4 * FLOAT * rows * (2 * n_genes + 2 * sum(config.encoder_dims))  # inputs, masks, layers, gradients
+    trained = FLOAT * (2 + OPTIMISER_FLOATS[config.optimizer]) * weights + 4 * FLOAT * rows * (
+        2 * n_genes + 2 * sum(config.encoder_dims)
+    )  # inputs, masks, layers, gradients
     together = min(config.repetitions, ensemble_size(n_genes, config))
     data = FLOAT * n_samples * n_genes
-    return {"per_repetition": kept, "per_member": trained, "together": together, "data": data,
-            "total": data + together * trained + config.repetitions * kept}
+    return {
+        "per_repetition": kept,
+        "per_member": trained,
+        "together": together,
+        "data": data,
+        "total": data + together * trained + config.repetitions * kept,
+    }
 
 
 def available_bytes(device: torch.device) -> int:
@@ -59,13 +65,20 @@ def check_fits_memory(n_genes: int, n_samples: int, config: SSDAConfig) -> None:
         return
     spare = free - need["data"] - need["together"] * need["per_member"]
     most = int(spare // need["per_repetition"])
-    advice = f"use at most {most} repetitions or fewer genes" if most >= 1 else \
-        "even one repetition does not fit: use fewer genes (--n-top-genes) or a machine with more memory"
-    raise SSDAInputError(f"repetitions={config.repetitions}", (
-        f"needs about {need['total'] / GIB:,.1f} GiB on {device} but {free / GIB:,.1f} GiB is available: "
-        f"{need['per_repetition'] / 2**20:,.2f} MiB kept per repetition ({n_genes} genes, {config.epochs} epochs), "
-        f"{need['per_member'] / 2**20:,.1f} MiB per repetition training ({need['together']} at a time: weights, "
-        f"gradients, optimiser state, activations), {need['data'] / GIB:,.2f} GiB of data; {advice}"))
+    advice = (
+        f"use at most {most} repetitions or fewer genes"
+        if most >= 1
+        else "even one repetition does not fit: use fewer genes (--n-top-genes) or a machine with more memory"
+    )
+    raise SSDAInputError(
+        f"repetitions={config.repetitions}",
+        (
+            f"needs about {need['total'] / GIB:,.1f} GiB on {device} but {free / GIB:,.1f} GiB is available: "
+            f"{need['per_repetition'] / 2**20:,.2f} MiB kept per repetition ({n_genes} genes, {config.epochs} epochs), "
+            f"{need['per_member'] / 2**20:,.1f} MiB per repetition training ({need['together']} at a time: weights, "
+            f"gradients, optimiser state, activations), {need['data'] / GIB:,.2f} GiB of data; {advice}"
+        ),
+    )
 
 
 def check_chunk_memory(chunk_size: int, n_cells: int, n_input_genes: int, n_model_genes: int) -> None:
@@ -76,6 +89,10 @@ def check_chunk_memory(chunk_size: int, n_cells: int, n_input_genes: int, n_mode
     free = available_bytes(torch.device("cpu"))
     if need > free:
         most = max(1, int(free // (FLOAT * (n_input_genes + 2 * n_model_genes))))
-        raise SSDAInputError(f"chunk size {chunk_size}", (
-            f"{rows} cells × {n_input_genes} genes densified need about {need / GIB:,.1f} GiB but "
-            f"{free / GIB:,.1f} GiB is available; use --chunk-size {min(most, 10_000)} or less"))
+        raise SSDAInputError(
+            f"chunk size {chunk_size}",
+            (
+                f"{rows} cells × {n_input_genes} genes densified need about {need / GIB:,.1f} GiB but "
+                f"{free / GIB:,.1f} GiB is available; use --chunk-size {min(most, 10_000)} or less"
+            ),
+        )

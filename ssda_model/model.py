@@ -48,10 +48,20 @@ class SSDAModel:
     _networks: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
-    def fit(cls, source: ad.AnnData, target: ad.AnnData, config: SSDAConfig | None = None, *,
-            label_key: str = "response", source_name: str = "source", target_name: str = "target",
-            n_top_genes: int | None = None, gene_list: str | Path | None = None,
-            on_epoch: Callable[[int, dict[str, float]], None] | None = None, progress: bool = False) -> "SSDAModel":
+    def fit(
+        cls,
+        source: ad.AnnData,
+        target: ad.AnnData,
+        config: SSDAConfig | None = None,
+        *,
+        label_key: str = "response",
+        source_name: str = "source",
+        target_name: str = "target",
+        n_top_genes: int | None = None,
+        gene_list: str | Path | None = None,
+        on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+        progress: bool = False,
+    ) -> SSDAModel:
         """Run the evaluation protocol and keep every repetition's best model.
 
         Parameters
@@ -82,15 +92,30 @@ class SSDAModel:
         `SSDAInputError` before training.
         """
         config = config or SSDAConfig()
-        domains = prepare_domains(source, target, label_key=label_key, shots=config.shots,
-                                  val_fraction=config.val_fraction, scaling=config.scaling,
-                                  source_name=source_name, target_name=target_name,
-                                  n_top_genes=n_top_genes, gene_list=gene_list)
+        domains = prepare_domains(
+            source,
+            target,
+            label_key=label_key,
+            shots=config.shots,
+            val_fraction=config.val_fraction,
+            scaling=config.scaling,
+            source_name=source_name,
+            target_name=target_name,
+            n_top_genes=n_top_genes,
+            gene_list=gene_list,
+        )
         check_fits_memory(len(domains.genes), len(domains.source_y) + len(domains.target_y), config)
         result = run_protocol(domains, config, on_epoch=on_epoch, progress=progress)
-        return cls(config=config, genes=domains.genes, source_scaler=domains.source_scaler,
-                   target_scaler=domains.target_scaler, state_dicts=result.state_dicts,
-                   metrics=result.metrics, histories=result.histories, label_key=label_key)
+        return cls(
+            config=config,
+            genes=domains.genes,
+            source_scaler=domains.source_scaler,
+            target_scaler=domains.target_scaler,
+            state_dicts=result.state_dicts,
+            metrics=result.metrics,
+            histories=result.histories,
+            label_key=label_key,
+        )
 
     # ---- inference -------------------------------------------------------------------------
     def networks(self, device: str = "auto") -> list[SSDANet]:
@@ -110,11 +135,16 @@ class SSDAModel:
         present = set(var_names)
         missing = [g for g in self.genes if g not in present]
         if len(missing) > len(self.genes) / 2:
-            raise SSDAInputError(name, f"shares only {len(self.genes) - len(missing)} of the model's "
-                                       f"{len(self.genes)} genes by var_names; at least half are needed")
+            raise SSDAInputError(
+                name,
+                f"shares only {len(self.genes) - len(missing)} of the model's "
+                f"{len(self.genes)} genes by var_names; at least half are needed",
+            )
         return missing
 
-    def align_values(self, values: np.ndarray, var_names: list[str], name: str = "input") -> tuple[np.ndarray, list[str]]:
+    def align_values(
+        self, values: np.ndarray, var_names: list[str], name: str = "input"
+    ) -> tuple[np.ndarray, list[str]]:
         """z-scored rows on the model's genes; absent genes are set to their training mean (z = 0)."""
         values, names = collapse_duplicate_genes(values, pd.Index(var_names))
         missing = self.missing_genes(names, name)
@@ -141,8 +171,9 @@ class SSDAModel:
                 feats.append(features.cpu().numpy())
         return np.mean(probs, axis=0), np.std(probs, axis=0), np.mean(feats, axis=0)
 
-    def predict(self, adata: ad.AnnData, *, name: str = "input", model_path: str | None = None,
-                device: str = "auto") -> ad.AnnData:
+    def predict(
+        self, adata: ad.AnnData, *, name: str = "input", model_path: str | None = None, device: str = "auto"
+    ) -> ad.AnnData:
         """Score cells: P(sensitive) by the mean of the repetitions' models.
 
         Parameters
@@ -180,9 +211,13 @@ class SSDAModel:
         out.obs["ssda_score_std"] = std.astype(np.float32)
         out.obs["ssda_label"] = np.where(mean >= 0.5, "sensitive", "resistant")
         out.obsm["X_ssda"] = features.astype(np.float32)
-        out.uns["ssda"] = {"model": model_path or "", "method": self.config.method,
-                           "genes_used": [g for g in self.genes if g not in set(missing)],
-                           "genes_missing": missing, "n_models": len(self.state_dicts)}
+        out.uns["ssda"] = {
+            "model": model_path or "",
+            "method": self.config.method,
+            "genes_used": [g for g in self.genes if g not in set(missing)],
+            "genes_missing": missing,
+            "n_models": len(self.state_dicts),
+        }
         return out
 
     # ---- persistence -----------------------------------------------------------------------
@@ -221,21 +256,34 @@ class SSDAModel:
         (folder / "weights").mkdir()
         for i, state in enumerate(self.state_dicts, start=1):
             torch.save(state, folder / "weights" / f"repetition_{i:02d}.pt")
-        torch.save({"source_mean": torch.from_numpy(self.source_scaler.mean),
-                    "source_std": torch.from_numpy(self.source_scaler.std),
-                    "target_mean": torch.from_numpy(self.target_scaler.mean),
-                    "target_std": torch.from_numpy(self.target_scaler.std)}, folder / "scaler.pt")
+        torch.save(
+            {
+                "source_mean": torch.from_numpy(self.source_scaler.mean),
+                "source_std": torch.from_numpy(self.source_scaler.std),
+                "target_mean": torch.from_numpy(self.target_scaler.mean),
+                "target_std": torch.from_numpy(self.target_scaler.std),
+            },
+            folder / "scaler.pt",
+        )
         (folder / "genes.txt").write_text("\n".join(self.genes) + "\n")
         (folder / "config.json").write_text(self.config.to_json())
         (folder / "metrics.json").write_text(json.dumps(self.metrics, indent=2))
         (folder / "history.json").write_text(json.dumps(self.histories))
-        (folder / "model.json").write_text(json.dumps({"format": MODEL_FORMAT, "version": FORMAT_VERSION,
-                                                       "label_key": self.label_key,
-                                                       "n_models": len(self.state_dicts),
-                                                       "n_genes": len(self.genes)}, indent=2))
+        (folder / "model.json").write_text(
+            json.dumps(
+                {
+                    "format": MODEL_FORMAT,
+                    "version": FORMAT_VERSION,
+                    "label_key": self.label_key,
+                    "n_models": len(self.state_dicts),
+                    "n_genes": len(self.genes),
+                },
+                indent=2,
+            )
+        )
 
     @classmethod
-    def load(cls, path: str | Path) -> "SSDAModel":
+    def load(cls, path: str | Path) -> SSDAModel:
         """Read a model directory written by `save`, on any machine; tensors load with weights_only.
 
         Parameters
@@ -254,8 +302,9 @@ class SSDAModel:
             raise SSDAInputError(str(folder), "not an ssda model directory (model.json missing)")
         manifest = _read_json(folder, "model.json", dict)
         if manifest.get("format") != MODEL_FORMAT:
-            raise SSDAInputError(str(folder / "model.json"),
-                                 f"format is {manifest.get('format')!r}, expected {MODEL_FORMAT!r}")
+            raise SSDAInputError(
+                str(folder / "model.json"), f"format is {manifest.get('format')!r}, expected {MODEL_FORMAT!r}"
+            )
         n_models = manifest.get("n_models")
         if not isinstance(n_models, int) or n_models < 1:
             raise _damaged(folder, "model.json", f"'n_models' must be a positive integer, got {n_models!r}")
@@ -267,22 +316,30 @@ class SSDAModel:
         genes = _read_file(folder, "genes.txt", Path.read_text).splitlines()
         shapes = _weight_shapes(folder, genes, manifest, config)
         scaler = _read_tensors(folder, "scaler.pt", {k: (len(genes),) for k in _SCALER_KEYS}, len(genes))
-        states = [_read_tensors(folder, f"weights/repetition_{i:02d}.pt", shapes, len(genes))
-                  for i in range(1, n_models + 1)]
-        return cls(config=config, genes=genes,
-                   source_scaler=GeneScaler(scaler["source_mean"].numpy(), scaler["source_std"].numpy()),
-                   target_scaler=GeneScaler(scaler["target_mean"].numpy(), scaler["target_std"].numpy()),
-                   state_dicts=states, metrics=_read_json(folder, "metrics.json", dict),
-                   histories=_read_json(folder, "history.json", list),
-                   label_key=str(manifest.get("label_key", "response")))
+        states = [
+            _read_tensors(folder, f"weights/repetition_{i:02d}.pt", shapes, len(genes))
+            for i in range(1, n_models + 1)
+        ]
+        return cls(
+            config=config,
+            genes=genes,
+            source_scaler=GeneScaler(scaler["source_mean"].numpy(), scaler["source_std"].numpy()),
+            target_scaler=GeneScaler(scaler["target_mean"].numpy(), scaler["target_std"].numpy()),
+            state_dicts=states,
+            metrics=_read_json(folder, "metrics.json", dict),
+            histories=_read_json(folder, "history.json", list),
+            label_key=str(manifest.get("label_key", "response")),
+        )
 
 
 _SCALER_KEYS = ("source_mean", "source_std", "target_mean", "target_std")
 
 
 def _damaged(folder: Path, name: str, problem: str) -> SSDAInputError:
-    return SSDAInputError(str(folder / name), f"{problem}; the model folder {folder} is damaged: "
-                                              "fit it again or restore it from a copy")
+    return SSDAInputError(
+        str(folder / name),
+        f"{problem}; the model folder {folder} is damaged: fit it again or restore it from a copy",
+    )
 
 
 def _read_file(folder: Path, name: str, read: Callable[[Path], object]):
@@ -291,7 +348,9 @@ def _read_file(folder: Path, name: str, read: Callable[[Path], object]):
     except FileNotFoundError:
         raise _damaged(folder, name, "file missing") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise _damaged(folder, name, f"unreadable ({getattr(exc, 'strerror', None) or type(exc).__name__})") from None
+        raise _damaged(
+            folder, name, f"unreadable ({getattr(exc, 'strerror', None) or type(exc).__name__})"
+        ) from None
 
 
 def _read_json(folder: Path, name: str, kind: type):
@@ -307,7 +366,9 @@ def _read_json(folder: Path, name: str, kind: type):
 def _weight_shapes(folder: Path, genes: list[str], manifest: dict, config: SSDAConfig) -> dict[str, tuple]:
     """The weight shapes genes.txt and config.json imply (a network built on the meta device, no memory)."""
     if not genes or manifest.get("n_genes", len(genes)) != len(genes):
-        raise _damaged(folder, "genes.txt", f"lists {len(genes)} genes but model.json says {manifest.get('n_genes')}")
+        raise _damaged(
+            folder, "genes.txt", f"lists {len(genes)} genes but model.json says {manifest.get('n_genes')}"
+        )
     with torch.device("meta"):
         return {k: tuple(v.shape) for k, v in SSDANet(len(genes), config).state_dict().items()}
 
@@ -318,21 +379,36 @@ def _read_tensors(folder: Path, name: str, shapes: dict[str, tuple], n_genes: in
         data = _read_file(folder, name, lambda p: torch.load(p, map_location="cpu", weights_only=True))
     except pickle.UnpicklingError as exc:
         refused = str(exc).startswith("Weights only load failed")
-        raise _damaged(folder, name, "holds Python objects other than tensors, which ssda never loads (it reads "
-                                     "only the tensor files `ssda fit` writes)" if refused
-                       else "not a PyTorch tensor file") from None
+        raise _damaged(
+            folder,
+            name,
+            "holds Python objects other than tensors, which ssda never loads (it reads "
+            "only the tensor files `ssda fit` writes)"
+            if refused
+            else "not a PyTorch tensor file",
+        ) from None
     except SSDAInputError:
         raise
-    except Exception:  # torch's parser fails on damaged bytes in many ways (EOFError, RuntimeError, IndexError…)
+    except (
+        Exception
+    ):  # torch's parser fails on damaged bytes in many ways (EOFError, RuntimeError, IndexError…)
         raise _damaged(folder, name, "truncated or not a PyTorch tensor file") from None
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise _damaged(folder, name, "expected a dictionary of named tensors")
     if set(data) != set(shapes):
         missing, extra = sorted(set(shapes) - set(data)), sorted(set(data) - set(shapes))
-        raise _damaged(folder, name, f"its tensors do not match the model (missing: {', '.join(missing) or 'none'}; "
-                                     f"unexpected: {', '.join(extra) or 'none'})")
+        raise _damaged(
+            folder,
+            name,
+            f"its tensors do not match the model (missing: {', '.join(missing) or 'none'}; "
+            f"unexpected: {', '.join(extra) or 'none'})",
+        )
     for key, shape in shapes.items():
         if tuple(data[key].shape) != shape:
-            raise _damaged(folder, name, f"tensor {key} has shape {tuple(data[key].shape)}, but genes.txt "
-                                         f"({n_genes} genes) and config.json imply {shape}")
+            raise _damaged(
+                folder,
+                name,
+                f"tensor {key} has shape {tuple(data[key].shape)}, but genes.txt "
+                f"({n_genes} genes) and config.json imply {shape}",
+            )
     return data

@@ -60,11 +60,15 @@ def _refuse_foreign(path: Path, folder: bool) -> None:
             raise SSDAInputError(str(path), "is a folder; expected the name of a file to write")
         return
     if path.is_symlink() or not path.is_dir():
-        raise SSDAInputError(str(path), "is a file or a link, not a folder; refusing to replace it "
-                                        "(choose another --out)")
+        raise SSDAInputError(
+            str(path), "is a file or a link, not a folder; refusing to replace it (choose another --out)"
+        )
     if any(path.iterdir()) and not (path / MARKER).is_file():
-        raise SSDAInputError(str(path), f"is a folder ssda did not write (no {MARKER} inside); refusing to replace "
-                                        "its contents: choose a new or empty folder")
+        raise SSDAInputError(
+            str(path),
+            f"is a folder ssda did not write (no {MARKER} inside); refusing to replace "
+            "its contents: choose a new or empty folder",
+        )
 
 
 def check_output(path: str | Path, folder: bool) -> None:
@@ -96,7 +100,9 @@ def replace_folder(path: str | Path, write: Callable[[Path], None], *, owned: bo
         new = staging / path.name
         write(new)
         if new.is_dir():
-            (new / MARKER).write_text("written by ssda; the next write to this output replaces the whole folder\n")
+            (new / MARKER).write_text(
+                "written by ssda; the next write to this output replaces the whole folder\n"
+            )
         with _swap_lock(path.parent):
             _restore_retired(path)
             if not owned:

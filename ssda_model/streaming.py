@@ -30,13 +30,22 @@ def _chunk_values(chunk, obs_names, var_names, source: str) -> np.ndarray:
     bad = ~np.isfinite(values)
     if bad.any():
         rows, cols = np.nonzero(bad)
-        raise SSDAInputError(source, f"X has NaN or infinite values (first at obs {obs_names[rows[0]]!r}, "
-                                     f"var {var_names[cols[0]]!r})")
+        raise SSDAInputError(
+            source,
+            f"X has NaN or infinite values (first at obs {obs_names[rows[0]]!r}, var {var_names[cols[0]]!r})",
+        )
     return values
 
 
-def predict_file(model: SSDAModel, input_path: str | Path, output_path: str | Path, *, model_path: str = "",
-                 device: str = "auto", chunk_size: int = CHUNK) -> dict:
+def predict_file(
+    model: SSDAModel,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    model_path: str = "",
+    device: str = "auto",
+    chunk_size: int = CHUNK,
+) -> dict:
     """Score every cell of an .h5ad file into a copy of it, in chunks, at bounded memory.
 
     Parameters
@@ -62,7 +71,9 @@ def predict_file(model: SSDAModel, input_path: str | Path, output_path: str | Pa
     try:
         backed = ad.read_h5ad(input_path, backed="r")
     except Exception as exc:
-        raise SSDAInputError(str(input_path), f"not a readable AnnData .h5ad file ({type(exc).__name__})") from None
+        raise SSDAInputError(
+            str(input_path), f"not a readable AnnData .h5ad file ({type(exc).__name__})"
+        ) from None
     var_names = list(map(str, backed.var_names))
     missing = model.missing_genes(var_names, str(input_path))
     n_obs = backed.n_obs
@@ -75,15 +86,23 @@ def predict_file(model: SSDAModel, input_path: str | Path, output_path: str | Pa
             obsm = handle.require_group("obsm")
             if "X_ssda" in obsm:
                 del obsm["X_ssda"]
-            features = obsm.create_dataset("X_ssda", shape=(n_obs, model.config.predictor_dim), dtype="float32")
+            features = obsm.create_dataset(
+                "X_ssda", shape=(n_obs, model.config.predictor_dim), dtype="float32"
+            )
             features.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
             warned = False
             for start in range(0, n_obs, chunk_size):
                 stop = min(start + chunk_size, n_obs)
-                values = _chunk_values(backed.X[start:stop], backed.obs_names[start:stop], var_names, str(input_path))
+                values = _chunk_values(
+                    backed.X[start:stop], backed.obs_names[start:stop], var_names, str(input_path)
+                )
                 if not warned and (values < 0).any():
-                    warnings.warn(f"{input_path}: X has negative values; log-scale expression was expected "
-                                  "(fine for data that is already z-scored)", SSDAInputWarning, stacklevel=3)
+                    warnings.warn(
+                        f"{input_path}: X has negative values; log-scale expression was expected "
+                        "(fine for data that is already z-scored)",
+                        SSDAInputWarning,
+                        stacklevel=3,
+                    )
                     warned = True
                 x, _ = model.align_values(values, var_names, str(input_path))
                 means[start:stop], stds[start:stop], features[start:stop] = model.score(x, device)
@@ -95,9 +114,17 @@ def predict_file(model: SSDAModel, input_path: str | Path, output_path: str | Pa
             uns = handle.require_group("uns")
             if "ssda" in uns:
                 del uns["ssda"]
-            write_elem(uns, "ssda", {"model": model_path, "method": model.config.method,
-                                     "genes_used": [g for g in model.genes if g not in set(missing)],
-                                     "genes_missing": missing, "n_models": len(model.state_dicts)})
+            write_elem(
+                uns,
+                "ssda",
+                {
+                    "model": model_path,
+                    "method": model.config.method,
+                    "genes_used": [g for g in model.genes if g not in set(missing)],
+                    "genes_missing": missing,
+                    "n_models": len(model.state_dicts),
+                },
+            )
 
     try:
         replace_folder(output_path, write)

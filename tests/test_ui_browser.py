@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.assets.conftest import make_platform
 from ssda_assets.pipeline import run_pipeline
+from tests.assets.conftest import make_platform
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (make test installs it)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian chromium is not installed (make test installs it)"
+)
 BIN = Path(sys.executable).parent
 
 
@@ -39,10 +41,26 @@ def wait_for(url: str, seconds: float = 90) -> None:
 
 def rendered(url: str, tmp: Path) -> str:
     """The DOM after the page's JavaScript ran, from headless Chromium."""
-    result = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                             "--disable-sync", f"--user-data-dir={tmp / 'chrome'}", "--virtual-time-budget=20000",
-                             "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp / 'chrome'}",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return result.stdout
 
 
@@ -58,17 +76,46 @@ def servers(tmp_path_factory):
         dagster_port, mlflow_port = free_port(), free_port()
         root = Path(__file__).resolve().parents[1]
         processes = [
-            subprocess.Popen([str(BIN / "dagster-webserver"), "-w", str(root / "workspace.yaml"), "-h", "127.0.0.1",
-                              "-p", str(dagster_port)], env=env, cwd=root,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-            subprocess.Popen([str(BIN / "mlflow"), "ui", "--backend-store-uri", platform.mlflow.tracking_uri,
-                              "--host", "127.0.0.1", "--port", str(mlflow_port)], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+            subprocess.Popen(
+                [
+                    str(BIN / "dagster-webserver"),
+                    "-w",
+                    str(root / "workspace.yaml"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(dagster_port),
+                ],
+                env=env,
+                cwd=root,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
+            subprocess.Popen(
+                [
+                    str(BIN / "mlflow"),
+                    "ui",
+                    "--backend-store-uri",
+                    platform.mlflow.tracking_uri,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(mlflow_port),
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
+        ]
         try:
             wait_for(f"http://127.0.0.1:{dagster_port}/server_info")
             wait_for(f"http://127.0.0.1:{mlflow_port}/health")
-            yield {"dagster": f"http://127.0.0.1:{dagster_port}", "mlflow": f"http://127.0.0.1:{mlflow_port}",
-                   "home": home, "summary": summary}
+            yield {
+                "dagster": f"http://127.0.0.1:{dagster_port}",
+                "mlflow": f"http://127.0.0.1:{mlflow_port}",
+                "home": home,
+                "summary": summary,
+            }
         finally:
             for process in processes:
                 process.terminate()

@@ -41,8 +41,9 @@ def poll(what: str, check, seconds: float = WAIT, every: float = 1.0):
 
 
 def materializations(instance, asset: str, partition: str) -> list:
-    return instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset),
-                                                                 asset_partitions=[partition]), limit=10).records
+    return instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=10
+    ).records
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +54,29 @@ def stack(tmp_path_factory):
         summary, failures = run_pipeline(platform.instance, {"epochs": 2, "repetitions": 1})  # `make demo`
         assert failures == [] and len(summary) == 3
         dagster_port, mlflow_port = free_port(), free_port()
-        env = {**os.environ, "DAGSTER_HOME": str(home), "SSDA_TRAIN_DEFAULTS": json.dumps(AUTOMATIC),
-               "SSDA_SENSOR_INTERVAL": "5", "OMP_NUM_THREADS": "1"}
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "SSDA_TRAIN_DEFAULTS": json.dumps(AUTOMATIC),
+            "SSDA_SENSOR_INTERVAL": "5",
+            "OMP_NUM_THREADS": "1",
+        }
         log = (home / "ui.log").open("w")
         launched = datetime.now()
-        ui = subprocess.Popen(["make", "--no-print-directory", "ui", f"DAGSTER_PORT={dagster_port}",
-                               f"MLFLOW_PORT={mlflow_port}"], cwd=REPO, env=env, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+        ui = subprocess.Popen(
+            [
+                "make",
+                "--no-print-directory",
+                "ui",
+                f"DAGSTER_PORT={dagster_port}",
+                f"MLFLOW_PORT={mlflow_port}",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             wait_for(f"http://127.0.0.1:{dagster_port}/server_info", seconds=180)
             wait_for(f"http://127.0.0.1:{mlflow_port}/health", seconds=60)
@@ -73,14 +90,23 @@ def stack(tmp_path_factory):
 def test_a_new_dataset_folder_becomes_a_champion_and_scored_cells_despite_a_killed_training(stack):
     platform, ui, log, mlflow_port, launched = stack
     instance, client = platform.instance, platform.mlflow.client()
-    shutil.copytree(platform.paths.raw / "datasets" / "jhu006_gefitinib", platform.paths.raw / "datasets" / NEW)
+    shutil.copytree(
+        platform.paths.raw / "datasets" / "jhu006_gefitinib", platform.paths.raw / "datasets" / NEW
+    )
 
     def training_in_progress():
-        for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED],
-                                                   tags={"dagster/partition/dataset": NEW})):
+        for run in instance.get_runs(
+            dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags={"dagster/partition/dataset": NEW})
+        ):
             experiment = client.get_experiment_by_name("ssda-gefitinib")
-            mlflow_runs = client.search_runs([experiment.experiment_id], f"tags.dagster_run_id = '{run.run_id}' "
-                                             "and attributes.status = 'RUNNING'") if experiment else []
+            mlflow_runs = (
+                client.search_runs(
+                    [experiment.experiment_id],
+                    f"tags.dagster_run_id = '{run.run_id}' and attributes.status = 'RUNNING'",
+                )
+                if experiment
+                else []
+            )
             if mlflow_runs and client.get_metric_history(mlflow_runs[0].info.run_id, "rep1/val_auc"):
                 return run
         return None
@@ -90,30 +116,50 @@ def test_a_new_dataset_folder_becomes_a_champion_and_scored_cells_despite_a_kill
     for process in [worker, *worker.children(recursive=True)]:  # as an OOM kill or a reboot would
         process.kill()
 
-    poll("run monitoring to fail the killed run",
-         lambda: instance.get_run_by_id(victim.run_id).status == dg.DagsterRunStatus.FAILURE)
-    retry = poll("the retry of the killed run to succeed", lambda: [
-        r for r in instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": victim.run_id}))
-        if r.status == dg.DagsterRunStatus.SUCCESS])
+    poll(
+        "run monitoring to fail the killed run",
+        lambda: instance.get_run_by_id(victim.run_id).status == dg.DagsterRunStatus.FAILURE,
+    )
+    retry = poll(
+        "the retry of the killed run to succeed",
+        lambda: [
+            r
+            for r in instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": victim.run_id}))
+            if r.status == dg.DagsterRunStatus.SUCCESS
+        ],
+    )
     assert retry
-    champion = poll("a champion for the new task", lambda: client.search_model_versions(f"name = '{NAME}'") and
-                    client.get_model_version_by_alias(NAME, CHAMPION))
-    predictions = poll("cell_predictions of the new task", lambda: materializations(
-        instance, "cell_predictions", str(TASK)))
+    champion = poll(
+        "a champion for the new task",
+        lambda: (
+            client.search_model_versions(f"name = '{NAME}'")
+            and client.get_model_version_by_alias(NAME, CHAMPION)
+        ),
+    )
+    predictions = poll(
+        "cell_predictions of the new task", lambda: materializations(instance, "cell_predictions", str(TASK))
+    )
     scored = predictions[0].asset_materialization.metadata
     assert scored["champion_run_id"].value == champion.run_id
     trained = materializations(instance, "trained_model", str(TASK))[0].asset_materialization.metadata
-    assert trained["mlflow_run"].value.startswith(f"http://127.0.0.1:{mlflow_port}/")  # links follow the UI port
-    killed = client.search_runs([client.get_experiment_by_name("ssda-gefitinib").experiment_id],
-                                f"tags.dagster_run_id = '{victim.run_id}'")
+    assert trained["mlflow_run"].value.startswith(
+        f"http://127.0.0.1:{mlflow_port}/"
+    )  # links follow the UI port
+    killed = client.search_runs(
+        [client.get_experiment_by_name("ssda-gefitinib").experiment_id],
+        f"tags.dagster_run_id = '{victim.run_id}'",
+    )
     assert [r.info.status for r in killed] == ["FAILED"]
     versions = client.search_model_versions(f"name = '{NAME}'")
     assert all(client.get_model_version(NAME, v.version).aliases for v in versions)  # nothing half-registered
     assert victim.run_id not in {client.get_run(v.run_id).data.tags["dagster_run_id"] for v in versions}
 
     # The first start of the UI after `make demo` ingested nothing that was already there.
-    ingested = [r for r in instance.get_runs(dg.RunsFilter(created_after=launched))
-                if r.asset_selection and dg.AssetKey("sc_dataset") in r.asset_selection]
+    ingested = [
+        r
+        for r in instance.get_runs(dg.RunsFilter(created_after=launched))
+        if r.asset_selection and dg.AssetKey("sc_dataset") in r.asset_selection
+    ]
     assert {r.tags.get("dagster/partition") for r in ingested} == {NEW}
 
     members = [psutil.Process(ui.pid), *psutil.Process(ui.pid).children(recursive=True)]
@@ -132,9 +178,14 @@ def test_sigterm_to_make_ui_alone_stops_every_process_it_started(tmp_path):
     shutil.copy(REPO / "dagster_home" / "dagster.yaml", tmp_path / "dagster.yaml")
     dagster_port, mlflow_port = free_port(), free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
-    ui = subprocess.Popen(["make", "--no-print-directory", "ui", f"DAGSTER_PORT={dagster_port}",
-                           f"MLFLOW_PORT={mlflow_port}"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL, start_new_session=True)
+    ui = subprocess.Popen(
+        ["make", "--no-print-directory", "ui", f"DAGSTER_PORT={dagster_port}", f"MLFLOW_PORT={mlflow_port}"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         wait_for(f"http://127.0.0.1:{dagster_port}/server_info", seconds=180)
         wait_for(f"http://127.0.0.1:{mlflow_port}/health", seconds=60)

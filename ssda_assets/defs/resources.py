@@ -5,5 +5,10 @@ from ssda_assets.resources import mlflow_from_env, paths_from_env, warehouse_fro
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"paths": paths_from_env(), "warehouse": warehouse_from_env(),
-                                     "mlflow_tracking": mlflow_from_env()})
+    return dg.Definitions(
+        resources={
+            "paths": paths_from_env(),
+            "warehouse": warehouse_from_env(),
+            "mlflow_tracking": mlflow_from_env(),
+        }
+    )

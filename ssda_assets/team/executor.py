@@ -64,8 +64,10 @@ class WatchedResult:
 
     def get(self):
         if not self.result.ready():
-            raise StepWorkerLost(f"Celery worker {self.worker} stopped answering while it ran step {self.step_key} "
-                                 "(killed or crashed): the step is failed so that the run can be retried")
+            raise StepWorkerLost(
+                f"Celery worker {self.worker} stopped answering while it ran step {self.step_key} "
+                "(killed or crashed): the step is failed so that the run can be retried"
+            )
         return self.result.get()
 
     def revoke(self) -> None:
@@ -79,6 +81,7 @@ def _submit_watched(app, plan_context, step, queue, priority, known_state) -> Wa
 def route_gpu_steps(plan: ExecutionPlan) -> ExecutionPlan:
     """The plan with every step of the pool `gpu` tagged for the Celery queue `gpu` (an explicit
     queue tag on the asset wins)."""
+
     def routed(step):
         if isinstance(step, ExecutionStep) and step.pool == GPU and DAGSTER_CELERY_QUEUE_TAG not in step.tags:
             return step._replace(tags={**step.tags, DAGSTER_CELERY_QUEUE_TAG: GPU})
@@ -90,25 +93,37 @@ def route_gpu_steps(plan: ExecutionPlan) -> ExecutionPlan:
 
 class TeamCeleryExecutor(CeleryExecutor):
     def execute(self, plan_context, execution_plan):
-        return core_celery_execution_loop(plan_context, route_gpu_steps(execution_plan),
-                                          step_execution_fn=_submit_watched)
+        return core_celery_execution_loop(
+            plan_context, route_gpu_steps(execution_plan), step_execution_fn=_submit_watched
+        )
 
 
-@dg.executor(name="celery", config_schema=CELERY_CONFIG, requirements=dg.multiple_process_executor_requirements())
+@dg.executor(
+    name="celery", config_schema=CELERY_CONFIG, requirements=dg.multiple_process_executor_requirements()
+)
 def team_celery_executor(init_context) -> TeamCeleryExecutor:
     config = init_context.executor_config
-    return TeamCeleryExecutor(broker=config.get("broker"), backend=config.get("backend"),
-                              config_source=config.get("config_source"), include=config.get("include"),
-                              retries=RetryMode.from_config(config["retries"]))
+    return TeamCeleryExecutor(
+        broker=config.get("broker"),
+        backend=config.get("backend"),
+        config_source=config.get("config_source"),
+        include=config.get("include"),
+        retries=RetryMode.from_config(config["retries"]),
+    )
 
 
 def team_executor() -> dg.ExecutorDefinition:
     """The executor of every job in team mode: broker and result backend from the environment."""
-    return team_celery_executor.configured({"broker": {"env": BROKER}, "backend": {"env": BACKEND},
-                                            "config_source": SETTINGS})
+    return team_celery_executor.configured(
+        {"broker": {"env": BROKER}, "backend": {"env": BACKEND}, "config_source": SETTINGS}
+    )
 
 
 def worker_app_args() -> dict:
     """The Celery app of a worker, configured as the executor that sends it steps."""
-    return TeamCeleryExecutor(retries=RetryMode(RetryMode.DISABLED), broker=os.environ[BROKER],
-                              backend=os.environ[BACKEND], config_source=SETTINGS).app_args()
+    return TeamCeleryExecutor(
+        retries=RetryMode(RetryMode.DISABLED),
+        broker=os.environ[BROKER],
+        backend=os.environ[BACKEND],
+        config_source=SETTINGS,
+    ).app_args()

@@ -94,11 +94,18 @@ class TeamStack:
         Celery broker and result backend, the MLflow server (artifacts through it) and the
         registry's lock in MLflow's Postgres database."""
         redis = f"redis://127.0.0.1:{self.ports.redis}"
-        return {MODE: TEAM, "DAGSTER_HOME": str(self.home), "SSDA_DAGSTER_PG_URL": self.pg_url("dagster"),
-                BROKER: f"{redis}/0", BACKEND: f"{redis}/1",
-                "MLFLOW_TRACKING_URI": self.mlflow_url, "SSDA_MLFLOW_UI_URL": self.mlflow_url,
-                "SSDA_MLFLOW_ARTIFACTS": "mlflow-artifacts:///",  # no host: the tracking server's own store
-                "SSDA_REGISTRY_LOCK": self.pg_url("mlflow"), "SSDA_WAREHOUSE_LOCK_WAIT_S": "120"}
+        return {
+            MODE: TEAM,
+            "DAGSTER_HOME": str(self.home),
+            "SSDA_DAGSTER_PG_URL": self.pg_url("dagster"),
+            BROKER: f"{redis}/0",
+            BACKEND: f"{redis}/1",
+            "MLFLOW_TRACKING_URI": self.mlflow_url,
+            "SSDA_MLFLOW_UI_URL": self.mlflow_url,
+            "SSDA_MLFLOW_ARTIFACTS": "mlflow-artifacts:///",  # no host: the tracking server's own store
+            "SSDA_REGISTRY_LOCK": self.pg_url("mlflow"),
+            "SSDA_WAREHOUSE_LOCK_WAIT_S": "120",
+        }
 
     # -- starting ---------------------------------------------------------------------------------
 
@@ -106,9 +113,16 @@ class TeamStack:
         (self.folder / "logs").mkdir(parents=True, exist_ok=True)
         (self.folder / "pids").mkdir(exist_ok=True)
         with (self.folder / "logs" / f"{name}.log").open("ab") as log:
-            process = subprocess.Popen(command, cwd=PROJECT_ROOT, env={**os.environ, **self.env()}, stdout=log,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                       user=user)
+            process = subprocess.Popen(
+                command,
+                cwd=PROJECT_ROOT,
+                env={**os.environ, **self.env()},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                user=user,
+            )
         (self.folder / "pids" / f"{name}.pid").write_text(str(process.pid))
         return process
 
@@ -116,7 +130,9 @@ class TeamStack:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with code {process.returncode}; see {self.folder}/logs/{name}.log")
+                raise RuntimeError(
+                    f"{name} exited with code {process.returncode}; see {self.folder}/logs/{name}.log"
+                )
             try:
                 if ready():
                     return
@@ -132,14 +148,32 @@ class TeamStack:
             data.mkdir(parents=True, exist_ok=True)
             if user:
                 shutil.chown(data, user, user)
-            subprocess.run([server_binary("initdb"), "-D", str(data), "-U", PG_USER, "--auth=trust", "-E", "UTF8"],
-                           check=True, capture_output=True, user=user)
-        process = self._spawn("postgres", [server_binary("postgres"), "-D", str(data), "-p", str(self.ports.postgres),
-                                           "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
-                              user=user)
+            subprocess.run(
+                [server_binary("initdb"), "-D", str(data), "-U", PG_USER, "--auth=trust", "-E", "UTF8"],
+                check=True,
+                capture_output=True,
+                user=user,
+            )
+        process = self._spawn(
+            "postgres",
+            [
+                server_binary("postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(self.ports.postgres),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "unix_socket_directories=",
+            ],
+            user=user,
+        )
         import psycopg2
 
-        self._wait("postgres", process, lambda: psycopg2.connect(self.pg_url("postgres", driver="")).close() is None)
+        self._wait(
+            "postgres", process, lambda: psycopg2.connect(self.pg_url("postgres", driver="")).close() is None
+        )
         connection = psycopg2.connect(self.pg_url("postgres", driver=""))
         connection.autocommit = True
         with connection.cursor() as cursor:
@@ -151,28 +185,77 @@ class TeamStack:
 
     def _start_redis(self) -> None:
         (self.folder / "redis").mkdir(parents=True, exist_ok=True)
-        process = self._spawn("redis", [server_binary("redis-server"), "--bind", "127.0.0.1", "--port",
-                                        str(self.ports.redis), "--dir", str(self.folder / "redis"), "--save", ""])
+        process = self._spawn(
+            "redis",
+            [
+                server_binary("redis-server"),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.ports.redis),
+                "--dir",
+                str(self.folder / "redis"),
+                "--save",
+                "",
+            ],
+        )
         import redis
 
         self._wait("redis", process, lambda: redis.Redis(port=self.ports.redis).ping())
 
     def _start_mlflow(self) -> None:
-        process = self._spawn("mlflow", [sys.executable, "-m", "mlflow", "server",
-                                         "--backend-store-uri", self.pg_url("mlflow"),
-                                         "--serve-artifacts",
-                                         "--artifacts-destination", str(self.folder / "mlartifacts"),
-                                         "--host", "127.0.0.1", "--port", str(self.ports.mlflow), "--workers", "1"])
-        self._wait("mlflow", process, lambda: requests.get(f"{self.mlflow_url}/health", timeout=2).ok, seconds=180)
+        process = self._spawn(
+            "mlflow",
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                self.pg_url("mlflow"),
+                "--serve-artifacts",
+                "--artifacts-destination",
+                str(self.folder / "mlartifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.ports.mlflow),
+                "--workers",
+                "1",
+            ],
+        )
+        self._wait(
+            "mlflow", process, lambda: requests.get(f"{self.mlflow_url}/health", timeout=2).ok, seconds=180
+        )
 
     def worker_names(self) -> list[str]:
         return [f"worker{i}@{socket.gethostname()}" for i in range(1, self.workers + 1)]
 
     def _start_workers(self) -> None:
-        processes = {name: self._spawn(name.split("@")[0], [
-            sys.executable, "-m", "celery", "-A", "ssda_assets.team.worker", "worker", "-Q", f"{GPU},dagster",
-            "--concurrency", "1", "--prefetch-multiplier", "1", "-n", name, "--loglevel", "INFO"])
-            for name in self.worker_names()}
+        processes = {
+            name: self._spawn(
+                name.split("@")[0],
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "ssda_assets.team.worker",
+                    "worker",
+                    "-Q",
+                    f"{GPU},dagster",
+                    "--concurrency",
+                    "1",
+                    "--prefetch-multiplier",
+                    "1",
+                    "-n",
+                    name,
+                    "--loglevel",
+                    "INFO",
+                ],
+            )
+            for name in self.worker_names()
+        }
         from celery import Celery
 
         app = Celery(broker=self.env()[BROKER])
@@ -180,11 +263,27 @@ class TeamStack:
             self._wait(name, process, lambda name=name: app.control.ping(destination=[name], timeout=1.0))
 
     def _start_dagster(self) -> None:
-        process = self._spawn("dagster", [sys.executable, "-m", "dagster", "dev", "-w",
-                                          str(PROJECT_ROOT / "workspace.yaml"), "-h", "127.0.0.1",
-                                          "-p", str(self.ports.dagster)])
-        self._wait("dagster", process, lambda: requests.get(f"http://127.0.0.1:{self.ports.dagster}/server_info",
-                                                            timeout=2).ok, seconds=300)
+        process = self._spawn(
+            "dagster",
+            [
+                sys.executable,
+                "-m",
+                "dagster",
+                "dev",
+                "-w",
+                str(PROJECT_ROOT / "workspace.yaml"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.ports.dagster),
+            ],
+        )
+        self._wait(
+            "dagster",
+            process,
+            lambda: requests.get(f"http://127.0.0.1:{self.ports.dagster}/server_info", timeout=2).ok,
+            seconds=300,
+        )
 
     def start(self) -> None:
         """Start every service, each once the one it needs answers; on failure stop those started."""
@@ -244,9 +343,13 @@ def _signal_group(pid: int, number: int) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m ssda_assets.team.stack", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ssda_assets.team.stack", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("action", choices=["up", "down"])
-    parser.add_argument("--dir", type=Path, default=Path(os.environ.get("SSDA_TEAM_DIR") or "/tmp/ssda4drug-team"))
+    parser.add_argument(
+        "--dir", type=Path, default=Path(os.environ.get("SSDA_TEAM_DIR") or "/tmp/ssda4drug-team")
+    )
     parser.add_argument("--dagster-port", type=int, default=3000)
     parser.add_argument("--mlflow-port", type=int, default=5000)
     args = parser.parse_args()
@@ -260,9 +363,11 @@ def main() -> int:
         print(f"error: {reason}", file=sys.stderr)
         return 2
     stack.start()
-    print(f"Dagster UI: http://127.0.0.1:{args.dagster_port}    MLflow: {stack.mlflow_url}    "
-          f"workers: {', '.join(stack.worker_names())}\n"
-          f"state and logs: {stack.folder}    this shell: source {stack.folder}/team.env    stop: make team-down")
+    print(
+        f"Dagster UI: http://127.0.0.1:{args.dagster_port}    MLflow: {stack.mlflow_url}    "
+        f"workers: {', '.join(stack.worker_names())}\n"
+        f"state and logs: {stack.folder}    this shell: source {stack.folder}/team.env    stop: make team-down"
+    )
     return 0
 
 

@@ -46,7 +46,9 @@ class EnsembleSensitivity(nn.Module):
         layers = [*stacked.encoder.net.children(), *stacked.predictor.net.children(), stacked.classifier]
         relu = next(i for i, layer in enumerate(layers) if isinstance(layer, nn.ReLU))
         self.affine = nn.Sequential(*layers[:relu])
-        rest = [layer for layer in layers[relu + 1:] if not isinstance(layer, StackedDropout)]  # identity in eval
+        rest = [
+            layer for layer in layers[relu + 1 :] if not isinstance(layer, StackedDropout)
+        ]  # identity in eval
         second = rest[0]
         if isinstance(second, StackedLinear):
             rest.pop(0)
@@ -64,22 +66,30 @@ class EnsembleSensitivity(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden = torch.relu(self.affine(x.expand(self.n_members, *x.shape)))
-        return self.behind_second(torch.baddbmm(self.second_bias.unsqueeze(1), hidden, self.second_weight)).unsqueeze(1)
+        return self.behind_second(
+            torch.baddbmm(self.second_bias.unsqueeze(1), hidden, self.second_weight)
+        ).unsqueeze(1)
 
 
 def gauss_legendre(n_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Points (ascending) and weights of the n-point Gauss–Legendre rule on [0, 1], as captum's."""
     points, weights = np.polynomial.legendre.leggauss(n_steps)
-    return (torch.as_tensor(0.5 * (points + 1), dtype=torch.float32),
-            torch.as_tensor(0.5 * weights, dtype=torch.float32))
+    return (
+        torch.as_tensor(0.5 * (points + 1), dtype=torch.float32),
+        torch.as_tensor(0.5 * weights, dtype=torch.float32),
+    )
 
 
-def _switch_steps(p: torch.Tensor, q: torch.Tensor, alphas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _switch_steps(
+    p: torch.Tensor, q: torch.Tensor, alphas: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each unit α·p + q > 0 switches along the ascending path points: `rising` units are
     active from step `switch` on, the others (p ≤ 0) up to step `switch` (excluded)."""
     rising = p > 0
     threshold = (-q / torch.where(p == 0, 1.0, p)).contiguous()
-    switch = torch.where(rising, torch.searchsorted(alphas, threshold, right=True), torch.searchsorted(alphas, threshold))
+    switch = torch.where(
+        rising, torch.searchsorted(alphas, threshold, right=True), torch.searchsorted(alphas, threshold)
+    )
     return torch.where(p == 0, torch.where(q > 0, len(alphas), 0), switch), rising
 
 
@@ -91,8 +101,13 @@ def _running_sum(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _path_gradient(ensemble: EnsembleSensitivity, p: torch.Tensor, q: torch.Tensor, alphas: torch.Tensor,
-                   weights: torch.Tensor) -> torch.Tensor:
+def _path_gradient(
+    ensemble: EnsembleSensitivity,
+    p: torch.Tensor,
+    q: torch.Tensor,
+    alphas: torch.Tensor,
+    weights: torch.Tensor,
+) -> torch.Tensor:
     """Σ_k w_k ∂P/∂u at u = α_k·p + q, the first ReLU's input: (members, cells, width).
 
     Path tensors are laid out (members, steps, cells, ·) so that sums over steps add contiguous blocks."""
@@ -101,8 +116,10 @@ def _path_gradient(ensemble: EnsembleSensitivity, p: torch.Tensor, q: torch.Tens
     q = q.expand_as(p)
     switch, rising = _switch_steps(p, q, alphas)
     sign = rising.float() * 2 - 1
-    rows = ((torch.arange(members).view(members, 1, 1) * (n_steps + 1) + switch) * cells
-            + torch.arange(cells).view(1, cells, 1)).flatten()  # in (members, steps + 1, cells); step n_steps: never
+    rows = (
+        (torch.arange(members).view(members, 1, 1) * (n_steps + 1) + switch) * cells
+        + torch.arange(cells).view(1, cells, 1)
+    ).flatten()  # in (members, steps + 1, cells); step n_steps: never
     # the second layer along the path is α_k·A_k + B_k: running sums of p_j·W_j and q_j·W_j over the active units,
     # starting from the units active at step 0 (the falling ones) and changing where a unit switches
     pq = torch.stack([p, q], dim=-1)  # (members, cells, width, 2)
@@ -118,13 +135,16 @@ def _path_gradient(ensemble: EnsembleSensitivity, p: torch.Tensor, q: torch.Tens
     prefix = torch.zeros(members, n_steps + 1, cells, grad.shape[2])
     torch.mul(grad.view(members, n_steps, cells, -1), weights[:, None, None], out=prefix[:, 1:])
     prefix = _running_sum(prefix)
-    before_switch = torch.einsum("mcjd,mjd->mcj", prefix.flatten(0, 2)[rows].view(members, cells, width, -1), weight)
+    before_switch = torch.einsum(
+        "mcjd,mjd->mcj", prefix.flatten(0, 2)[rows].view(members, cells, width, -1), weight
+    )
     whole_path = torch.bmm(prefix[:, -1], weight.transpose(1, 2))
     return torch.where(rising, whole_path - before_switch, before_switch)
 
 
-def integrated_gradients(model: SSDAModel, x: np.ndarray, n_steps: int = 256,
-                         cells_per_chunk: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def integrated_gradients(
+    model: SSDAModel, x: np.ndarray, n_steps: int = 256, cells_per_chunk: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
     """IG attributions (cells × genes) of P(sensitive) against the all-zero baseline, and the
     completeness gap per cell (sum of attributions − (score(x) − score(0))), in P units.
 
@@ -141,17 +161,23 @@ def integrated_gradients(model: SSDAModel, x: np.ndarray, n_steps: int = 256,
     attributions = torch.empty_like(cells)
     with share_cores():
         for start in range(0, len(cells), cells_per_chunk):
-            chunk = cells[start:start + cells_per_chunk].clone().requires_grad_()
+            chunk = cells[start : start + cells_per_chunk].clone().requires_grad_()
             u = ensemble.affine(chunk.expand(members, *chunk.shape))
             path = _path_gradient(ensemble, u.detach() - q, q, alphas, weights)
             (to_genes,) = torch.autograd.grad(u, chunk, grad_outputs=path)  # the affine part's transpose
-            attributions[start:start + cells_per_chunk] = chunk.detach() * to_genes
+            attributions[start : start + cells_per_chunk] = chunk.detach() * to_genes
     gaps += attributions.sum(dim=1)
     return attributions.numpy(), gaps.numpy()
 
 
-def shap_values(model: SSDAModel, x: np.ndarray, background: np.ndarray, seed: int = 0,
-                samples: int = SHAP_SAMPLES, rows_per_chunk: int = 4096) -> np.ndarray:
+def shap_values(
+    model: SSDAModel,
+    x: np.ndarray,
+    background: np.ndarray,
+    seed: int = 0,
+    samples: int = SHAP_SAMPLES,
+    rows_per_chunk: int = 4096,
+) -> np.ndarray:
     """SHAP values (cells × genes) of P(sensitive) by expected gradients, as shap's GradientExplainer
     computes them: per cell, `samples` draws of a `background` cell b and of α ~ U(0, 1), and the
     mean of ∇P(b + α(x − b)) ⊙ (x − b).
@@ -174,31 +200,35 @@ def shap_values(model: SSDAModel, x: np.ndarray, background: np.ndarray, seed: i
     per_chunk = max(1, rows_per_chunk // samples)
     with share_cores():
         for start in range(0, len(cells), per_chunk):
-            chunk = cells[start:start + per_chunk, None, :]
-            drawn = references[torch.as_tensor(picks[start:start + per_chunk])]
-            alpha = torch.as_tensor(alphas[start:start + per_chunk, :, None])
+            chunk = cells[start : start + per_chunk, None, :]
+            drawn = references[torch.as_tensor(picks[start : start + per_chunk])]
+            alpha = torch.as_tensor(alphas[start : start + per_chunk, :, None])
             points = (alpha * chunk + (1 - alpha) * drawn).flatten(0, 1).requires_grad_()
             (grad,) = torch.autograd.grad(ensemble(points).sum(), points)
-            values[start:start + per_chunk] = (grad.view(drawn.shape) * (chunk - drawn)).mean(dim=1)
+            values[start : start + per_chunk] = (grad.view(drawn.shape) * (chunk - drawn)).mean(dim=1)
     return values.numpy()
 
 
 GROUPS = ("sensitive", "resistant")
 
 
-def attribution_summary(ig: np.ndarray, shap: np.ndarray, shap_rows: np.ndarray, groups: np.ndarray,
-                        genes: list[str]) -> pd.DataFrame:
+def attribution_summary(
+    ig: np.ndarray, shap: np.ndarray, shap_rows: np.ndarray, groups: np.ndarray, genes: list[str]
+) -> pd.DataFrame:
     """Per gene: mean |IG| and mean |SHAP| in each predicted group, and mean |IG| over all cells.
     `shap` holds the rows `shap_rows` of the cells; `groups` each cell's predicted label."""
     ig_abs, shap_abs = pd.DataFrame(np.abs(ig), columns=genes), pd.DataFrame(np.abs(shap), columns=genes)
-    summary = pd.DataFrame({f"ig_{g}": ig_abs[groups == g].mean() for g in GROUPS}
-                           | {f"shap_{g}": shap_abs[groups[shap_rows] == g].mean() for g in GROUPS})
+    summary = pd.DataFrame(
+        {f"ig_{g}": ig_abs[groups == g].mean() for g in GROUPS}
+        | {f"shap_{g}": shap_abs[groups[shap_rows] == g].mean() for g in GROUPS}
+    )
     summary["ig_all"] = ig_abs.mean()
     return summary
 
 
-def key_genes(ig: np.ndarray, groups: np.ndarray, genes: list[str], min_log2fc: float,
-              max_padj: float) -> pd.DataFrame:
+def key_genes(
+    ig: np.ndarray, groups: np.ndarray, genes: list[str], min_log2fc: float, max_padj: float
+) -> pd.DataFrame:
     """Genes that weigh more in one group's predictions: Wilcoxon rank_genes_groups of each group
     against the other on |IG| (it reads its input as non-negative; signed IG gave negative means
     and NaN fold changes), kept where log2FC > `min_log2fc` and adjusted p < `max_padj`."""
@@ -206,8 +236,9 @@ def key_genes(ig: np.ndarray, groups: np.ndarray, genes: list[str], min_log2fc: 
 
     if len(set(groups)) < 2:
         return pd.DataFrame()
-    magnitudes = ad.AnnData(X=np.abs(ig).astype(np.float32), obs=pd.DataFrame({"group": groups}),
-                            var=pd.DataFrame(index=genes))
+    magnitudes = ad.AnnData(
+        X=np.abs(ig).astype(np.float32), obs=pd.DataFrame({"group": groups}), var=pd.DataFrame(index=genes)
+    )
     magnitudes.obs_names = magnitudes.obs_names.astype(str)
     sc.tl.rank_genes_groups(magnitudes, "group", method="wilcoxon")
     ranked = pd.concat([sc.get.rank_genes_groups_df(magnitudes, group=g).assign(group=g) for g in GROUPS])

@@ -9,7 +9,9 @@ from scipy import stats
 RESISTANT_BELOW = 0.5  # a cell is predicted resistant when P(sensitive) < 0.5
 
 
-def percent_resistant_ci(scores: np.ndarray, rng: np.random.Generator, n_boot: int = 1000) -> tuple[float, float, float]:
+def percent_resistant_ci(
+    scores: np.ndarray, rng: np.random.Generator, n_boot: int = 1000
+) -> tuple[float, float, float]:
     """% predicted resistant and its 95 % bootstrap interval."""
     resistant = scores < RESISTANT_BELOW
     boot = rng.choice(resistant, size=(n_boot, len(resistant)), replace=True).mean(axis=1) * 100
@@ -26,9 +28,17 @@ def per_time_point(scores: pd.Series, times: pd.Series, order: list[str], seed: 
         if len(s) == 0:
             continue
         pct, low, high = percent_resistant_ci(s, rng)
-        rows.append({"time_point": point, "n_cells": len(s), "mean_score": float(s.mean()),
-                     "median_score": float(np.median(s)), "pct_resistant": pct, "pct_resistant_low": low,
-                     "pct_resistant_high": high})
+        rows.append(
+            {
+                "time_point": point,
+                "n_cells": len(s),
+                "mean_score": float(s.mean()),
+                "median_score": float(np.median(s)),
+                "pct_resistant": pct,
+                "pct_resistant_low": low,
+                "pct_resistant_high": high,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -37,14 +47,20 @@ def compare(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     drift = stats.wasserstein_distance(a, b) * np.sign(b.mean() - a.mean())
     ra, rb = int((a < RESISTANT_BELOW).sum()), int((b < RESISTANT_BELOW).sum())
     _, p = stats.fisher_exact([[ra, len(a) - ra], [rb, len(b) - rb]])
-    return {"drift_w1": float(drift), "delta_pct_resistant": 100 * (rb / len(b) - ra / len(a)), "p_value": float(p)}
+    return {
+        "drift_w1": float(drift),
+        "delta_pct_resistant": 100 * (rb / len(b) - ra / len(a)),
+        "p_value": float(p),
+    }
 
 
 def consecutive_drift(scores: pd.Series, times: pd.Series, order: list[str]) -> pd.DataFrame:
     """`compare` between each time point present and the next one in `order`."""
     present = [t for t in order if (times == t).any()]
-    rows = [{"from": a, "to": b, **compare(scores[times == a].to_numpy(), scores[times == b].to_numpy())}
-            for a, b in zip(present, present[1:], strict=False)]
+    rows = [
+        {"from": a, "to": b, **compare(scores[times == a].to_numpy(), scores[times == b].to_numpy())}
+        for a, b in zip(present, present[1:], strict=False)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -74,8 +90,9 @@ class DriftReport:
     table: pd.DataFrame
 
 
-def drift_report(scores: pd.Series, times: pd.Series, order: list[str],
-                 contrasts: list[tuple[str, str, str]]) -> DriftReport:
+def drift_report(
+    scores: pd.Series, times: pd.Series, order: list[str], contrasts: list[tuple[str, str, str]]
+) -> DriftReport:
     """Per time point, between consecutive points, over the whole order, and for each named
     (name, a, b) contrast; `scores` are P(sensitive) per cell, `times` its time point."""
     per_point = per_time_point(scores, times, order)
@@ -83,10 +100,31 @@ def drift_report(scores: pd.Series, times: pd.Series, order: list[str],
     overall = trend(scores, times, order)
     named = {name: {**contrast(scores, times, a, b), "a": a, "b": b} for name, a, b in contrasts}
     rows = [{"kind": "time_point", "name": r.pop("time_point"), **r} for r in per_point.to_dict("records")]
-    rows += [{"kind": "step", "name": f"{r['from']}→{r['to']}", "drift_w1": r["drift_w1"],
-              "delta_pct": r["delta_pct_resistant"], "p_value": r["p_value"]} for r in steps.to_dict("records")]
-    rows.append({"kind": "trend", "name": "kendall_tau", "statistic": overall["kendall_tau"],
-                 "p_value": overall["p_value"]})
-    rows += [{"kind": "contrast", "name": f"{n}: {c['a']} vs {c['b']}", "delta_pct": c["delta_pct_sensitive"],
-              "p_value": c["p_value"]} for n, c in named.items()]
+    rows += [
+        {
+            "kind": "step",
+            "name": f"{r['from']}→{r['to']}",
+            "drift_w1": r["drift_w1"],
+            "delta_pct": r["delta_pct_resistant"],
+            "p_value": r["p_value"],
+        }
+        for r in steps.to_dict("records")
+    ]
+    rows.append(
+        {
+            "kind": "trend",
+            "name": "kendall_tau",
+            "statistic": overall["kendall_tau"],
+            "p_value": overall["p_value"],
+        }
+    )
+    rows += [
+        {
+            "kind": "contrast",
+            "name": f"{n}: {c['a']} vs {c['b']}",
+            "delta_pct": c["delta_pct_sensitive"],
+            "p_value": c["p_value"],
+        }
+        for n, c in named.items()
+    ]
     return DriftReport(per_point, steps, overall, named, pd.DataFrame(rows))

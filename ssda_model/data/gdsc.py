@@ -15,9 +15,16 @@ import pandas as pd
 
 from ssda_model.errors import SSDAInputError
 
-RESPONSE_COLUMNS = {"DATASET": "dataset", "COSMIC_ID": "cosmic_id", "CELL_LINE_NAME": "cell_line",
-                    "TCGA_DESC": "tissue", "DRUG_ID": "drug_id", "DRUG_NAME": "drug", "LN_IC50": "ln_ic50",
-                    "AUC": "auc"}
+RESPONSE_COLUMNS = {
+    "DATASET": "dataset",
+    "COSMIC_ID": "cosmic_id",
+    "CELL_LINE_NAME": "cell_line",
+    "TCGA_DESC": "tissue",
+    "DRUG_ID": "drug_id",
+    "DRUG_NAME": "drug",
+    "LN_IC50": "ln_ic50",
+    "AUC": "auc",
+}
 
 
 def normalise_drug_name(name: str) -> str:
@@ -47,9 +54,13 @@ def read_gdsc_expression(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]
     except SSDAInputError:
         raise
     except Exception as exc:
-        raise SSDAInputError(str(path), f"not a readable tab-separated GDSC expression file ({type(exc).__name__})") from None
+        raise SSDAInputError(
+            str(path), f"not a readable tab-separated GDSC expression file ({type(exc).__name__})"
+        ) from None
     if "GENE_SYMBOLS" not in table.columns:
-        raise SSDAInputError(str(path), "column 'GENE_SYMBOLS' not found; expected the GDSC RMA basal expression file")
+        raise SSDAInputError(
+            str(path), "column 'GENE_SYMBOLS' not found; expected the GDSC RMA basal expression file"
+        )
     data_columns = [c for c in table.columns if str(c).startswith("DATA.")]
     if not data_columns:
         raise SSDAInputError(str(path), "no 'DATA.<COSMIC_ID>' columns found")
@@ -57,7 +68,9 @@ def read_gdsc_expression(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]
     empty = symbols.isna() | (symbols == "")
     values = table.loc[~empty, data_columns].apply(pd.to_numeric, errors="coerce")
     if values.isna().any().any():
-        raise SSDAInputError(str(path), "expression values must be numeric (log2 RMA); found non-numeric or empty cells")
+        raise SSDAInputError(
+            str(path), "expression values must be numeric (log2 RMA); found non-numeric or empty cells"
+        )
     values.index = symbols[~empty].to_numpy()
     n_duplicated = int(values.index.duplicated(keep=False).sum())
     merged = values.groupby(level=0, sort=False).mean()
@@ -69,9 +82,13 @@ def read_gdsc_expression(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]
     matrix.index = pd.Index(cosmic, name="cosmic_id")
     matrix.columns = [str(c) for c in matrix.columns]
     matrix = matrix.groupby(level=0).mean()  # a cell line listed twice is averaged too
-    report = {"genes_in_file": int(len(table)), "genes_dropped_empty_symbol": int(empty.sum()),
-              "rows_with_duplicated_symbol": n_duplicated, "genes": int(matrix.shape[1]),
-              "cell_lines": int(matrix.shape[0])}
+    report = {
+        "genes_in_file": int(len(table)),
+        "genes_dropped_empty_symbol": int(empty.sum()),
+        "rows_with_duplicated_symbol": n_duplicated,
+        "genes": int(matrix.shape[1]),
+        "cell_lines": int(matrix.shape[0]),
+    }
     return matrix.astype(np.float32), report
 
 
@@ -83,17 +100,24 @@ def read_gdsc_response(path: str | Path) -> pd.DataFrame:
     try:
         table = pd.read_excel(path) if path.suffix in (".xlsx", ".xls") else pd.read_csv(path)
     except Exception as exc:
-        raise SSDAInputError(str(path), f"not a readable dose-response table ({type(exc).__name__})") from None
+        raise SSDAInputError(
+            str(path), f"not a readable dose-response table ({type(exc).__name__})"
+        ) from None
     missing = [c for c in RESPONSE_COLUMNS if c not in table.columns]
     if missing:
-        raise SSDAInputError(str(path), f"missing columns {', '.join(missing)}; expected the GDSC fitted dose-response format")
+        raise SSDAInputError(
+            str(path), f"missing columns {', '.join(missing)}; expected the GDSC fitted dose-response format"
+        )
     frame = table[list(RESPONSE_COLUMNS)].rename(columns=RESPONSE_COLUMNS)
     for column in ("cosmic_id", "drug_id", "ln_ic50", "auc"):
         numeric = pd.to_numeric(frame[column], errors="coerce")
         bad = numeric.isna() & frame[column].notna()
         if bad.any():
-            raise SSDAInputError(str(path), f"column {column.upper()} has non-numeric values "
-                                            f"(first: {frame.loc[bad, column].iloc[0]!r} in row {int(bad.idxmax()) + 2})")
+            raise SSDAInputError(
+                str(path),
+                f"column {column.upper()} has non-numeric values "
+                f"(first: {frame.loc[bad, column].iloc[0]!r} in row {int(bad.idxmax()) + 2})",
+            )
         frame[column] = numeric
     frame = frame.dropna(subset=["cosmic_id", "ln_ic50"])
     frame["cosmic_id"] = frame["cosmic_id"].astype(np.int64)

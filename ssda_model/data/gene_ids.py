@@ -29,8 +29,16 @@ from ssda_model.errors import SSDAInputError
 
 GENE_TABLE = Path(__file__).parent / "gene_map" / "human_genes.tsv.gz"
 ID_TYPES = ("symbol", "entrez", "ensembl")
-ROUTES = ("user_map", "entrez", "ensembl", "official_symbol", "unique_alias", "kept_unmapped", "alias_taken",
-          "dropped_ambiguous")
+ROUTES = (
+    "user_map",
+    "entrez",
+    "ensembl",
+    "official_symbol",
+    "unique_alias",
+    "kept_unmapped",
+    "alias_taken",
+    "dropped_ambiguous",
+)
 _ENSEMBL = re.compile(r"^(ENS[A-Z]*G\d{11})(?:\.\d+)?(?:_PAR_Y)?$")
 
 
@@ -51,15 +59,19 @@ def human_gene_table(path: Path = GENE_TABLE) -> GeneTable:
         table = pd.read_csv(handle, sep="\t", dtype=str, keep_default_na=False)
     ensembl: dict[str, set[str]] = defaultdict(set)
     aliases: dict[str, set[str]] = defaultdict(set)
-    for symbol, alias_list, ensembl_list in zip(table["symbol"], table["aliases"], table["ensembl_ids"], strict=True):
+    for symbol, alias_list, ensembl_list in zip(
+        table["symbol"], table["aliases"], table["ensembl_ids"], strict=True
+    ):
         for alias in filter(None, alias_list.split("|")):
             aliases[alias].add(symbol)
         for gene in filter(None, ensembl_list.split("|")):
             ensembl[gene].add(symbol)
-    return GeneTable(entrez=dict(zip(table["entrez_id"], table["symbol"], strict=True)),
-                     ensembl={k: tuple(sorted(v)) for k, v in ensembl.items()},
-                     aliases={k: tuple(sorted(v)) for k, v in aliases.items()},
-                     official=frozenset(table["symbol"]))
+    return GeneTable(
+        entrez=dict(zip(table["entrez_id"], table["symbol"], strict=True)),
+        ensembl={k: tuple(sorted(v)) for k, v in ensembl.items()},
+        aliases={k: tuple(sorted(v)) for k, v in aliases.items()},
+        official=frozenset(table["symbol"]),
+    )
 
 
 def strip_ensembl_version(gene_id: str) -> str:
@@ -91,12 +103,17 @@ class GeneMapping:
         """How many identifiers took each route, and how many symbols came out (duplicates merged)."""
         counts = Counter(self.routes)
         kept = [s for s in self.symbols if s is not None]
-        return {**{route: counts.get(route, 0) for route in ROUTES}, "genes_in": len(self.ids),
-                "genes_out": len(set(kept)), "merged_duplicates": len(kept) - len(set(kept))}
+        return {
+            **{route: counts.get(route, 0) for route in ROUTES},
+            "genes_in": len(self.ids),
+            "genes_out": len(set(kept)),
+            "merged_duplicates": len(kept) - len(set(kept)),
+        }
 
 
-def map_gene_ids(ids: list[str], id_type: str, table: GeneTable | None = None,
-                 user_map: dict[str, str] | None = None) -> GeneMapping:
+def map_gene_ids(
+    ids: list[str], id_type: str, table: GeneTable | None = None, user_map: dict[str, str] | None = None
+) -> GeneMapping:
     """Map `ids` of one `id_type` (symbol | entrez | ensembl) to official symbols (module rules).
 
     `table` None means no table for the species: only `user_map` applies, the rest is kept.
@@ -120,7 +137,9 @@ def map_gene_ids(ids: list[str], id_type: str, table: GeneTable | None = None,
             symbol, route = table.entrez[key], "entrez"
         elif id_type == "ensembl" and key in table.ensembl:
             candidates = table.ensembl[key]
-            symbol, route = (candidates[0], "ensembl") if len(candidates) == 1 else (None, "dropped_ambiguous")
+            symbol, route = (
+                (candidates[0], "ensembl") if len(candidates) == 1 else (None, "dropped_ambiguous")
+            )
         elif id_type == "symbol" and key in table.official:
             route = "official_symbol"
         elif id_type == "symbol" and key in table.aliases:
@@ -139,8 +158,9 @@ def map_gene_ids(ids: list[str], id_type: str, table: GeneTable | None = None,
     return GeneMapping(ids=[str(i) for i in ids], symbols=symbols, routes=routes, ambiguous=ambiguous)
 
 
-def apply_gene_mapping(matrix: np.ndarray | sparse.spmatrix, mapping: GeneMapping
-                       ) -> tuple[np.ndarray | sparse.csr_matrix, list[str]]:
+def apply_gene_mapping(
+    matrix: np.ndarray | sparse.spmatrix, mapping: GeneMapping
+) -> tuple[np.ndarray | sparse.csr_matrix, list[str]]:
     """Columns renamed to their symbols, dropped ones removed, columns sharing a symbol averaged
     (the convention for duplicated genes on log scale). Keeps sparse input sparse."""
     genes = list(dict.fromkeys(s for s in mapping.symbols if s is not None))
@@ -148,8 +168,9 @@ def apply_gene_mapping(matrix: np.ndarray | sparse.spmatrix, mapping: GeneMappin
     kept = [(i, s) for i, s in enumerate(mapping.symbols) if s is not None]
     rows, cols = [i for i, _ in kept], [column[s] for _, s in kept]
     counts = np.bincount(cols, minlength=len(genes))
-    weights = sparse.csr_matrix((1.0 / counts[cols], (rows, cols)), shape=(len(mapping.symbols), len(genes)),
-                                dtype=np.float32)
+    weights = sparse.csr_matrix(
+        (1.0 / counts[cols], (rows, cols)), shape=(len(mapping.symbols), len(genes)), dtype=np.float32
+    )
     if sparse.issparse(matrix):
         return sparse.csr_matrix(matrix @ weights, dtype=np.float32), genes
     return np.asarray(np.asarray(matrix, dtype=np.float32) @ weights, dtype=np.float32), genes
@@ -161,7 +182,9 @@ def read_user_gene_map(path: str | Path) -> dict[str, str]:
     try:
         table = pd.read_csv(path, sep="\t", dtype=str)
     except Exception as exc:
-        raise SSDAInputError(str(path), f"not a readable tab-separated gene map ({type(exc).__name__})") from None
+        raise SSDAInputError(
+            str(path), f"not a readable tab-separated gene map ({type(exc).__name__})"
+        ) from None
     id_column = next((c for c in ("entrez", "ensembl", "id") if c in table.columns), None)
     if id_column is None or "symbol" not in table.columns:
         raise SSDAInputError(str(path), "expected a column 'symbol' and one of 'entrez', 'ensembl' or 'id'")

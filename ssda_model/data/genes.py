@@ -28,8 +28,10 @@ def shared_genes(source_genes: list[str], target_genes: list[str], source: str, 
     """Genes present in both domains, sorted so the model's input order never depends on file order."""
     shared = sorted(set(source_genes) & set(target_genes))
     if len(shared) < MIN_SHARED_GENES:
-        raise SSDAInputError(f"{source} / {target}", f"only {len(shared)} genes are shared by var_names; "
-                                                     f"at least {MIN_SHARED_GENES} are needed")
+        raise SSDAInputError(
+            f"{source} / {target}",
+            f"only {len(shared)} genes are shared by var_names; at least {MIN_SHARED_GENES} are needed",
+        )
     return shared
 
 
@@ -64,10 +66,11 @@ class GeneScaler:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, matrix: np.ndarray) -> "GeneScaler":
+    def fit(cls, matrix: np.ndarray) -> GeneScaler:
         std = matrix.std(axis=0)
-        return cls(mean=matrix.mean(axis=0).astype(np.float32),
-                   std=np.where(std > 0, std, 1.0).astype(np.float32))
+        return cls(
+            mean=matrix.mean(axis=0).astype(np.float32), std=np.where(std > 0, std, 1.0).astype(np.float32)
+        )
 
     def transform(self, matrix: np.ndarray) -> np.ndarray:
         return ((matrix - self.mean) / self.std).astype(np.float32)

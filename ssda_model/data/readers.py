@@ -13,8 +13,16 @@ from scipy import sparse
 from ssda_model.errors import SSDAInputError, SSDAInputWarning
 
 SENSITIVE, RESISTANT = 1, 0
-_LABEL_WORDS = {"1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0, "sensitive": 1.0, "resistant": 0.0,
-                "true": 1.0, "false": 0.0}
+_LABEL_WORDS = {
+    "1": 1.0,
+    "0": 0.0,
+    "1.0": 1.0,
+    "0.0": 0.0,
+    "sensitive": 1.0,
+    "resistant": 0.0,
+    "true": 1.0,
+    "false": 0.0,
+}
 _MISSING_WORDS = {"", "nan", "na", "none", "unlabeled", "unknown"}
 
 
@@ -46,7 +54,9 @@ def read_scad_tsv(path: str | Path, label_key: str = "response") -> ad.AnnData:
     try:
         table = pd.read_csv(path, sep="\t", index_col=0)
     except Exception as exc:
-        raise SSDAInputError(str(path), f"not a readable tab-separated table ({type(exc).__name__})") from None
+        raise SSDAInputError(
+            str(path), f"not a readable tab-separated table ({type(exc).__name__})"
+        ) from None
     if label_key not in table.columns:
         raise SSDAInputError(str(path), f"column {label_key!r} not found; expected a response column")
     genes = table.drop(columns=[c for c in table.columns if c in (label_key, "logIC50")])
@@ -67,8 +77,11 @@ def label_vector(adata: ad.AnnData, label_key: str, source: str, required: bool)
     """
     if label_key not in adata.obs.columns:
         if required:
-            raise SSDAInputError(source, f"obs has no label column {label_key!r} (columns: "
-                                         f"{', '.join(map(str, adata.obs.columns)) or 'none'})")
+            raise SSDAInputError(
+                source,
+                f"obs has no label column {label_key!r} (columns: "
+                f"{', '.join(map(str, adata.obs.columns)) or 'none'})",
+            )
         return np.full(adata.n_obs, np.nan)
     column = adata.obs[label_key]
     labels = np.full(adata.n_obs, np.nan)
@@ -85,11 +98,16 @@ def label_vector(adata: ad.AnnData, label_key: str, source: str, required: bool)
             bad.add(str(value))
     if bad:
         shown = ", ".join(sorted(bad)[:5])
-        raise SSDAInputError(source, f"obs[{label_key!r}] has values other than 1 (sensitive), 0 (resistant) "
-                                     f"or missing: {shown}")
+        raise SSDAInputError(
+            source,
+            f"obs[{label_key!r}] has values other than 1 (sensitive), 0 (resistant) or missing: {shown}",
+        )
     if required and np.isnan(labels).any():
-        raise SSDAInputError(source, f"obs[{label_key!r}] has {int(np.isnan(labels).sum())} missing labels; "
-                                     "every source sample needs 1 or 0")
+        raise SSDAInputError(
+            source,
+            f"obs[{label_key!r}] has {int(np.isnan(labels).sum())} missing labels; "
+            "every source sample needs 1 or 0",
+        )
     return labels
 
 
@@ -101,9 +119,16 @@ def expression_matrix(adata: ad.AnnData, source: str) -> np.ndarray:
     finite = np.isfinite(values)
     if not finite.all():
         rows, cols = np.nonzero(~finite)
-        raise SSDAInputError(source, f"X has {int((~finite).sum())} NaN or infinite values "
-                                     f"(first at obs {adata.obs_names[rows[0]]!r}, var {adata.var_names[cols[0]]!r})")
+        raise SSDAInputError(
+            source,
+            f"X has {int((~finite).sum())} NaN or infinite values "
+            f"(first at obs {adata.obs_names[rows[0]]!r}, var {adata.var_names[cols[0]]!r})",
+        )
     if (values < 0).any():
-        warnings.warn(f"{source}: X has negative values; log-scale expression was expected "
-                      "(fine for data that is already z-scored)", SSDAInputWarning, stacklevel=2)
+        warnings.warn(
+            f"{source}: X has negative values; log-scale expression was expected "
+            "(fine for data that is already z-scored)",
+            SSDAInputWarning,
+            stacklevel=2,
+        )
     return values

@@ -24,14 +24,18 @@ def read_10x(folder: str | Path, gene_id: str = "symbol") -> ad.AnnData:
 
     folder = Path(folder)
     names = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
-    needed = [("matrix.mtx", "matrix.mtx.gz"), ("barcodes.tsv", "barcodes.tsv.gz"),
-              ("features.tsv", "features.tsv.gz", "genes.tsv", "genes.tsv.gz")]
+    needed = [
+        ("matrix.mtx", "matrix.mtx.gz"),
+        ("barcodes.tsv", "barcodes.tsv.gz"),
+        ("features.tsv", "features.tsv.gz", "genes.tsv", "genes.tsv.gz"),
+    ]
     missing = [" or ".join(options) for options in needed if not names & set(options)]
     if missing:
         raise SSDAInputError(str(folder), f"not a 10x folder: missing {', '.join(missing)}")
     try:
-        adata = sc.read_10x_mtx(folder, var_names="gene_symbols" if gene_id == "symbol" else "gene_ids",
-                                make_unique=False)
+        adata = sc.read_10x_mtx(
+            folder, var_names="gene_symbols" if gene_id == "symbol" else "gene_ids", make_unique=False
+        )
     except Exception as exc:
         raise SSDAInputError(str(folder), f"unreadable 10x matrix ({type(exc).__name__}: {exc})") from None
     return adata
@@ -45,15 +49,20 @@ def read_count_table(path: str | Path, orientation: str) -> ad.AnnData:
     try:
         table = pd.read_csv(path, sep=sep, index_col=0)
     except Exception as exc:
-        raise SSDAInputError(str(path), f"not a readable {('csv', 'tsv')[sep == chr(9)]} table ({type(exc).__name__})") from None
+        raise SSDAInputError(
+            str(path), f"not a readable {('csv', 'tsv')[sep == chr(9)]} table ({type(exc).__name__})"
+        ) from None
     if orientation == "genes_by_cells":
         table = table.T
     try:
         values = table.to_numpy(dtype=np.float32)
     except ValueError:
         raise SSDAInputError(str(path), "counts must be numeric") from None
-    return ad.AnnData(X=sparse.csr_matrix(values), obs=pd.DataFrame(index=table.index.astype(str)),
-                      var=pd.DataFrame(index=table.columns.astype(str)))
+    return ad.AnnData(
+        X=sparse.csr_matrix(values),
+        obs=pd.DataFrame(index=table.index.astype(str)),
+        var=pd.DataFrame(index=table.columns.astype(str)),
+    )
 
 
 def check_counts(adata: ad.AnnData, source: str) -> None:
@@ -62,7 +71,9 @@ def check_counts(adata: ad.AnnData, source: str) -> None:
     if not np.isfinite(values).all():
         raise SSDAInputError(source, "counts contain NaN or infinite values")
     if (values < 0).any():
-        raise SSDAInputError(source, f"counts must be non-negative; found {int((values < 0).sum())} negative values")
+        raise SSDAInputError(
+            source, f"counts must be non-negative; found {int((values < 0).sum())} negative values"
+        )
     duplicated = adata.obs_names[adata.obs_names.duplicated()]
     if len(duplicated):
         raise SSDAInputError(source, f"{len(duplicated)} duplicated cell barcodes (first: {duplicated[0]!r})")
@@ -70,14 +81,18 @@ def check_counts(adata: ad.AnnData, source: str) -> None:
 
 def _nothing_passes(report: dict[str, int], source: str) -> SSDAInputError:
     """What each QC rule removed, and what to change, when no cell or no gene is left."""
-    return SSDAInputError(source, (
-        f"no {'cell' if report.get('cells_left', 1) == 0 else 'gene'} passes QC: of {report['cells_in']} cells, "
-        f"{report['cells_removed_min_genes']} have fewer than {MIN_GENES_PER_CELL} detected genes and "
-        f"{report.get('cells_removed_mito', 0)} more than {MAX_MITO_PERCENT:g} % mitochondrial counts; "
-        f"{report['genes_removed_min_cells']} of {report['genes_in']} genes are detected in fewer than "
-        f"{MIN_CELLS_PER_GENE} of the cells left. If the matrix is already normalised declare it so "
-        "(normalized: true in its dataset.yaml); otherwise check that it holds raw counts, cells and genes "
-        "the right way round (orientation)"))
+    return SSDAInputError(
+        source,
+        (
+            f"no {'cell' if report.get('cells_left', 1) == 0 else 'gene'} passes QC: of {report['cells_in']} cells, "
+            f"{report['cells_removed_min_genes']} have fewer than {MIN_GENES_PER_CELL} detected genes and "
+            f"{report.get('cells_removed_mito', 0)} more than {MAX_MITO_PERCENT:g} % mitochondrial counts; "
+            f"{report['genes_removed_min_cells']} of {report['genes_in']} genes are detected in fewer than "
+            f"{MIN_CELLS_PER_GENE} of the cells left. If the matrix is already normalised declare it so "
+            "(normalized: true in its dataset.yaml); otherwise check that it holds raw counts, cells and genes "
+            "the right way round (orientation)"
+        ),
+    )
 
 
 def quality_control(adata: ad.AnnData, source: str = "matrix") -> tuple[ad.AnnData, dict[str, int]]:

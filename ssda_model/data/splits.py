@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def stratified_split(labels: np.ndarray, indices: np.ndarray, val_fraction: float,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, indices: np.ndarray, val_fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Split `indices` into (train, val) keeping each class's share; every class with ≥ 2 members
     puts at least one in each part."""
     train, val = [], []
@@ -54,8 +55,14 @@ class RepetitionSplit:
     target_eval: np.ndarray
 
 
-def repetition_split(source_labels: np.ndarray, target_labels: np.ndarray, shots: int | str,
-                     protocol: str, val_fraction: float, seed: int) -> RepetitionSplit:
+def repetition_split(
+    source_labels: np.ndarray,
+    target_labels: np.ndarray,
+    shots: int | str,
+    protocol: str,
+    val_fraction: float,
+    seed: int,
+) -> RepetitionSplit:
     """Splits and shots of repetition `seed`, drawn from a generator seeded by it alone.
 
     Every target cell but the shots is unlabeled training data (its label is never seen in

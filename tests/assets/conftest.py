@@ -31,18 +31,24 @@ class Platform:
         return self.defs.get_assets_def(name)
 
     def materialize(self, names: list[str], partition_key=None, raise_on_error: bool = True, run_config=None):
-        return dg.materialize([self.asset(n) for n in names], instance=self.instance, partition_key=partition_key,
-                              resources={"paths": self.paths, "warehouse": self.warehouse,
-                                         "mlflow_tracking": self.mlflow},
-                              raise_on_error=raise_on_error, run_config=run_config)
+        return dg.materialize(
+            [self.asset(n) for n in names],
+            instance=self.instance,
+            partition_key=partition_key,
+            resources={"paths": self.paths, "warehouse": self.warehouse, "mlflow_tracking": self.mlflow},
+            raise_on_error=raise_on_error,
+            run_config=run_config,
+        )
 
     def materialize_data_assets(self, tasks: list[tuple[str, str]] = TASKS) -> None:
         self.materialize(["gdsc_expression", "gdsc_response"])
         for drug, dataset in tasks:
             self.materialize(["gdsc_labels"], partition_key=drug)
             self.materialize(["sc_dataset"], partition_key=dataset)
-            self.materialize(["harmonized_expression", "target_dataset"],
-                             partition_key=dg.MultiPartitionKey({"drug": drug, "dataset": dataset}))
+            self.materialize(
+                ["harmonized_expression", "target_dataset"],
+                partition_key=dg.MultiPartitionKey({"drug": drug, "dataset": dataset}),
+            )
 
     def query(self, sql: str, params=None):
         with self.warehouse.get_connection() as connection:
@@ -53,8 +59,16 @@ def make_platform(home: Path, monkeypatch, persistent: bool = False) -> Platform
     """A platform on the demo raw data; `persistent` gives it the repository's dagster.yaml (sqlite
     storage, the `gpu` pool, run monitoring) instead of an in-memory instance."""
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    for name in ("SSDA_RAW_DIR", "SSDA_DATA_DIR", "SSDA_WAREHOUSE", "SSDA_REPORTS_DIR", "MLFLOW_TRACKING_URI",
-                 "SSDA_MLFLOW_ARTIFACTS", "SSDA_MLFLOW_UI_URL", "SSDA_TRAIN_DEFAULTS"):
+    for name in (
+        "SSDA_RAW_DIR",
+        "SSDA_DATA_DIR",
+        "SSDA_WAREHOUSE",
+        "SSDA_REPORTS_DIR",
+        "MLFLOW_TRACKING_URI",
+        "SSDA_MLFLOW_ARTIFACTS",
+        "SSDA_MLFLOW_UI_URL",
+        "SSDA_TRAIN_DEFAULTS",
+    ):
         monkeypatch.delenv(name, raising=False)
     write_demo_raw(home / "data" / "raw")
     if not persistent:

@@ -6,7 +6,6 @@ import shutil
 
 import anndata as ad
 import dagster as dg
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -19,11 +18,14 @@ JHU = dg.MultiPartitionKey({"drug": "gefitinib", "dataset": "jhu006_gefitinib"})
 @pytest.fixture(scope="module")
 def snapshot(built_platform):
     def take() -> dict:
-        files = sorted(p for p in built_platform.paths.data.rglob("*") if p.is_file() and "raw" not in p.parts)
+        files = sorted(
+            p for p in built_platform.paths.data.rglob("*") if p.is_file() and "raw" not in p.parts
+        )
         digests = {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
         for table in ("gdsc_response", "gdsc_labels", "target_dataset"):
             digests[table] = built_platform.query(f"SELECT * FROM {table} ORDER BY ALL").to_csv()
         return digests
+
     return take
 
 
@@ -83,13 +85,20 @@ def test_manifest_problems_are_reported_all_at_once(built_platform, raw):
     edit_manifest(raw, "jhu006_gefitinib", colour="blue", normalized="maybe", species="martian")
     message = fails_with(built_platform, ["sc_dataset"], "jhu006_gefitinib")
     assert "dataset.yaml" in message
-    for problem in ("unknown keys colour", "'normalized' must be true or false", "'species' must be human or mouse"):
+    for problem in (
+        "unknown keys colour",
+        "'normalized' must be true or false",
+        "'species' must be human or mouse",
+    ):
         assert problem in message
 
 
 def test_label_value_that_never_occurs(built_platform, raw):
-    edit_manifest(raw, "jhu006_gefitinib",
-                  label={"column": "condition", "sensitive": ["parental", "naive"], "resistant": ["resistant"]})
+    edit_manifest(
+        raw,
+        "jhu006_gefitinib",
+        label={"column": "condition", "sensitive": ["parental", "naive"], "resistant": ["resistant"]},
+    )
     message = fails_with(built_platform, ["sc_dataset"], "jhu006_gefitinib")
     assert "dataset.yaml" in message and "'naive' never occur" in message
 
@@ -102,8 +111,11 @@ def test_no_gene_overlap(built_platform, raw):
     adata.write_h5ad(folder / "counts.h5ad")
     built_platform.instance.add_dynamic_partitions("dataset", ["mouse_bortezomib"])
     assert built_platform.materialize(["sc_dataset"], partition_key="mouse_bortezomib").success
-    message = fails_with(built_platform, ["harmonized_expression"],
-                         dg.MultiPartitionKey({"drug": "bortezomib", "dataset": "mouse_bortezomib"}))
+    message = fails_with(
+        built_platform,
+        ["harmonized_expression"],
+        dg.MultiPartitionKey({"drug": "bortezomib", "dataset": "mouse_bortezomib"}),
+    )
     assert "only 0 genes are shared" in message and "counts.h5ad" in message
 
 
@@ -126,7 +138,9 @@ def test_bad_counts(built_platform, raw, problem):
 def test_non_numeric_count_table(built_platform, raw):
     folder = raw / "datasets" / "jhu006_gefitinib"
     (folder / "counts.csv").write_text("cell,GENE0001,GENE0002\nc1,3,abc\nc2,1,2\n")
-    edit_manifest(raw, "jhu006_gefitinib", matrix="counts.csv", orientation="cells_by_genes", obs=None, label=None)
+    edit_manifest(
+        raw, "jhu006_gefitinib", matrix="counts.csv", orientation="cells_by_genes", obs=None, label=None
+    )
     message = fails_with(built_platform, ["sc_dataset"], "jhu006_gefitinib")
     assert "counts.csv" in message and "counts must be numeric" in message
 
@@ -134,7 +148,10 @@ def test_non_numeric_count_table(built_platform, raw):
 def test_unknown_drug_lists_the_closest_names(built_platform, raw):
     built_platform.instance.add_dynamic_partitions("drug", ["gefitnib"])
     message = fails_with(built_platform, ["gdsc_labels"], "gefitnib")
-    assert "'gefitnib' is not in the GDSC response table" in message and "gefitinib" in message.split("closest")[1]
+    assert (
+        "'gefitnib' is not in the GDSC response table" in message
+        and "gefitinib" in message.split("closest")[1]
+    )
 
 
 def test_bad_dataset_folder_name_is_skipped_with_a_reason(raw):
@@ -149,17 +166,29 @@ def test_bad_dataset_folder_name_is_skipped_with_a_reason(raw):
 def test_a_dataset_with_no_cell_left_says_what_each_qc_rule_removed(built_platform, raw, matrix):
     folder = raw / "datasets" / "jhu006_gefitinib"
     genes = [f"GENE{i:04d}" for i in range(1, 301)]
-    rows = [f"c{i}," + ",".join("1" if g < 50 else "0" for g in range(300)) for i in range(40)]  # 50 genes per cell
+    rows = [
+        f"c{i}," + ",".join("1" if g < 50 else "0" for g in range(300)) for i in range(40)
+    ]  # 50 genes per cell
     rows = rows if matrix != "header_only" else []
     (folder / "counts.csv").write_text("\n".join(["cell," + ",".join(genes), *rows]) + "\n")
-    edit_manifest(raw, "jhu006_gefitinib", matrix="counts.csv", orientation="cells_by_genes", obs=None, label=None)
+    edit_manifest(
+        raw, "jhu006_gefitinib", matrix="counts.csv", orientation="cells_by_genes", obs=None, label=None
+    )
     message = fails_with(built_platform, ["sc_dataset"], "jhu006_gefitinib")
-    assert "jhu006_gefitinib/counts.csv" in message and "\n" not in message.strip() and "sample(s)" not in message
+    assert (
+        "jhu006_gefitinib/counts.csv" in message
+        and "\n" not in message.strip()
+        and "sample(s)" not in message
+    )
     if matrix == "header_only":
         assert "the matrix has no cells" in message
     else:
-        for part in ("no cell passes QC", "of 40 cells, 40 have fewer than 200 detected genes", "normalized: true",
-                     "orientation"):
+        for part in (
+            "no cell passes QC",
+            "of 40 cells, 40 have fewer than 200 detected genes",
+            "normalized: true",
+            "orientation",
+        ):
             assert part in message, part
 
 
@@ -168,5 +197,8 @@ def test_a_manifest_cannot_make_ingestion_read_outside_its_folder(built_platform
     shutil.copy(raw / "datasets" / "pc9_erlotinib" / "counts.h5ad", secret)
     edit_manifest(raw, "jhu006_gefitinib", matrix="../../../secret.h5ad")
     message = fails_with(built_platform, ["sc_dataset"], "jhu006_gefitinib")
-    assert "dataset.yaml" in message and "'matrix' '../../../secret.h5ad' leads outside the dataset folder" in message
+    assert (
+        "dataset.yaml" in message
+        and "'matrix' '../../../secret.h5ad' leads outside the dataset folder" in message
+    )
     secret.unlink()

@@ -15,6 +15,10 @@ def test_dagster_cli_validates_the_definitions():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    result = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-w", str(root / "workspace.yaml")],
-                            capture_output=True, text=True, cwd=root)
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", str(root / "workspace.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -19,8 +19,12 @@ HOLD = "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); pri
 def reader(platform):
     """Another process (a notebook, say) with the warehouse open read-only, until it is closed."""
     platform.materialize(["gdsc_response"])
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, platform.warehouse.database], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, platform.warehouse.database],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "holding"
     yield holder
     holder.stdin.close()
@@ -31,7 +35,9 @@ def sha(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def test_a_held_warehouse_fails_the_materialization_in_bounded_time_naming_the_holder(platform, reader, monkeypatch):
+def test_a_held_warehouse_fails_the_materialization_in_bounded_time_naming_the_holder(
+    platform, reader, monkeypatch
+):
     monkeypatch.setenv("SSDA_WAREHOUSE_LOCK_WAIT_S", "1.5")
     platform.warehouse = warehouse_from_env()
     before = sha(platform.warehouse.database)
@@ -40,8 +46,13 @@ def test_a_held_warehouse_fails_the_materialization_in_bounded_time_naming_the_h
     assert not result.success and time.perf_counter() - started < 20
     message = result.get_step_failure_events()[0].event_specific_data.error.message.strip()
     assert "\n" not in message and "Traceback" not in message
-    for part in (f"warehouse {platform.warehouse.database} is locked by process {reader.pid}",
-                 "stayed locked for 1.5 s", "close that connection", "snapshot", "SSDA_WAREHOUSE_LOCK_WAIT_S"):
+    for part in (
+        f"warehouse {platform.warehouse.database} is locked by process {reader.pid}",
+        "stayed locked for 1.5 s",
+        "close that connection",
+        "snapshot",
+        "SSDA_WAREHOUSE_LOCK_WAIT_S",
+    ):
         assert part in message, part
     assert sha(platform.warehouse.database) == before
 

@@ -48,15 +48,23 @@ def gefitinib(tmp_path, monkeypatch):
 
 
 def train(platform, raise_on_error=True, **config):
-    return platform.materialize(["trained_model"], partition_key=TASK, raise_on_error=raise_on_error,
-                                run_config={"ops": {"trained_model": {"config": {**TINY, **config}}}})
+    return platform.materialize(
+        ["trained_model"],
+        partition_key=TASK,
+        raise_on_error=raise_on_error,
+        run_config={"ops": {"trained_model": {"config": {**TINY, **config}}}},
+    )
 
 
 def running_training(client, deadline: float):
     """The MLflow run of the training once it is RUNNING and has logged an epoch (or None)."""
     while time.time() < deadline:
         experiment = client.get_experiment_by_name("ssda-gefitinib")
-        runs = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'") if experiment else []
+        runs = (
+            client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
+            if experiment
+            else []
+        )
         if runs and client.get_metric_history(runs[0].info.run_id, "rep1/val_auc"):
             return runs[0]
         time.sleep(0.5)
@@ -66,9 +74,14 @@ def running_training(client, deadline: float):
 def test_killed_training_is_failed_its_slot_freed_and_the_next_training_succeeds(gefitinib):
     platform, instance = gefitinib, gefitinib.instance
     client = platform.mlflow.client()
-    worker = subprocess.Popen([sys.executable, "-c", TRAIN_SCRIPT, json.dumps({"epochs": 3000, "repetitions": 1})],
-                              cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", TRAIN_SCRIPT, json.dumps({"epochs": 3000, "repetitions": 1})],
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         run = running_training(client, time.time() + 180)
         assert run is not None, "the training never showed a RUNNING MLflow run with live epoch metrics"
@@ -101,8 +114,10 @@ def test_mlflow_run_fails_with_the_error_when_training_raises(gefitinib):
     assert not result.success
     (run,) = client.search_runs([client.get_experiment_by_name("ssda-gefitinib").experiment_id])
     assert run.info.status == "FAILED" and "500" in run.data.tags["error"]
-    assert client.search_registered_models(f"name = '{NAME}'") == [] or \
-        client.search_model_versions(f"name = '{NAME}'") == []
+    assert (
+        client.search_registered_models(f"name = '{NAME}'") == []
+        or client.search_model_versions(f"name = '{NAME}'") == []
+    )
 
 
 def test_a_registration_cut_short_leaves_no_version(gefitinib, monkeypatch):
@@ -137,7 +152,9 @@ def test_abandoned_run_is_closed_and_its_unaliased_version_removed(gefitinib):
 def champion_of(platform) -> tuple[dict, ad.AnnData]:
     result = platform.materialize(["cell_predictions"], partition_key=TASK)
     event = result.get_asset_materialization_events()[0]
-    scored = ad.read_h5ad(platform.paths.data / "predictions" / "gefitinib" / "jhu006_gefitinib" / "scored.h5ad")
+    scored = ad.read_h5ad(
+        platform.paths.data / "predictions" / "gefitinib" / "jhu006_gefitinib" / "scored.h5ad"
+    )
     return {k: v.value for k, v in event.materialization.metadata.items()}, scored
 
 
@@ -150,8 +167,10 @@ def test_after_a_registry_reset_cells_are_scored_by_the_new_champion(gefitinib):
 
     # Another store (a reset one, or MLFLOW_TRACKING_URI pointing elsewhere): versions restart at 1,
     # and the cache under data/models, which both stores share, must not serve the old model.
-    platform.mlflow = MLflowTracking(tracking_uri=f"sqlite:///{platform.home / 'other.db'}",
-                                     artifact_root=str(platform.home / "other-artifacts"))
+    platform.mlflow = MLflowTracking(
+        tracking_uri=f"sqlite:///{platform.home / 'other.db'}",
+        artifact_root=str(platform.home / "other-artifacts"),
+    )
     assert train(platform).success
     client = platform.mlflow.client()
     new_run = client.get_model_version_by_alias(NAME, CHAMPION).run_id

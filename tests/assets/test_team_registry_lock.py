@@ -21,7 +21,9 @@ def client(tmp_path, monkeypatch):
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     client.create_registered_model(NAME)
     for auc in (0.5, 0.7, 0.9):
-        client.create_model_version(NAME, source=str(tmp_path), tags={"auc": repr(auc), "basis": "strict/target"})
+        client.create_model_version(
+            NAME, source=str(tmp_path), tags={"auc": repr(auc), "basis": "strict/target"}
+        )
     apply_aliases(client, NAME, 1, 0.5, "strict/target")
     return client
 
@@ -29,21 +31,31 @@ def client(tmp_path, monkeypatch):
 def test_two_registrations_at_once_take_turns_and_the_better_one_is_champion(client, monkeypatch):
     reads = registry._current_champion
 
-    def slow_read(*args, **kwargs):  # widen the read-compare-write window: without the lock both would read v1
+    def slow_read(
+        *args, **kwargs
+    ):  # widen the read-compare-write window: without the lock both would read v1
         found = reads(*args, **kwargs)
         time.sleep(0.3)
         return found
 
     monkeypatch.setattr(registry, "_current_champion", slow_read)
     audits = {}
-    threads = [threading.Thread(target=lambda v=v, s=s: audits.__setitem__(v, apply_aliases(
-        client, NAME, v, s, "strict/target").audit)) for v, s in ((3, 0.9), (2, 0.7))]
+    threads = [
+        threading.Thread(
+            target=lambda v=v, s=s: audits.__setitem__(
+                v, apply_aliases(client, NAME, v, s, "strict/target").audit
+            )
+        )
+        for v, s in ((3, 0.9), (2, 0.7))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert int(client.get_model_version_by_alias(NAME, CHAMPION).version) == 3
-    assert int(client.get_model_version_by_alias(NAME, CHALLENGER).version) == 3  # the newest, whoever went last
+    assert (
+        int(client.get_model_version_by_alias(NAME, CHALLENGER).version) == 3
+    )  # the newest, whoever went last
     # Taking turns, only the first saw v1 as champion (the second saw the first's result); racing, both would.
     assert sum(line.startswith(f"{CHAMPION}: v1 →") for line in audits[2] + audits[3]) == 1, audits
 

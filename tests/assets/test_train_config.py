@@ -20,8 +20,17 @@ def test_launchpad_defaults_are_ssda_configs_but_the_strict_protocol():
 def test_command_line_defaults_are_ssda_configs():
     args = build_parser().parse_args(["fit", "--source", "s", "--target", "t", "--out", "o"])
     defaults = SSDAConfig()
-    for name in ("method", "shots", "repetitions", "protocol", "epochs", "device", "scaling", "precision",
-                 "batch_repetitions"):
+    for name in (
+        "method",
+        "shots",
+        "repetitions",
+        "protocol",
+        "epochs",
+        "device",
+        "scaling",
+        "precision",
+        "batch_repetitions",
+    ):
         assert getattr(args, name) == getattr(defaults, name), name
 
 
@@ -30,5 +39,7 @@ def test_a_deployment_sets_its_own_defaults(monkeypatch):
     small = config._train_config()().to_ssda()
     assert (small.epochs, small.shots, small.protocol) == (4, "all", "strict")
     monkeypatch.setenv(config.TRAIN_DEFAULTS, '{"epoch": 4}')
-    with pytest.raises(SSDAInputError, match="SSDA_TRAIN_DEFAULTS: expected a JSON object of the fields method"):
+    with pytest.raises(
+        SSDAInputError, match="SSDA_TRAIN_DEFAULTS: expected a JSON object of the fields method"
+    ):
         config._train_config()

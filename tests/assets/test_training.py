@@ -23,21 +23,29 @@ NAME = model_name("gefitinib", "jhu006_gefitinib")
 
 def train(platform, raise_on_error=True, **config):
     config = {"epochs": 3, "repetitions": 2, **config}
-    return platform.materialize(["trained_model"], partition_key=TASK, raise_on_error=raise_on_error,
-                                run_config={"ops": {"trained_model": {"config": config}}})
+    return platform.materialize(
+        ["trained_model"],
+        partition_key=TASK,
+        raise_on_error=raise_on_error,
+        run_config={"ops": {"trained_model": {"config": config}}},
+    )
 
 
 def metadata_of(result) -> dict:
-    return {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
+    return {
+        k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()
+    }
 
 
 @pytest.fixture(scope="module")
 def trained(built_platform):
     """Four trainings in a row: a fair one, a deliberately poor one, a better one, the same again."""
-    results = [train(built_platform, epochs=1),
-               train(built_platform, method="target_only", epochs=1, lr=1e-7),
-               train(built_platform, epochs=6),
-               train(built_platform, epochs=6)]
+    results = [
+        train(built_platform, epochs=1),
+        train(built_platform, method="target_only", epochs=1, lr=1e-7),
+        train(built_platform, epochs=6),
+        train(built_platform, epochs=6),
+    ]
     return built_platform, [metadata_of(r) for r in results]
 
 
@@ -47,7 +55,9 @@ def test_mlflow_run_has_params_epoch_metrics_and_artifacts(trained):
     run_id = runs[0]["mlflow_run"].rsplit("/", 1)[1]
     run = client.get_run(run_id)
     assert run.data.params["method"] == "ssda" and run.data.params["protocol"] == "strict"
-    assert run.data.tags["dagster_partition"] == str(TASK) and run.data.tags["data_hash"] == runs[0]["data_hash"]
+    assert (
+        run.data.tags["dagster_partition"] == str(TASK) and run.data.tags["data_hash"] == runs[0]["data_hash"]
+    )
     history = client.get_metric_history(run_id, "rep2/val_auc")
     assert [m.step for m in history] == [1]
     assert {m.key for m in [*client.get_metric_history(run_id, "rep1/loss_cls")]} == {"rep1/loss_cls"}
@@ -77,17 +87,21 @@ def test_champion_pyfunc_scores_like_ssda_model(trained):
     mlflow.set_tracking_uri(platform.mlflow.tracking_uri)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
     genes = pyfunc.metadata.get_input_schema().input_names()
-    target = pd.read_parquet(platform.paths.data / "harmonized" / "gefitinib" / "jhu006_gefitinib" / "target.parquet")
+    target = pd.read_parquet(
+        platform.paths.data / "harmonized" / "gefitinib" / "jhu006_gefitinib" / "target.parquet"
+    )
     frame = target.set_index("cell_id")[genes].iloc[:50]
     scores = pyfunc.predict(frame)
     assert len(scores) == 50 and scores["ssda_score"].between(0, 1).all()
 
     client = platform.mlflow.client()
     champion = client.get_model_version_by_alias(NAME, "champion")
-    native = SSDAModel.load(client.download_artifacts(champion.tags["mlflow_run_id"], "ssda_model",
-                                                      str(platform.home)))
-    cells = ad.AnnData(X=frame.to_numpy(np.float32), obs=pd.DataFrame(index=frame.index),
-                       var=pd.DataFrame(index=genes))
+    native = SSDAModel.load(
+        client.download_artifacts(champion.tags["mlflow_run_id"], "ssda_model", str(platform.home))
+    )
+    cells = ad.AnnData(
+        X=frame.to_numpy(np.float32), obs=pd.DataFrame(index=frame.index), var=pd.DataFrame(index=genes)
+    )
     expected = native.predict(cells).obs["ssda_score"].to_numpy()
     np.testing.assert_allclose(scores["ssda_score"].to_numpy(), expected, rtol=1e-6)
 
@@ -111,13 +125,20 @@ genes = model.metadata.get_input_schema().input_names()
 cells = pd.read_parquet({str(platform.paths.data / "harmonized" / "gefitinib" / "jhu006_gefitinib" / "target.parquet")!r})
 print(model.predict(cells.set_index("cell_id")[genes].iloc[:20])["ssda_score"].round(6).tolist())
 """
-    done = subprocess.run([str(venv / "bin" / "python"), "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     scores = json.loads(done.stdout.strip().splitlines()[-1])
     mlflow.set_tracking_uri(platform.mlflow.tracking_uri)
     here = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
-    target = pd.read_parquet(platform.paths.data / "harmonized" / "gefitinib" / "jhu006_gefitinib" / "target.parquet")
+    target = pd.read_parquet(
+        platform.paths.data / "harmonized" / "gefitinib" / "jhu006_gefitinib" / "target.parquet"
+    )
     genes = here.metadata.get_input_schema().input_names()
     expected = here.predict(target.set_index("cell_id")[genes].iloc[:20])["ssda_score"].round(6).tolist()
     assert len(scores) == 20 and scores == pytest.approx(expected, abs=2e-6)
@@ -125,7 +146,9 @@ print(model.predict(cells.set_index("cell_id")[genes].iloc[:20])["ssda_score"].r
 
 def test_unreachable_tracking_server_fails_clearly_then_recovers(built_platform):
     good = built_platform.mlflow
-    built_platform.mlflow = MLflowTracking(tracking_uri="http://127.0.0.1:9", artifact_root=good.artifact_root)
+    built_platform.mlflow = MLflowTracking(
+        tracking_uri="http://127.0.0.1:9", artifact_root=good.artifact_root
+    )
     try:
         result = train(built_platform, raise_on_error=False)
         message = result.get_step_failure_events()[0].event_specific_data.error.message
@@ -137,13 +160,17 @@ def test_unreachable_tracking_server_fails_clearly_then_recovers(built_platform)
 
 def test_benchmark_asset_stores_results_and_one_mlflow_run_per_method(built_platform):
     config = {"methods": ["ssda", "source_only", "scad"], "shots": [3], "repetitions": 2, "epochs": 2}
-    result = built_platform.materialize(["benchmark"], partition_key=TASK,
-                                        run_config={"ops": {"benchmark": {"config": config}}})
+    result = built_platform.materialize(
+        ["benchmark"], partition_key=TASK, run_config={"ops": {"benchmark": {"config": config}}}
+    )
     metadata = metadata_of(result)
     assert metadata["rows"] == 6 and "wilcoxon_p_vs_ssda" in metadata["summary"]
     assert metadata["plots"].count("data:image/png;base64,") == 3
-    rows = built_platform.query("SELECT method, count(*) AS n FROM benchmark_results WHERE drug = ? AND dataset = ? "
-                                "GROUP BY method ORDER BY method", ["gefitinib", "jhu006_gefitinib"])
+    rows = built_platform.query(
+        "SELECT method, count(*) AS n FROM benchmark_results WHERE drug = ? AND dataset = ? "
+        "GROUP BY method ORDER BY method",
+        ["gefitinib", "jhu006_gefitinib"],
+    )
     assert rows.to_dict("records") == [{"method": m, "n": 2} for m in ("scad", "source_only", "ssda")]
     client = built_platform.mlflow.client()
     experiment = client.get_experiment_by_name("ssda-gefitinib-benchmark")
@@ -154,9 +181,15 @@ def test_benchmark_asset_stores_results_and_one_mlflow_run_per_method(built_plat
 def test_shots_all_is_compared_on_source_validation_and_says_so(built_platform):
     key = dg.MultiPartitionKey({"drug": "bortezomib", "dataset": "mcf7_bortezomib"})
     name = model_name("bortezomib", "mcf7_bortezomib")
-    run = lambda shots: metadata_of(built_platform.materialize(  # noqa: E731
-        ["trained_model"], partition_key=key,
-        run_config={"ops": {"trained_model": {"config": {"epochs": 2, "repetitions": 2, "shots": shots}}}}))
+    run = lambda shots: metadata_of(
+        built_platform.materialize(  # noqa: E731
+            ["trained_model"],
+            partition_key=key,
+            run_config={
+                "ops": {"trained_model": {"config": {"epochs": 2, "repetitions": 2, "shots": shots}}}
+            },
+        )
+    )
     first = run("all")
     assert first["evaluation"] == "source_validation" and "champion" in first["aliases"]
     tags = built_platform.mlflow.client().get_model_version(name, str(first["model_version"])).tags

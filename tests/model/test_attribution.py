@@ -10,8 +10,11 @@ from ssda_model.model import SSDAModel
 from tests.conftest import FAST
 
 
-@pytest.fixture(scope="module", params=[FAST, FAST.replace(encoder_dims=(32,), predictor_dim=32)],
-                ids=["three_layers", "one_layer"])  # one layer: no Linear between the first ReLU and the classifier
+@pytest.fixture(
+    scope="module",
+    params=[FAST, FAST.replace(encoder_dims=(32,), predictor_dim=32)],
+    ids=["three_layers", "one_layer"],
+)  # one layer: no Linear between the first ReLU and the classifier
 def fitted(request, small_pair) -> tuple[SSDAModel, np.ndarray]:
     source, target = small_pair
     model = SSDAModel.fit(source, target, request.param.replace(epochs=2))
@@ -36,8 +39,13 @@ def test_integrated_gradients_equal_captums(fitted):
     model, x = fitted
     cells = torch.as_tensor(x, dtype=torch.float32)
     expected, expected_gap = IntegratedGradients(_MeanOfNetworks(model).eval()).attribute(
-        cells, baselines=torch.zeros_like(cells), target=0, n_steps=256, method="gausslegendre",
-        return_convergence_delta=True)
+        cells,
+        baselines=torch.zeros_like(cells),
+        target=0,
+        n_steps=256,
+        method="gausslegendre",
+        return_convergence_delta=True,
+    )
     ig, gaps = integrated_gradients(model, x, n_steps=256, cells_per_chunk=7)
     np.testing.assert_allclose(ig, expected.detach().numpy(), atol=1e-5)
     np.testing.assert_allclose(gaps, expected_gap.detach().numpy(), atol=1e-5)

@@ -44,21 +44,48 @@ def test_round_trip_through_the_installed_command(tmp_path, pair_files, small_pa
     """fit then predict on new cells without labels, as a user runs it."""
     source, target = pair_files
     model_dir = tmp_path / "model"
-    fit = subprocess.run([sys.executable, "-m", "ssda_model", *fit_args(source, target, model_dir)],
-                         capture_output=True, text=True, check=True)
+    fit = subprocess.run(
+        [sys.executable, "-m", "ssda_model", *fit_args(source, target, model_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "mean" in fit.stdout and "AUC" in fit.stdout
     metrics = json.loads((model_dir / "metrics.json").read_text())
-    assert {"method", "shots", "protocol", "repetitions", "mean_auc", "std_auc", "mean_aupr", "std_aupr",
-            "n_genes"} <= set(metrics)
+    assert {
+        "method",
+        "shots",
+        "protocol",
+        "repetitions",
+        "mean_auc",
+        "std_auc",
+        "mean_aupr",
+        "std_aupr",
+        "n_genes",
+    } <= set(metrics)
     assert set(metrics["repetitions"][0]) >= {"repetition", "seed", "auc", "aupr", "n_eval", "best_epoch"}
     assert metrics["protocol"] == "paper" and metrics["shots"] == 3 and len(metrics["repetitions"]) == 2
 
     new_cells = small_pair[1][:40].copy()
     del new_cells.obs["response"]
     new_path = write(new_cells, tmp_path / "new.h5ad")
-    subprocess.run([sys.executable, "-m", "ssda_model", "predict", "--model", str(model_dir),
-                    "--input", str(new_path), "--out", str(tmp_path / "scored.h5ad")],
-                   capture_output=True, text=True, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ssda_model",
+            "predict",
+            "--model",
+            str(model_dir),
+            "--input",
+            str(new_path),
+            "--out",
+            str(tmp_path / "scored.h5ad"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     scored = ad.read_h5ad(tmp_path / "scored.h5ad")
     assert scored.obs["ssda_score"].between(0, 1).all() and (scored.obs["ssda_score_std"] >= 0).all()
     expected = np.where(scored.obs["ssda_score"] >= 0.5, "sensitive", "resistant")
@@ -164,21 +191,35 @@ def test_negative_values_only_warn(tmp_path, pair_files, small_pair, capsys):
     path = write(target, tmp_path / "t.h5ad")
     assert main(fit_args(pair_files[0], path, tmp_path / "m")) == 0
     err = capsys.readouterr().err
-    assert any(line.startswith("warning: ") and "t.h5ad" in line and "negative" in line for line in err.splitlines())
+    assert any(
+        line.startswith("warning: ") and "t.h5ad" in line and "negative" in line for line in err.splitlines()
+    )
 
 
 def test_predict_input_missing_most_genes(tmp_path, fitted, small_pair, capsys):
     cells = small_pair[1][:, 100:].copy()  # 200 of 300 genes
     cells.var_names = [f"X{g}" if i % 2 else g for i, g in enumerate(cells.var_names)]
     path = write(cells, tmp_path / "cells.h5ad")
-    line = run_error(capsys, ["predict", "--model", str(fitted), "--input", str(path), "--out", str(tmp_path / "o.h5ad")])
+    line = run_error(
+        capsys, ["predict", "--model", str(fitted), "--input", str(path), "--out", str(tmp_path / "o.h5ad")]
+    )
     assert "cells.h5ad" in line and "at least half" in line
     assert not (tmp_path / "o.h5ad").exists()
 
 
 def test_predict_with_a_folder_that_is_not_a_model(tmp_path, pair_files, capsys):
-    line = run_error(capsys, ["predict", "--model", str(tmp_path), "--input", str(pair_files[1]),
-                              "--out", str(tmp_path / "o.h5ad")])
+    line = run_error(
+        capsys,
+        [
+            "predict",
+            "--model",
+            str(tmp_path),
+            "--input",
+            str(pair_files[1]),
+            "--out",
+            str(tmp_path / "o.h5ad"),
+        ],
+    )
     assert "not an ssda model directory" in line
 
 
@@ -218,6 +259,7 @@ def test_a_device_that_is_not_there_is_bad_input(tmp_path, pair_files, capsys):
 
 def test_a_bug_is_not_reported_as_bad_input(tmp_path, pair_files, monkeypatch):
     """Only SSDAInputError is the user's to fix; any other error keeps its traceback."""
+
     def broken(*args, **kwargs):
         raise ValueError("an internal mistake")
 

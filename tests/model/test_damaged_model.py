@@ -30,23 +30,42 @@ def drop_key(file: Path, key: str) -> None:
 
 
 DAMAGE = {
-    "truncated weights": ("weights/repetition_02.pt", lambda m: truncate(m / "weights" / "repetition_02.pt"),
-                          "truncated"),
-    "missing weights": ("weights/repetition_01.pt", lambda m: (m / "weights" / "repetition_01.pt").unlink(),
-                        "file missing"),
-    "model.json without n_models": ("model.json", lambda m: drop_key(m / "model.json", "n_models"), "n_models"),
+    "truncated weights": (
+        "weights/repetition_02.pt",
+        lambda m: truncate(m / "weights" / "repetition_02.pt"),
+        "truncated",
+    ),
+    "missing weights": (
+        "weights/repetition_01.pt",
+        lambda m: (m / "weights" / "repetition_01.pt").unlink(),
+        "file missing",
+    ),
+    "model.json without n_models": (
+        "model.json",
+        lambda m: drop_key(m / "model.json", "n_models"),
+        "n_models",
+    ),
     "genes.txt not matching": ("genes.txt", lambda m: (m / "genes.txt").write_text("TP53\nEGFR\n"), "genes"),
     "genes.txt of the wrong genes": (
         "scaler.pt",
-        lambda m: ((m / "genes.txt").write_text("\n".join(f"G{i}" for i in range(12)) + "\n"),
-                   drop_key(m / "model.json", "n_genes")),
-        "12 genes"),
+        lambda m: (
+            (m / "genes.txt").write_text("\n".join(f"G{i}" for i in range(12)) + "\n"),
+            drop_key(m / "model.json", "n_genes"),
+        ),
+        "12 genes",
+    ),
     "empty scaler.pt": ("scaler.pt", lambda m: (m / "scaler.pt").write_bytes(b""), "truncated"),
-    "pickle weights_only refuses": ("scaler.pt", lambda m: torch.save({"source_mean": Payload()}, m / "scaler.pt"),
-                                    "Python objects"),
+    "pickle weights_only refuses": (
+        "scaler.pt",
+        lambda m: torch.save({"source_mean": Payload()}, m / "scaler.pt"),
+        "Python objects",
+    ),
     "config.json not JSON": ("config.json", lambda m: (m / "config.json").write_text("{"), "not valid JSON"),
-    "config.json with a bad value": ("config.json", lambda m: (m / "config.json").write_text('{"epochs": 0}'),
-                                     "epochs must be >= 1"),
+    "config.json with a bad value": (
+        "config.json",
+        lambda m: (m / "config.json").write_text('{"epochs": 0}'),
+        "epochs must be >= 1",
+    ),
 }
 
 
@@ -64,8 +83,18 @@ def test_damaged_model_folder_is_one_line(tmp_path, capsys, fitted, pair_files, 
     shutil.copytree(fitted, model)
     harm(model)
     before = digests(tmp_path)
-    line = run_error(capsys, ["predict", "--model", str(model), "--input", str(pair_files[1]),
-                              "--out", str(tmp_path / "scored.h5ad")])
+    line = run_error(
+        capsys,
+        [
+            "predict",
+            "--model",
+            str(model),
+            "--input",
+            str(pair_files[1]),
+            "--out",
+            str(tmp_path / "scored.h5ad"),
+        ],
+    )
     assert f"model/{file}:" in line and f"model folder {model} is damaged" in line and problem in line, line
     assert line.count("is damaged") == 1
     assert "weights_only=False" not in line and "weights_only" not in line

@@ -32,12 +32,19 @@ def test_auto_chooses_fp32_on_a_cpu_without_bf16_units(monkeypatch, small_pair):
     assert [r["auc"] for r in auto.metrics["repetitions"]] == [r["auc"] for r in fp32.metrics["repetitions"]]
 
 
-def test_auto_chooses_bf16_on_a_cpu_with_bf16_units_and_keeps_fp32_weights_and_scores(monkeypatch, small_pair):
+def test_auto_chooses_bf16_on_a_cpu_with_bf16_units_and_keeps_fp32_weights_and_scores(
+    monkeypatch, small_pair
+):
     monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: True)
     assert resolve_precision("auto", CPU) == "bf16"
     assert resolve_precision("fp32", CPU) == "fp32"
     source, target = small_pair
     model = SSDAModel.fit(source, target, FAST.replace(device="cpu"))
     assert model.metrics["precision"] == "bf16"
-    assert all(v.dtype == torch.float32 for state in model.state_dicts for v in state.values() if v.is_floating_point())
+    assert all(
+        v.dtype == torch.float32
+        for state in model.state_dicts
+        for v in state.values()
+        if v.is_floating_point()
+    )
     assert model.predict(target).obs["ssda_score"].dtype == "float32"

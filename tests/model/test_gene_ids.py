@@ -4,14 +4,25 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from ssda_model.data.gene_ids import (GENE_TABLE, apply_gene_mapping, guess_id_type, human_gene_table,
-                                      map_gene_ids, read_user_gene_map)
+from ssda_model.data.gene_ids import (
+    GENE_TABLE,
+    apply_gene_mapping,
+    guess_id_type,
+    human_gene_table,
+    map_gene_ids,
+    read_user_gene_map,
+)
 from ssda_model.errors import SSDAInputError
 
 SYMBOLS = ["TP53", "ERBB2", "EGFR", "BRAF", "RETREG1"]
 ENTREZ = ["7157", "2064", "1956", "673", "54463"]
-ENSEMBL = ["ENSG00000141510.18", "ENSG00000141736.14", "ENSG00000146648", "ENSG00000157764.16",
-           "ENSG00000154153.15"]
+ENSEMBL = [
+    "ENSG00000141510.18",
+    "ENSG00000141736.14",
+    "ENSG00000146648",
+    "ENSG00000157764.16",
+    "ENSG00000154153.15",
+]
 ALIASES = ["P53", "HER2", "ERBB1", "BRAF1", "FAM134B"]  # outdated symbols, each naming one gene
 
 
@@ -31,8 +42,10 @@ def test_entrez_ensembl_and_alias_keyed_matrices_map_to_the_same_symbols():
         assert mapping.report()["genes_out"] == 5 and mapping.ambiguous == {}
     for genes, matrix in results.values():
         assert genes == SYMBOLS and np.array_equal(matrix, values)
-    routes = {key: set(map_gene_ids(ids, key, human_gene_table()).routes)
-              for key, ids in (("entrez", ENTREZ), ("ensembl", ENSEMBL))}
+    routes = {
+        key: set(map_gene_ids(ids, key, human_gene_table()).routes)
+        for key, ids in (("entrez", ENTREZ), ("ensembl", ENSEMBL))
+    }
     assert routes == {"entrez": {"entrez"}, "ensembl": {"ensembl"}}
     assert set(map_gene_ids(ALIASES, "symbol", human_gene_table()).routes) == {"unique_alias"}
 
@@ -56,8 +69,9 @@ def test_an_alias_whose_gene_is_present_and_unknown_ids_are_kept_as_they_are():
 
 
 def test_ids_of_one_gene_are_averaged_and_sparse_stays_sparse():
-    mapping = map_gene_ids(["ENSG00000141510.18", "ENSG00000141510_PAR_Y", "ENSG00000141736"], "ensembl",
-                           human_gene_table())
+    mapping = map_gene_ids(
+        ["ENSG00000141510.18", "ENSG00000141510_PAR_Y", "ENSG00000141736"], "ensembl", human_gene_table()
+    )
     assert mapping.report()["merged_duplicates"] == 1
     matrix, genes = apply_gene_mapping(sparse.csr_matrix(np.array([[1.0, 3.0, 5.0]])), mapping)
     assert sparse.issparse(matrix) and genes == ["TP53", "ERBB2"]

@@ -33,7 +33,11 @@ def test_the_estimate_grows_with_repetitions_genes_and_epochs():
 @pytest.mark.parametrize("command", ["fit", "benchmark"])
 def test_repetitions_that_cannot_fit_are_refused_before_training(tmp_path, capsys, pair_files, command):
     repetitions = 10**9
-    args = fit_args(*pair_files, tmp_path / "out") if command == "fit" else bench_args(*pair_files, tmp_path / "out")
+    args = (
+        fit_args(*pair_files, tmp_path / "out")
+        if command == "fit"
+        else bench_args(*pair_files, tmp_path / "out")
+    )
     args[args.index("--repetitions") + 1] = str(repetitions)
     started = time.perf_counter()
     line = run_error(capsys, args)
@@ -50,12 +54,27 @@ def test_a_predict_chunk_that_cannot_fit_is_refused_before_reading(tmp_path, cap
     n_cells = 100_000
     n_genes = int(2 * available_bytes(torch.device("cpu")) // (4 * n_cells))  # twice the RAM free, densified
     genes = list(small_pair[1].var_names) + [f"FILLER{i}" for i in range(n_genes - small_pair[1].n_vars)]
-    cells = ad.AnnData(sparse.csr_matrix((n_cells, n_genes), dtype="float32"),
-                       obs=pd.DataFrame(index=[f"c{i}" for i in range(n_cells)]), var=pd.DataFrame(index=genes))
+    cells = ad.AnnData(
+        sparse.csr_matrix((n_cells, n_genes), dtype="float32"),
+        obs=pd.DataFrame(index=[f"c{i}" for i in range(n_cells)]),
+        var=pd.DataFrame(index=genes),
+    )
     cells.write_h5ad(tmp_path / "atlas.h5ad")
     started = time.perf_counter()
-    line = run_error(capsys, ["predict", "--model", str(out), "--input", str(tmp_path / "atlas.h5ad"),
-                              "--out", str(tmp_path / "scored.h5ad"), "--chunk-size", str(n_cells)])
+    line = run_error(
+        capsys,
+        [
+            "predict",
+            "--model",
+            str(out),
+            "--input",
+            str(tmp_path / "atlas.h5ad"),
+            "--out",
+            str(tmp_path / "scored.h5ad"),
+            "--chunk-size",
+            str(n_cells),
+        ],
+    )
     assert time.perf_counter() - started < 10
     assert f"chunk size {n_cells}: {n_cells} cells × {n_genes} genes densified need about" in line
     assert "use --chunk-size" in line

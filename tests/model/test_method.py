@@ -21,8 +21,10 @@ def benchmark_pair():
 def test_ssda_beats_source_only_and_target_only(benchmark_pair):
     source, target = benchmark_pair
     config = SSDAConfig(epochs=30, repetitions=3)
-    runs = {m: SSDAModel.fit(source, target, config.replace(method=m)).metrics
-            for m in ("ssda", "source_only", "target_only")}
+    runs = {
+        m: SSDAModel.fit(source, target, config.replace(method=m)).metrics
+        for m in ("ssda", "source_only", "target_only")
+    }
     auc = {m: metrics["mean_auc"] for m, metrics in runs.items()}
     per_rep = {m: [r["auc"] for r in metrics["repetitions"]] for m, metrics in runs.items()}
     for baseline in ("source_only", "target_only"):
@@ -121,8 +123,12 @@ def test_saved_model_loads_and_scores_identically(tmp_path, small_pair):
     model.save(tmp_path / "model")
     loaded = SSDAModel.load(tmp_path / "model")
     assert loaded.genes == model.genes and loaded.config == model.config
-    assert json.loads((tmp_path / "model" / "metrics.json").read_text())["mean_auc"] == model.metrics["mean_auc"]
-    np.testing.assert_array_equal(loaded.predict(target).obs["ssda_score"], model.predict(target).obs["ssda_score"])
+    assert (
+        json.loads((tmp_path / "model" / "metrics.json").read_text())["mean_auc"] == model.metrics["mean_auc"]
+    )
+    np.testing.assert_array_equal(
+        loaded.predict(target).obs["ssda_score"], model.predict(target).obs["ssda_score"]
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging folder left behind
 
 
@@ -141,6 +147,7 @@ def test_hvg_and_gene_list_restrict_the_input(tmp_path, small_pair):
     source, target = small_pair
     listed = list(target.var_names[:90])
     (tmp_path / "genes.txt").write_text("# prior genes\n" + "\n".join(listed) + "\n")
-    model = SSDAModel.fit(source, target, FAST.replace(repetitions=1), n_top_genes=60,
-                          gene_list=tmp_path / "genes.txt")
+    model = SSDAModel.fit(
+        source, target, FAST.replace(repetitions=1), n_top_genes=60, gene_list=tmp_path / "genes.txt"
+    )
     assert len(model.genes) == 60 and set(model.genes) <= set(listed)

@@ -19,8 +19,11 @@ from tests.model.test_cli import fit_args, run_error
 
 
 def digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -34,8 +37,24 @@ def user_folder(tmp_path) -> Path:
 
 
 def bench_args(source, target, out):
-    return ["benchmark", "--source", str(source), "--target", str(target), "--out", str(out),
-            "--methods", "ssda", "--shots", "1", "--repetitions", "1", "--epochs", "2", "--quiet"]
+    return [
+        "benchmark",
+        "--source",
+        str(source),
+        "--target",
+        str(target),
+        "--out",
+        str(out),
+        "--methods",
+        "ssda",
+        "--shots",
+        "1",
+        "--repetitions",
+        "1",
+        "--epochs",
+        "2",
+        "--quiet",
+    ]
 
 
 def test_benchmark_refuses_a_folder_of_the_users(capsys, pair_files, user_folder):
@@ -70,12 +89,30 @@ def _file_in_the_way(tmp_path: Path) -> Path:
 def test_fit_checks_the_output_before_reading_or_training(tmp_path, capsys, pair_files, user_folder, bad_out):
     """A 50-epoch fit into a bad --out is refused in seconds; with a missing source file the output is
     still what is reported, so no data were read before the check."""
-    out = {"user_folder": lambda: user_folder, "file_in_the_way": lambda: _file_in_the_way(tmp_path),
-           "file_as_parent": lambda: _file_in_the_way(tmp_path) / "inner"}[bad_out]()
+    out = {
+        "user_folder": lambda: user_folder,
+        "file_in_the_way": lambda: _file_in_the_way(tmp_path),
+        "file_as_parent": lambda: _file_in_the_way(tmp_path) / "inner",
+    }[bad_out]()
     before = digests(tmp_path)
     started = time.perf_counter()
-    line = run_error(capsys, ["fit", "--source", str(pair_files[0]), "--target", str(pair_files[1]), "--out", str(out),
-                              "--epochs", "50", "--repetitions", "5", "--quiet"])
+    line = run_error(
+        capsys,
+        [
+            "fit",
+            "--source",
+            str(pair_files[0]),
+            "--target",
+            str(pair_files[1]),
+            "--out",
+            str(out),
+            "--epochs",
+            "50",
+            "--repetitions",
+            "5",
+            "--quiet",
+        ],
+    )
     assert time.perf_counter() - started < 3
     assert str(out.name) in line
     assert out.name in run_error(capsys, fit_args(tmp_path / "missing.h5ad", pair_files[1], out))
@@ -92,13 +129,25 @@ def test_fit_into_a_read_only_parent_is_refused_before_training(tmp_path, capsys
 
 def test_predict_refuses_a_folder_as_output_before_loading(tmp_path, capsys, pair_files, user_folder):
     before = digests(user_folder)
-    line = run_error(capsys, ["predict", "--model", str(tmp_path / "no_model"), "--input", str(pair_files[1]),
-                              "--out", str(user_folder)])
+    line = run_error(
+        capsys,
+        [
+            "predict",
+            "--model",
+            str(tmp_path / "no_model"),
+            "--input",
+            str(pair_files[1]),
+            "--out",
+            str(user_folder),
+        ],
+    )
     assert "my_results" in line and "is a folder" in line
     assert digests(user_folder) == before
 
 
-def test_a_writer_killed_between_its_renames_gets_the_old_output_back(tmp_path, capsys, pair_files, small_pair):
+def test_a_writer_killed_between_its_renames_gets_the_old_output_back(
+    tmp_path, capsys, pair_files, small_pair
+):
     """The state a kill between the two renames leaves: the old model retired into the staging
     folder, the new one next to it, the output missing. The next fit, even a failing one, restores it."""
     out = tmp_path / "model"
@@ -138,16 +187,36 @@ def test_concurrent_predicts_and_fits_into_one_output(tmp_path, pair_files, smal
     cells.write_h5ad(tmp_path / "cells.h5ad")
     command = [sys.executable, "-m", "ssda_model"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    predict = [*command, "predict", "--model", str(model_dir), "--input", str(tmp_path / "cells.h5ad"),
-               "--out", str(tmp_path / "scored.h5ad"), "--chunk-size", "5"]
-    runs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for args in (predict, predict, [*command, *fit_args(*pair_files, tmp_path / "refit")],
-                         [*command, *fit_args(*pair_files, tmp_path / "refit", "--method", "source_only")])]
+    predict = [
+        *command,
+        "predict",
+        "--model",
+        str(model_dir),
+        "--input",
+        str(tmp_path / "cells.h5ad"),
+        "--out",
+        str(tmp_path / "scored.h5ad"),
+        "--chunk-size",
+        "5",
+    ]
+    runs = [
+        subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for args in (
+            predict,
+            predict,
+            [*command, *fit_args(*pair_files, tmp_path / "refit")],
+            [*command, *fit_args(*pair_files, tmp_path / "refit", "--method", "source_only")],
+        )
+    ]
     for run in runs:
         _, err = run.communicate(timeout=300)
         assert run.returncode == 0, err
     scored = ad.read_h5ad(tmp_path / "scored.h5ad")
-    assert scored.n_obs == 3000 and scored.obs["ssda_score"].notna().all() and scored.obsm["X_ssda"].shape == (3000, 32)
+    assert (
+        scored.n_obs == 3000
+        and scored.obs["ssda_score"].notna().all()
+        and scored.obsm["X_ssda"].shape == (3000, 32)
+    )
     assert SSDAModel.load(tmp_path / "refit").metrics["method"] in ("ssda", "source_only")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.h5ad", "model", "refit", "scored.h5ad"]
 

@@ -14,9 +14,14 @@ def test_the_top_level_exports_the_model_its_config_and_its_error():
     assert all(getattr(ssda_model, name) for name in ssda_model.__all__)
 
 
-@pytest.mark.parametrize("function, data", [(ssda_model.SSDAModel.fit, ("source", "target", "config")),
-                                            (ssda_model.SSDAModel.predict, ("self", "adata")),
-                                            (predict_file, ("model", "input_path", "output_path"))])
+@pytest.mark.parametrize(
+    "function, data",
+    [
+        (ssda_model.SSDAModel.fit, ("source", "target", "config")),
+        (ssda_model.SSDAModel.predict, ("self", "adata")),
+        (predict_file, ("model", "input_path", "output_path")),
+    ],
+)
 def test_options_after_the_data_are_keyword_only(function, data):
     parameters = inspect.signature(function).parameters.values()
     positional = [p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "cls"]
@@ -25,8 +30,21 @@ def test_options_after_the_data_are_keyword_only(function, data):
 
 def test_predict_documents_the_fields_it_writes():
     doc = ssda_model.SSDAModel.predict.__doc__
-    for field in ('obs["ssda_score"]', 'obs["ssda_score_std"]', 'obs["ssda_label"]', 'obsm["X_ssda"]', 'uns["ssda"]'):
+    for field in (
+        'obs["ssda_score"]',
+        'obs["ssda_score_std"]',
+        'obs["ssda_label"]',
+        'obsm["X_ssda"]',
+        'uns["ssda"]',
+    ):
         assert field in doc and field in predict_file.__doc__
     for section in ("Parameters", "Returns"):
-        assert all(section in f.__doc__ for f in (ssda_model.SSDAModel.fit, ssda_model.SSDAModel.save,
-                                                 ssda_model.SSDAModel.load, predict_file))
+        assert all(
+            section in f.__doc__
+            for f in (
+                ssda_model.SSDAModel.fit,
+                ssda_model.SSDAModel.save,
+                ssda_model.SSDAModel.load,
+                predict_file,
+            )
+        )

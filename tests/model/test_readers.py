@@ -14,11 +14,13 @@ from ssda_model.data.readers import read_scad_tsv
 from ssda_model.data.single_cell import check_counts, quality_control, read_10x, read_count_table
 from ssda_model.errors import SSDAInputError
 
-RMA = ("GENE_SYMBOLS\tGENE_title\tDATA.906826\tDATA.687983\n"
-       "TSPAN6\ttetraspanin 6\t7.6\t7.1\n"
-       "\tno symbol\t3.0\t3.2\n"
-       "TNMD\ttenomodulin\t2.9\t2.8\n"
-       "TSPAN6\tsecond probe\t7.2\t6.9\n")
+RMA = (
+    "GENE_SYMBOLS\tGENE_title\tDATA.906826\tDATA.687983\n"
+    "TSPAN6\ttetraspanin 6\t7.6\t7.1\n"
+    "\tno symbol\t3.0\t3.2\n"
+    "TNMD\ttenomodulin\t2.9\t2.8\n"
+    "TSPAN6\tsecond probe\t7.2\t6.9\n"
+)
 
 
 def test_gdsc_expression_plain_and_zipped(tmp_path):
@@ -41,12 +43,22 @@ def test_gdsc_expression_rejects_other_tables(tmp_path):
         read_gdsc_expression(path)
 
 
-RESPONSE = pd.DataFrame({
-    "DATASET": ["GDSC2"] * 3, "NLME_RESULT_ID": 343, "COSMIC_ID": [906826, 687983, 906826],
-    "CELL_LINE_NAME": ["PFSK-1", "A673", "PFSK-1"], "TCGA_DESC": ["MB", "UNCLASSIFIED", "MB"],
-    "DRUG_ID": [1036, 1036, 1010], "DRUG_NAME": ["PLX-4720", "PLX-4720", "Gefitinib"],
-    "PUTATIVE_TARGET": "BRAF", "PATHWAY_NAME": "ERK MAPK signaling", "LN_IC50": [2.1, -0.5, 3.3],
-    "AUC": [0.9, 0.6, 0.95], "Z_SCORE": [0.1, -1.2, 0.4]})
+RESPONSE = pd.DataFrame(
+    {
+        "DATASET": ["GDSC2"] * 3,
+        "NLME_RESULT_ID": 343,
+        "COSMIC_ID": [906826, 687983, 906826],
+        "CELL_LINE_NAME": ["PFSK-1", "A673", "PFSK-1"],
+        "TCGA_DESC": ["MB", "UNCLASSIFIED", "MB"],
+        "DRUG_ID": [1036, 1036, 1010],
+        "DRUG_NAME": ["PLX-4720", "PLX-4720", "Gefitinib"],
+        "PUTATIVE_TARGET": "BRAF",
+        "PATHWAY_NAME": "ERK MAPK signaling",
+        "LN_IC50": [2.1, -0.5, 3.3],
+        "AUC": [0.9, 0.6, 0.95],
+        "Z_SCORE": [0.1, -1.2, 0.4],
+    }
+)
 
 
 @pytest.mark.parametrize("suffix", ["csv", "xlsx"])
@@ -54,7 +66,16 @@ def test_gdsc_response_csv_and_xlsx(tmp_path, suffix):
     path = tmp_path / f"GDSC2_fitted_dose_response_27Oct23.{suffix}"
     RESPONSE.to_excel(path, index=False) if suffix == "xlsx" else RESPONSE.to_csv(path, index=False)
     frame = read_gdsc_response(path)
-    assert list(frame.columns) == ["dataset", "cosmic_id", "cell_line", "tissue", "drug_id", "drug", "ln_ic50", "auc"]
+    assert list(frame.columns) == [
+        "dataset",
+        "cosmic_id",
+        "cell_line",
+        "tissue",
+        "drug_id",
+        "drug",
+        "ln_ic50",
+        "auc",
+    ]
     assert frame["cosmic_id"].tolist() == [906826, 687983, 906826]
     assert frame.loc[frame["drug"] == "PLX-4720", "ln_ic50"].tolist() == [2.1, -0.5]
 
@@ -71,15 +92,22 @@ def test_binarise_ic50_at_the_mean():
 
 def write_10x(folder, counts, genes, barcodes, v3=True):
     folder.mkdir()
-    with gzip.open(folder / ("matrix.mtx.gz" if v3 else "matrix.mtx"), "wb") if v3 else open(folder / "matrix.mtx", "wb") as h:
+    with (
+        gzip.open(folder / ("matrix.mtx.gz" if v3 else "matrix.mtx"), "wb")
+        if v3
+        else open(folder / "matrix.mtx", "wb") as h
+    ):
         io.mmwrite(h, sparse.coo_matrix(counts.T), field="integer")
     ids = [f"ENSG{i:05d}" for i in range(len(genes))]
     if v3:
         pd.DataFrame({"id": ids, "name": genes, "t": "Gene Expression"}).to_csv(
-            folder / "features.tsv.gz", sep="\t", header=False, index=False, compression="gzip")
+            folder / "features.tsv.gz", sep="\t", header=False, index=False, compression="gzip"
+        )
         pd.Series(barcodes).to_csv(folder / "barcodes.tsv.gz", header=False, index=False, compression="gzip")
     else:
-        pd.DataFrame({"id": ids, "name": genes}).to_csv(folder / "genes.tsv", sep="\t", header=False, index=False)
+        pd.DataFrame({"id": ids, "name": genes}).to_csv(
+            folder / "genes.tsv", sep="\t", header=False, index=False
+        )
         pd.Series(barcodes).to_csv(folder / "barcodes.tsv", header=False, index=False)
 
 
@@ -125,11 +153,16 @@ def test_scad_tsv_is_read_without_renormalising(tmp_path):
 
 def test_qc_that_removes_every_cell_says_what_each_rule_removed():
     counts = np.ones((30, 250), dtype=np.float32)  # every cell detects all 250 genes, all mitochondrial
-    adata = ad.AnnData(sparse.csr_matrix(counts), obs=pd.DataFrame(index=[f"c{i}" for i in range(30)]),
-                       var=pd.DataFrame(index=[f"MT-{i}" for i in range(250)]))
+    adata = ad.AnnData(
+        sparse.csr_matrix(counts),
+        obs=pd.DataFrame(index=[f"c{i}" for i in range(30)]),
+        var=pd.DataFrame(index=[f"MT-{i}" for i in range(250)]),
+    )
     with pytest.raises(SSDAInputError) as error:
         quality_control(adata, "datasets/pc9/counts.csv")
     message = str(error.value)
-    assert message.startswith("datasets/pc9/counts.csv: no cell passes QC: of 30 cells, 0 have fewer than 200 detected "
-                              "genes and 30 more than 5 % mitochondrial counts")
+    assert message.startswith(
+        "datasets/pc9/counts.csv: no cell passes QC: of 30 cells, 0 have fewer than 200 detected "
+        "genes and 30 more than 5 % mitochondrial counts"
+    )
     assert "normalized: true" in message and "\n" not in message

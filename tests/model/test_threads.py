@@ -16,7 +16,9 @@ def test_live_claims_split_the_cores_and_dead_ones_are_dropped(tmp_path, monkeyp
     monkeypatch.setattr(threads, "available_cores", lambda: 4)
     folder = threads.claims_folder()
     folder.mkdir(parents=True)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     (folder / f"{int(dead.stdout)}.claim").touch()
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) as other:
         try:

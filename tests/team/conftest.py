@@ -18,8 +18,17 @@ from ssda_assets.demo_raw import write_demo_raw
 from ssda_assets.team.stack import Ports, TeamStack, missing_servers
 from tests.assets.conftest import REPO
 
-CLEARED = ("SSDA_RAW_DIR", "SSDA_DATA_DIR", "SSDA_WAREHOUSE", "SSDA_REPORTS_DIR", "SSDA_MLFLOW_ARTIFACTS",
-           "SSDA_MLFLOW_UI_URL", "SSDA_TRAIN_DEFAULTS", "SSDA_REGISTRY_LOCK", "MLFLOW_TRACKING_URI")
+CLEARED = (
+    "SSDA_RAW_DIR",
+    "SSDA_DATA_DIR",
+    "SSDA_WAREHOUSE",
+    "SSDA_REPORTS_DIR",
+    "SSDA_MLFLOW_ARTIFACTS",
+    "SSDA_MLFLOW_UI_URL",
+    "SSDA_TRAIN_DEFAULTS",
+    "SSDA_REGISTRY_LOCK",
+    "MLFLOW_TRACKING_URI",
+)
 # Tiny trainings: a few seconds each on a 2-core machine.
 TINY = {"epochs": 3, "repetitions": 1}
 
@@ -33,10 +42,13 @@ def _repository() -> tuple[dg.RepositoryDefinition, ReconstructableRepository]:
     from ssda_assets.definitions import defs
 
     return defs().get_repository_def(), ReconstructableRepository.for_module(
-        "ssda_assets.definitions", "defs", working_directory=str(REPO))
+        "ssda_assets.definitions", "defs", working_directory=str(REPO)
+    )
 
 
-def materialize(names: list[str], partition: str | None = None, run_config: dict | None = None) -> dg.JobExecutionResult:
+def materialize(
+    names: list[str], partition: str | None = None, run_config: dict | None = None
+) -> dg.JobExecutionResult:
     """One run of the assets `names`, orchestrated by this process as a run worker would: every step
     is sent to a Celery worker. One such run at a time per process (Dagster's logging is not thread-safe)."""
     repository, recon = _repository()
@@ -44,12 +56,20 @@ def materialize(names: list[str], partition: str | None = None, run_config: dict
     job = repository.get_implicit_job_def_for_assets(keys)
     tags = job.get_tags_for_partition_key(partition, selected_asset_keys=keys) if partition else {}
     with dg.DagsterInstance.get() as instance:
-        return dg.execute_job(recon.get_reconstructable_job(job.name), instance, asset_selection=keys, tags=tags,
-                              run_config=run_config or {}, raise_on_error=False)
+        return dg.execute_job(
+            recon.get_reconstructable_job(job.name),
+            instance,
+            asset_selection=keys,
+            tags=tags,
+            run_config=run_config or {},
+            raise_on_error=False,
+        )
 
 
 def train(drug: str, dataset: str, config: dict = TINY) -> dg.JobExecutionResult:
-    return materialize(["trained_model"], task_key(drug, dataset), {"ops": {"trained_model": {"config": config}}})
+    return materialize(
+        ["trained_model"], task_key(drug, dataset), {"ops": {"trained_model": {"config": config}}}
+    )
 
 
 def train_run_id(drug: str, dataset: str, config: dict = TINY) -> str:
@@ -78,7 +98,9 @@ def team():
     reason = missing_servers()
     if reason:
         pytest.skip(f"team stack unavailable: {reason}")
-    folder = Path(tempfile.mkdtemp(prefix="ssda-team-"))  # not under pytest's 0700 folder: Postgres runs as its user
+    folder = Path(
+        tempfile.mkdtemp(prefix="ssda-team-")
+    )  # not under pytest's 0700 folder: Postgres runs as its user
     stack = TeamStack(folder, Ports.free(), workers=2, dagster=False)
     with pytest.MonkeyPatch.context() as monkeypatch:
         for name in CLEARED:

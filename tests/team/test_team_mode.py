@@ -29,8 +29,12 @@ TABLES = ["gdsc_response", "gdsc_labels", "target_dataset"]
 
 def failures(instance: dg.DagsterInstance, run_ids: list[str]) -> list[str]:
     """The errors of the runs' events (step failures, and the executor's for a lost worker)."""
-    errors = [getattr(event.dagster_event.event_specific_data, "error", None) for run_id in run_ids
-              for event in instance.all_logs(run_id) if event.dagster_event is not None]
+    errors = [
+        getattr(event.dagster_event.event_specific_data, "error", None)
+        for run_id in run_ids
+        for event in instance.all_logs(run_id)
+        if event.dagster_event is not None
+    ]
     return [error.to_string() for error in errors if error is not None]
 
 
@@ -71,7 +75,9 @@ def materialized(team):
     runs += [materialize(["harmonized_expression", "target_dataset"], key) for key in TASK_KEYS]
     trainings = [train(drug, dataset) for drug, dataset in TASKS]
     with team.instance() as instance:
-        assert all(run.success for run in runs + trainings), failures(instance, [r.run_id for r in runs + trainings])
+        assert all(run.success for run in runs + trainings), failures(
+            instance, [r.run_id for r in runs + trainings]
+        )
     return runs, trainings
 
 
@@ -79,21 +85,31 @@ def test_every_step_runs_on_a_celery_worker_and_trainings_on_the_gpu_queue(team,
     runs, trainings = materialized
     with team.instance() as instance:
         for run in runs + trainings:
-            steps = {e.step_key for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)}
+            steps = {
+                e.step_key for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)
+            }
             workers = celery_workers(instance, run.run_id)
             assert steps and set(workers) == steps, run.run_id
             assert set(workers.values()) <= set(team.stack.worker_names())
             started = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
-            assert all(event.dagster_event.pid != os.getpid() for event in started)  # not in this (orchestrating) process
+            assert all(
+                event.dagster_event.pid != os.getpid() for event in started
+            )  # not in this (orchestrating) process
         for run in trainings:
-            queued = [e.message for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
-                      if e.message and e.message.startswith("Submitting celery task")]
+            queued = [
+                e.message
+                for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+                if e.message and e.message.startswith("Submitting celery task")
+            ]
             assert queued == ['Submitting celery task for step "trained_model" to queue "gpu".']
 
 
 def test_dagster_runs_are_stored_in_postgres(team, materialized):
     runs, trainings = materialized
-    with psycopg2.connect(team.stack.pg_url("dagster", driver="")) as connection, connection.cursor() as cursor:
+    with (
+        psycopg2.connect(team.stack.pg_url("dagster", driver="")) as connection,
+        connection.cursor() as cursor,
+    ):
         cursor.execute("SELECT run_id, status FROM runs")
         stored = dict(cursor.fetchall())
     assert all(stored[run.run_id] == "SUCCESS" for run in runs + trainings)
@@ -110,7 +126,9 @@ def test_both_models_are_registered_in_the_mlflow_server_with_their_aliases(team
         run = client.get_run(version.run_id)
         assert run.info.status == "FINISHED" and run.info.artifact_uri.startswith("mlflow-artifacts:/")
         # Served by the server into its artifact folder: the team's stand-in for object storage.
-        stored = team.stack.folder / "mlartifacts" / f"ssda-{drug}" / version.run_id / "artifacts" / "ssda_model"
+        stored = (
+            team.stack.folder / "mlartifacts" / f"ssda-{drug}" / version.run_id / "artifacts" / "ssda_model"
+        )
         assert (stored / "metrics.json").is_file()
 
 
@@ -139,10 +157,14 @@ def test_two_trainings_of_one_task_finishing_together_leave_one_champion(team, m
         assert all(succeeded(instance, run_id) for run_id in run_ids), failures(instance, run_ids)
         ran_on = {celery_workers(instance, run_id)["trained_model"] for run_id in run_ids}
         audits = [audit_lines(instance, run_id) for run_id in run_ids]
-    assert ran_on == set(team.stack.worker_names())  # one on each worker, at the same time (pool gpu: 2 slots)
+    assert ran_on == set(
+        team.stack.worker_names()
+    )  # one on each worker, at the same time (pool gpu: 2 slots)
 
-    versions = {v.version: client.get_model_version(NAME, v.version) for v in
-                client.search_model_versions(f"name = '{NAME}'")}
+    versions = {
+        v.version: client.get_model_version(NAME, v.version)
+        for v in client.search_model_versions(f"name = '{NAME}'")
+    }
     new = sorted(set(versions) - before, key=int)
     assert len(versions) == len(before) + 2 and len(new) == 2  # every version kept
     champions = [v for v in versions.values() if CHAMPION in v.aliases]

@@ -1,7 +1,6 @@
 """The paper's result figures as assets that follow each task's champion model: which cells
 resist, how resistance moves over time, which genes drive it, how the latent space separates."""
 
-
 import anndata as ad
 import dagster as dg
 import numpy as np
@@ -21,63 +20,109 @@ from ssda_assets.reports import attribution_html
 from ssda_assets.resources import MLflowTracking, PlatformPaths
 from ssda_assets.storage import replace_rows, write_atomically
 from ssda_model.analysis import drift
-from ssda_model.analysis.attribution import GROUPS, attribution_summary, integrated_gradients, key_genes, shap_values
+from ssda_model.analysis.attribution import (
+    GROUPS,
+    attribution_summary,
+    integrated_gradients,
+    key_genes,
+    shap_values,
+)
 from ssda_model.analysis.latent import class_silhouette
 
 # Re-run when the champion changes (trained_model's data version), not on every training.
 FOLLOW_CHAMPION = dg.AutomationCondition.eager().replace(
     "any_deps_updated",
-    dg.AutomationCondition.any_deps_match(dg.AutomationCondition.data_version_changed()).with_label("champion_changed"))
-PREDICTIONS_SCHEMA = ("drug VARCHAR, dataset VARCHAR, cell_id VARCHAR, score DOUBLE, score_std DOUBLE, "
-                      "predicted VARCHAR, time_point VARCHAR, true_label TINYINT, model_version INTEGER")
-DRIFT_SCHEMA = ("drug VARCHAR, dataset VARCHAR, kind VARCHAR, name VARCHAR, n_cells INTEGER, mean_score DOUBLE, "
-                "median_score DOUBLE, pct_resistant DOUBLE, pct_resistant_low DOUBLE, pct_resistant_high DOUBLE, "
-                "drift_w1 DOUBLE, delta_pct DOUBLE, statistic DOUBLE, p_value DOUBLE")
+    dg.AutomationCondition.any_deps_match(dg.AutomationCondition.data_version_changed()).with_label(
+        "champion_changed"
+    ),
+)
+PREDICTIONS_SCHEMA = (
+    "drug VARCHAR, dataset VARCHAR, cell_id VARCHAR, score DOUBLE, score_std DOUBLE, "
+    "predicted VARCHAR, time_point VARCHAR, true_label TINYINT, model_version INTEGER"
+)
+DRIFT_SCHEMA = (
+    "drug VARCHAR, dataset VARCHAR, kind VARCHAR, name VARCHAR, n_cells INTEGER, mean_score DOUBLE, "
+    "median_score DOUBLE, pct_resistant DOUBLE, pct_resistant_low DOUBLE, pct_resistant_high DOUBLE, "
+    "drift_w1 DOUBLE, delta_pct DOUBLE, statistic DOUBLE, p_value DOUBLE"
+)
 
 
 def _scored(paths: PlatformPaths, drug: str, dataset: str) -> ad.AnnData:
     path = paths.predictions(drug, dataset) / "scored.h5ad"
     if not path.exists():
-        raise dg.Failure(description=f"no predictions for {drug}/{dataset}: materialize cell_predictions first",
-                         allow_retries=False)
+        raise dg.Failure(
+            description=f"no predictions for {drug}/{dataset}: materialize cell_predictions first",
+            allow_retries=False,
+        )
     return ad.read_h5ad(path)
 
 
-@dg.asset(group_name="analysis", kinds={"duckdb", "parquet", "anndata"}, partitions_def=task_partitions,
-          deps=[trained_model, dg.AssetDep(sc_dataset, partition_mapping=by_dataset)],
-          automation_condition=FOLLOW_CHAMPION)
-def cell_predictions(context: dg.AssetExecutionContext, paths: PlatformPaths, warehouse: DuckDBResource,
-                     mlflow_tracking: MLflowTracking) -> dg.MaterializeResult:
+@dg.asset(
+    group_name="analysis",
+    kinds={"duckdb", "parquet", "anndata"},
+    partitions_def=task_partitions,
+    deps=[trained_model, dg.AssetDep(sc_dataset, partition_mapping=by_dataset)],
+    automation_condition=FOLLOW_CHAMPION,
+)
+def cell_predictions(
+    context: dg.AssetExecutionContext,
+    paths: PlatformPaths,
+    warehouse: DuckDBResource,
+    mlflow_tracking: MLflowTracking,
+) -> dg.MaterializeResult:
     """Every cell of the dataset scored by the task's champion model: P(sensitive), its spread over
     the repetitions' models, the label at 0.5; the scored .h5ad (features in obsm) beside the table."""
     drug, dataset = task_of(context.partition_key)
     with input_errors():
-        model, champion = champion_model(mlflow_tracking.client(), model_name(drug, dataset), paths.model_cache)
+        model, champion = champion_model(
+            mlflow_tracking.client(), model_name(drug, dataset), paths.model_cache
+        )
         cells = ad.read_h5ad(paths.sc_dataset(dataset))
         scored = model.predict(cells, name=str(paths.sc_dataset(dataset)))
     version = champion.version
     scored.uns["ssda"].update(model_version=version, model_run_id=champion.run_id)
-    frame = pd.DataFrame({
-        "drug": drug, "dataset": dataset, "cell_id": scored.obs_names.astype(str),
-        "score": scored.obs["ssda_score"].to_numpy(float), "score_std": scored.obs["ssda_score_std"].to_numpy(float),
-        "predicted": scored.obs["ssda_label"].astype(str).to_numpy(),
-        "time_point": scored.obs[TIME].astype(str).to_numpy() if TIME in scored.obs else None,
-        "true_label": scored.obs[LABEL].astype("Int8").to_numpy(), "model_version": version})
+    frame = pd.DataFrame(
+        {
+            "drug": drug,
+            "dataset": dataset,
+            "cell_id": scored.obs_names.astype(str),
+            "score": scored.obs["ssda_score"].to_numpy(float),
+            "score_std": scored.obs["ssda_score_std"].to_numpy(float),
+            "predicted": scored.obs["ssda_label"].astype(str).to_numpy(),
+            "time_point": scored.obs[TIME].astype(str).to_numpy() if TIME in scored.obs else None,
+            "true_label": scored.obs[LABEL].astype("Int8").to_numpy(),
+            "model_version": version,
+        }
+    )
     folder = paths.predictions(drug, dataset)
     write_atomically(folder / "predictions.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
     write_atomically(folder / "scored.h5ad", scored.write_h5ad)
     with warehouse.get_connection() as connection:
-        replace_rows(connection, "cell_predictions", PREDICTIONS_SCHEMA, frame, {"drug": drug, "dataset": dataset})
-    return dg.MaterializeResult(metadata={
-        "cells": len(frame), "champion_version": version, "champion_run_id": champion.run_id,
-        "predicted_resistant": int((frame["score"] < 0.5).sum()),
-        "pct_resistant": round(100 * float((frame["score"] < 0.5).mean()), 1),
-        "genes_missing": len(scored.uns["ssda"]["genes_missing"]), "path": str(folder),
-        "preview": dg.MetadataValue.md(frame.head(8).to_markdown(index=False))})
+        replace_rows(
+            connection, "cell_predictions", PREDICTIONS_SCHEMA, frame, {"drug": drug, "dataset": dataset}
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "cells": len(frame),
+            "champion_version": version,
+            "champion_run_id": champion.run_id,
+            "predicted_resistant": int((frame["score"] < 0.5).sum()),
+            "pct_resistant": round(100 * float((frame["score"] < 0.5).mean()), 1),
+            "genes_missing": len(scored.uns["ssda"]["genes_missing"]),
+            "path": str(folder),
+            "preview": dg.MetadataValue.md(frame.head(8).to_markdown(index=False)),
+        }
+    )
 
 
-@dg.asset(group_name="analysis", kinds={"duckdb"}, partitions_def=task_partitions, deps=[cell_predictions],
-          output_required=False, automation_condition=dg.AutomationCondition.eager())
+@dg.asset(
+    group_name="analysis",
+    kinds={"duckdb"},
+    partitions_def=task_partitions,
+    deps=[cell_predictions],
+    output_required=False,
+    automation_condition=dg.AutomationCondition.eager(),
+)
 def temporal_drift(context: dg.AssetExecutionContext, paths: PlatformPaths, warehouse: DuckDBResource):
     """Per time point: n, mean / median score, % resistant (95 % bootstrap CI); between consecutive
     points a signed Wasserstein-1 drift and the change in % resistant (Fisher); Kendall τ over the
@@ -85,7 +130,9 @@ def temporal_drift(context: dg.AssetExecutionContext, paths: PlatformPaths, ware
     drug, dataset = task_of(context.partition_key)
     manifest = read_manifest(paths.raw / "datasets" / dataset)
     if manifest.time is None:
-        context.log.info(f"{dataset} has no time points (no 'time' in its dataset.yaml): temporal_drift skipped")
+        context.log.info(
+            f"{dataset} has no time points (no 'time' in its dataset.yaml): temporal_drift skipped"
+        )
         return
     scored = _scored(paths, drug, dataset)
     order = list(manifest.time.order)
@@ -97,18 +144,27 @@ def temporal_drift(context: dg.AssetExecutionContext, paths: PlatformPaths, ware
         replace_rows(connection, "temporal_drift", DRIFT_SCHEMA, table, {"drug": drug, "dataset": dataset})
     frame = pd.DataFrame({"score": scores.to_numpy(), "time_point": times.to_numpy()})
     coords = _umap(scored.obsm["X_ssda"])
-    figures = (plots.score_by_time(frame, order) + plots.stacked_response(per_point)
-               + plots.embedding(coords, times, "UMAP of features by time point")
-               + plots.embedding(coords, scores, "UMAP of features by score"))
-    yield dg.MaterializeResult(metadata={
-        "kendall_tau": float(trend["kendall_tau"]), "trend_p_value": float(trend["p_value"]),
-        "pct_resistant_first": float(per_point["pct_resistant"].iloc[0]),
-        "pct_resistant_last": float(per_point["pct_resistant"].iloc[-1]),
-        **{f"contrast {n}": f"{c['delta_pct_sensitive']:+.1f} % sensitive (p = {c['p_value']:.2g})"
-           for n, c in contrasts.items()},
-        "per_time_point": dg.MetadataValue.md(per_point.round(3).to_markdown(index=False)),
-        "drift": dg.MetadataValue.md(steps.round(4).to_markdown(index=False)),
-        "plots": dg.MetadataValue.md(figures)})
+    figures = (
+        plots.score_by_time(frame, order)
+        + plots.stacked_response(per_point)
+        + plots.embedding(coords, times, "UMAP of features by time point")
+        + plots.embedding(coords, scores, "UMAP of features by score")
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            "kendall_tau": float(trend["kendall_tau"]),
+            "trend_p_value": float(trend["p_value"]),
+            "pct_resistant_first": float(per_point["pct_resistant"].iloc[0]),
+            "pct_resistant_last": float(per_point["pct_resistant"].iloc[-1]),
+            **{
+                f"contrast {n}": f"{c['delta_pct_sensitive']:+.1f} % sensitive (p = {c['p_value']:.2g})"
+                for n, c in contrasts.items()
+            },
+            "per_time_point": dg.MetadataValue.md(per_point.round(3).to_markdown(index=False)),
+            "drift": dg.MetadataValue.md(steps.round(4).to_markdown(index=False)),
+            "plots": dg.MetadataValue.md(figures),
+        }
+    )
 
 
 def _dense(matrix) -> np.ndarray:
@@ -118,8 +174,11 @@ def _dense(matrix) -> np.ndarray:
 def _umap(space: np.ndarray, pca: bool = False) -> np.ndarray:
     """2-d UMAP (fixed seed) of cells × dimensions; `pca` first reduces expression to 30 components."""
     view = ad.AnnData(obs=pd.DataFrame(index=[str(i) for i in range(len(space))]))
-    view.obsm["X_space"] = sc.pp.pca(space, n_comps=min(30, space.shape[0] - 1, space.shape[1] - 1),
-                                            random_state=0) if pca else space
+    view.obsm["X_space"] = (
+        sc.pp.pca(space, n_comps=min(30, space.shape[0] - 1, space.shape[1] - 1), random_state=0)
+        if pca
+        else space
+    )
     sc.pp.neighbors(view, use_rep="X_space", random_state=0)
     sc.tl.umap(view, random_state=0)
     return view.obsm["X_umap"]
@@ -131,21 +190,36 @@ class MarkersConfig(dg.Config):
     top_per_side: int = 10  # markers shown per side with their fraction of expressing cells
 
 
-@dg.asset(group_name="analysis", kinds={"duckdb"}, partitions_def=task_partitions, deps=[cell_predictions],
-          automation_condition=dg.AutomationCondition.eager())
-def resistance_markers(context: dg.AssetExecutionContext, config: MarkersConfig, paths: PlatformPaths,
-                       warehouse: DuckDBResource) -> dg.MaterializeResult:
+@dg.asset(
+    group_name="analysis",
+    kinds={"duckdb"},
+    partitions_def=task_partitions,
+    deps=[cell_predictions],
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def resistance_markers(
+    context: dg.AssetExecutionContext, config: MarkersConfig, paths: PlatformPaths, warehouse: DuckDBResource
+) -> dg.MaterializeResult:
     """Wilcoxon DE of predicted-resistant vs predicted-sensitive cells (|log2FC| > 1, adj. p < 0.05 by
     default), the top 10 of each side with their fraction of expressing cells per time point (Fig. 4h)."""
     drug, dataset = task_of(context.partition_key)
     scored = _scored(paths, drug, dataset)
     if scored.obs["ssda_label"].nunique() < 2:
-        raise dg.Failure(description=f"{drug}/{dataset}: every cell is predicted {scored.obs['ssda_label'].iloc[0]}; "
-                                     "no contrast to test", allow_retries=False)
-    sc.tl.rank_genes_groups(scored, "ssda_label", groups=["resistant"], reference="sensitive", method="wilcoxon")
+        raise dg.Failure(
+            description=f"{drug}/{dataset}: every cell is predicted {scored.obs['ssda_label'].iloc[0]}; "
+            "no contrast to test",
+            allow_retries=False,
+        )
+    sc.tl.rank_genes_groups(
+        scored, "ssda_label", groups=["resistant"], reference="sensitive", method="wilcoxon"
+    )
     table = sc.get.rank_genes_groups_df(scored, group="resistant")
-    keep = table[(table["logfoldchanges"].abs() > config.min_abs_log2fc) & (table["pvals_adj"] < config.max_padj)]
-    up = keep.sort_values("logfoldchanges", ascending=False).head(config.top_per_side).assign(side="resistant")
+    keep = table[
+        (table["logfoldchanges"].abs() > config.min_abs_log2fc) & (table["pvals_adj"] < config.max_padj)
+    ]
+    up = (
+        keep.sort_values("logfoldchanges", ascending=False).head(config.top_per_side).assign(side="resistant")
+    )
     down = keep.sort_values("logfoldchanges").head(config.top_per_side).assign(side="sensitive")
     top = pd.concat([up, down])
     groups = scored.obs[TIME].astype(str) if TIME in scored.obs else scored.obs["ssda_label"].astype(str)
@@ -155,18 +229,27 @@ def resistance_markers(context: dg.AssetExecutionContext, config: MarkersConfig,
         expressing[f"fraction_{group}"] = (_dense(subset) > 0).mean(axis=0)
     out = keep.assign(drug=drug, dataset=dataset).rename(columns={"names": "gene"})
     with warehouse.get_connection() as connection:
-        replace_rows(connection, "resistance_markers",
-                     "drug VARCHAR, dataset VARCHAR, gene VARCHAR, scores DOUBLE, logfoldchanges DOUBLE, "
-                     "pvals DOUBLE, pvals_adj DOUBLE", out[["drug", "dataset", "gene", "scores", "logfoldchanges",
-                                                            "pvals", "pvals_adj"]], {"drug": drug, "dataset": dataset})
-    return dg.MaterializeResult(metadata={
-        "markers": len(keep), "up_in_resistant": int((keep["logfoldchanges"] > 0).sum()),
-        "up_in_sensitive": int((keep["logfoldchanges"] < 0).sum()),
-        "marker_rule": f"|log2FC| > {config.min_abs_log2fc:g}, adjusted p < {config.max_padj:g}",
-        "top_markers": dg.MetadataValue.md(top[["side", "names", "logfoldchanges", "pvals_adj"]].round(4)
-                                           .to_markdown(index=False)),
-        "fraction_expressing": dg.MetadataValue.md(expressing.round(3).to_markdown()),
-        "volcano": dg.MetadataValue.md(plots.volcano(table, fc=config.min_abs_log2fc))})
+        replace_rows(
+            connection,
+            "resistance_markers",
+            "drug VARCHAR, dataset VARCHAR, gene VARCHAR, scores DOUBLE, logfoldchanges DOUBLE, "
+            "pvals DOUBLE, pvals_adj DOUBLE",
+            out[["drug", "dataset", "gene", "scores", "logfoldchanges", "pvals", "pvals_adj"]],
+            {"drug": drug, "dataset": dataset},
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "markers": len(keep),
+            "up_in_resistant": int((keep["logfoldchanges"] > 0).sum()),
+            "up_in_sensitive": int((keep["logfoldchanges"] < 0).sum()),
+            "marker_rule": f"|log2FC| > {config.min_abs_log2fc:g}, adjusted p < {config.max_padj:g}",
+            "top_markers": dg.MetadataValue.md(
+                top[["side", "names", "logfoldchanges", "pvals_adj"]].round(4).to_markdown(index=False)
+            ),
+            "fraction_expressing": dg.MetadataValue.md(expressing.round(3).to_markdown()),
+            "volcano": dg.MetadataValue.md(plots.volcano(table, fc=config.min_abs_log2fc)),
+        }
+    )
 
 
 class AttributionConfig(dg.Config):
@@ -182,16 +265,27 @@ class AttributionConfig(dg.Config):
     seed: int = 0  # which cells SHAP explains, which background cells it draws
 
 
-@dg.asset(group_name="analysis", kinds={"html"}, partitions_def=task_partitions, deps=[cell_predictions],
-          automation_condition=dg.AutomationCondition.eager())
-def attribution_report(context: dg.AssetExecutionContext, config: AttributionConfig, paths: PlatformPaths,
-                       mlflow_tracking: MLflowTracking) -> dg.MaterializeResult:
+@dg.asset(
+    group_name="analysis",
+    kinds={"html"},
+    partitions_def=task_partitions,
+    deps=[cell_predictions],
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def attribution_report(
+    context: dg.AssetExecutionContext,
+    config: AttributionConfig,
+    paths: PlatformPaths,
+    mlflow_tracking: MLflowTracking,
+) -> dg.MaterializeResult:
     """Integrated gradients of P(sensitive) for every cell and SHAP for a sample of them; per-gene mean
     |attribution| per predicted group, the top genes, rank_genes_groups on |IG|; an HTML report per task."""
     drug, dataset = task_of(context.partition_key)
     scored = _scored(paths, drug, dataset)
     with input_errors():
-        model, champion = champion_model(mlflow_tracking.client(), model_name(drug, dataset), paths.model_cache)
+        model, champion = champion_model(
+            mlflow_tracking.client(), model_name(drug, dataset), paths.model_cache
+        )
     x, _ = model.align(scored)
     ig, gaps = integrated_gradients(model, x, n_steps=config.ig_steps)
     rng = np.random.default_rng(config.seed)
@@ -204,35 +298,71 @@ def attribution_report(context: dg.AssetExecutionContext, config: AttributionCon
     top_ig = summary.sort_values("ig_all", ascending=False).head(config.top_genes)
     key = key_genes(ig, groups, model.genes, config.key_min_log2fc, config.key_max_padj)
     max_gap = float(np.abs(gaps).max())  # in units of P(sensitive)
-    figures = plots.mean_abs_bar(pd.Series(np.abs(shap_matrix).mean(axis=0), index=model.genes),
-                                 f"Mean |SHAP| of the top {config.top_genes} genes", top=config.top_genes)
+    figures = plots.mean_abs_bar(
+        pd.Series(np.abs(shap_matrix).mean(axis=0), index=model.genes),
+        f"Mean |SHAP| of the top {config.top_genes} genes",
+        top=config.top_genes,
+    )
     for group in GROUPS:
         mask = groups[shap_rows] == group
         if mask.sum() > 1:
-            figures += plots.beeswarm(shap_matrix[mask], x[shap_rows][mask], model.genes, f"SHAP values, {group} cells",
-                                      top=config.top_genes)
-    method = (f"Integrated gradients (baseline = gene means, {config.ig_steps} Gauss–Legendre steps, largest "
-              f"completeness gap {max_gap:.1e} in P(sensitive)) for all {len(x)} cells and SHAP (expected gradients "
-              f"as GradientExplainer, {len(background)} background cells) of P(sensitive) for {n_shap} of them.")
-    key_rule = (f"rank_genes_groups on |IG|, log2FC &gt; {config.key_min_log2fc:g}, "
-                f"adj. p &lt; {config.key_max_padj:g}")
-    html = attribution_html(f"{drug} / {dataset}", champion.version, method, top_ig, key, figures, key_rule,
-                            config.key_genes_shown)
+            figures += plots.beeswarm(
+                shap_matrix[mask],
+                x[shap_rows][mask],
+                model.genes,
+                f"SHAP values, {group} cells",
+                top=config.top_genes,
+            )
+    method = (
+        f"Integrated gradients (baseline = gene means, {config.ig_steps} Gauss–Legendre steps, largest "
+        f"completeness gap {max_gap:.1e} in P(sensitive)) for all {len(x)} cells and SHAP (expected gradients "
+        f"as GradientExplainer, {len(background)} background cells) of P(sensitive) for {n_shap} of them."
+    )
+    key_rule = (
+        f"rank_genes_groups on |IG|, log2FC &gt; {config.key_min_log2fc:g}, "
+        f"adj. p &lt; {config.key_max_padj:g}"
+    )
+    html = attribution_html(
+        f"{drug} / {dataset}",
+        champion.version,
+        method,
+        top_ig,
+        key,
+        figures,
+        key_rule,
+        config.key_genes_shown,
+    )
     report_dir = paths.reports / f"{drug}__{dataset}"
     write_atomically(report_dir / "attribution.html", lambda tmp: tmp.write_text(html))
-    write_atomically(report_dir / "attribution_genes.parquet", lambda tmp: summary.rename_axis("gene").reset_index()
-                     .to_parquet(tmp, index=False))
-    return dg.MaterializeResult(metadata={
-        "report": dg.MetadataValue.path(str(report_dir / "attribution.html")), "cells": len(x),
-        "champion_version": champion.version, "ig_completeness_max_gap": max_gap, "ig_steps": config.ig_steps,
-        "shap_cells": n_shap, "shap_background": len(background), "key_genes": len(key),
-        "key_gene_rule": key_rule.replace("&gt;", ">").replace("&lt;", "<"), "seed": config.seed,
-        f"top{config.top_genes}_ig": dg.MetadataValue.md(top_ig.round(5).to_markdown()),
-        "plots": dg.MetadataValue.md(figures)})
+    write_atomically(
+        report_dir / "attribution_genes.parquet",
+        lambda tmp: summary.rename_axis("gene").reset_index().to_parquet(tmp, index=False),
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "report": dg.MetadataValue.path(str(report_dir / "attribution.html")),
+            "cells": len(x),
+            "champion_version": champion.version,
+            "ig_completeness_max_gap": max_gap,
+            "ig_steps": config.ig_steps,
+            "shap_cells": n_shap,
+            "shap_background": len(background),
+            "key_genes": len(key),
+            "key_gene_rule": key_rule.replace("&gt;", ">").replace("&lt;", "<"),
+            "seed": config.seed,
+            f"top{config.top_genes}_ig": dg.MetadataValue.md(top_ig.round(5).to_markdown()),
+            "plots": dg.MetadataValue.md(figures),
+        }
+    )
 
 
-@dg.asset(group_name="analysis", kinds={"umap"}, partitions_def=task_partitions, deps=[cell_predictions],
-          automation_condition=dg.AutomationCondition.eager())
+@dg.asset(
+    group_name="analysis",
+    kinds={"umap"},
+    partitions_def=task_partitions,
+    deps=[cell_predictions],
+    automation_condition=dg.AutomationCondition.eager(),
+)
 def latent_map(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.MaterializeResult:
     """UMAP of raw expression and of the 32-d features, coloured by label and prediction, and the
     silhouette of the two classes in each space (the paper: mostly > 0.5 in the latent space)."""
@@ -244,9 +374,16 @@ def latent_map(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.Ma
     silhouette_latent = class_silhouette(scored.obsm["X_ssda"], labels)
     raw_map, latent = _umap(raw, pca=True), _umap(scored.obsm["X_ssda"])
     colour = scored.obs[LABEL].map({1.0: "sensitive", 0.0: "resistant"}).fillna("unlabelled").astype(str)
-    figures = (plots.embedding(raw_map, colour, "Raw expression, true labels")
-               + plots.embedding(latent, colour, "SSDA features, true labels")
-               + plots.embedding(latent, scored.obs["ssda_label"].astype(str), "SSDA features, predicted"))
-    return dg.MaterializeResult(metadata={
-        "silhouette_raw": silhouette_raw, "silhouette_latent": silhouette_latent,
-        "labelled_cells": int((~np.isnan(labels)).sum()), "plots": dg.MetadataValue.md(figures)})
+    figures = (
+        plots.embedding(raw_map, colour, "Raw expression, true labels")
+        + plots.embedding(latent, colour, "SSDA features, true labels")
+        + plots.embedding(latent, scored.obs["ssda_label"].astype(str), "SSDA features, predicted")
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "silhouette_raw": silhouette_raw,
+            "silhouette_latent": silhouette_latent,
+            "labelled_cells": int((~np.isnan(labels)).sum()),
+            "plots": dg.MetadataValue.md(figures),
+        }
+    )

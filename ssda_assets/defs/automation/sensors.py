@@ -21,21 +21,29 @@ GDSC_ASSETS = ("gdsc_expression", "gdsc_response")
 INTERVAL = int(os.environ.get("SSDA_SENSOR_INTERVAL", "30"))
 
 automation = dg.AutomationConditionSensorDefinition(
-    "default_automation_condition_sensor", target=dg.AssetSelection.all(), minimum_interval_seconds=INTERVAL,
+    "default_automation_condition_sensor",
+    target=dg.AssetSelection.all(),
+    minimum_interval_seconds=INTERVAL,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Evaluates every asset's automation condition: what follows new data, trainings and champions.")
+    description="Evaluates every asset's automation condition: what follows new data, trainings and champions.",
+)
 
 
-@dg.sensor(minimum_interval_seconds=INTERVAL, default_status=dg.DefaultSensorStatus.RUNNING,
-           asset_selection=dg.AssetSelection.assets("sc_dataset", "gdsc_labels"))
+@dg.sensor(
+    minimum_interval_seconds=INTERVAL,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    asset_selection=dg.AssetSelection.assets("sc_dataset", "gdsc_labels"),
+)
 def new_dataset_sensor(context: dg.SensorEvaluationContext, paths: PlatformPaths) -> dg.SensorResult:
     """A new or changed dataset folder (by content hash) adds its partitions and requests its
     ingestion and its drugs' labels; an invalid manifest is logged once and skipped. A folder the
     cursor does not know yet counts as seen when sc_dataset already read these very bytes."""
     seen = json.loads(context.cursor) if context.cursor else {}
     catalog = scan(paths.raw)
-    folders = {**{n: m.folder for n, m in catalog.manifests.items()},
-               **{n: paths.raw / "datasets" / n for n in catalog.invalid}}
+    folders = {
+        **{n: m.folder for n, m in catalog.manifests.items()},
+        **{n: paths.raw / "datasets" / n for n in catalog.invalid},
+    }
     hashes = {name: dataset_hash(folder) for name, folder in folders.items()}
     for name in hashes.keys() - seen.keys():
         seen[name] = materialized_hash(context.instance, "sc_dataset", name)
@@ -45,12 +53,22 @@ def new_dataset_sensor(context: dg.SensorEvaluationContext, paths: PlatformPaths
             context.log.warning(f"skipping dataset {name}: {catalog.invalid[name]}")
     ready = [name for name in changed if name in catalog.manifests]
     drugs = sorted({drug_key(d, paths.raw) for name in ready for d in catalog.manifests[name].drugs})
-    requests = [dg.RunRequest(run_key=f"sc_dataset:{name}:{hashes[name][:12]}", partition_key=name,
-                              asset_selection=[dg.AssetKey("sc_dataset")]) for name in ready]
+    requests = [
+        dg.RunRequest(
+            run_key=f"sc_dataset:{name}:{hashes[name][:12]}",
+            partition_key=name,
+            asset_selection=[dg.AssetKey("sc_dataset")],
+        )
+        for name in ready
+    ]
     known_drugs = set(context.instance.get_dynamic_partitions(drug_partitions.name))
     new_drugs = [d for d in drugs if d not in known_drugs]
-    requests += [dg.RunRequest(run_key=f"gdsc_labels:{d}", partition_key=d, asset_selection=[dg.AssetKey("gdsc_labels")])
-                 for d in new_drugs]
+    requests += [
+        dg.RunRequest(
+            run_key=f"gdsc_labels:{d}", partition_key=d, asset_selection=[dg.AssetKey("gdsc_labels")]
+        )
+        for d in new_drugs
+    ]
     known_datasets = set(context.instance.get_dynamic_partitions(dataset_partitions.name))
     new_datasets = [n for n in ready if n not in known_datasets]
     partition_requests = []
@@ -58,27 +76,41 @@ def new_dataset_sensor(context: dg.SensorEvaluationContext, paths: PlatformPaths
         partition_requests.append(dataset_partitions.build_add_request(new_datasets))
     if new_drugs:
         partition_requests.append(drug_partitions.build_add_request(new_drugs))
-    why_empty = (undeclared(catalog, paths.raw, sorted(known_drugs | set(new_drugs)), new_datasets)
-                 + undeclared(catalog, paths.raw, new_drugs, sorted(known_datasets)))
-    return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=partition_requests,
-                           asset_events=why_empty, cursor=json.dumps(hashes, sort_keys=True))
+    why_empty = undeclared(
+        catalog, paths.raw, sorted(known_drugs | set(new_drugs)), new_datasets
+    ) + undeclared(catalog, paths.raw, new_drugs, sorted(known_datasets))
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=partition_requests,
+        asset_events=why_empty,
+        cursor=json.dumps(hashes, sort_keys=True),
+    )
 
 
-@dg.sensor(minimum_interval_seconds=2 * INTERVAL, default_status=dg.DefaultSensorStatus.RUNNING,
-           asset_selection=dg.AssetSelection.assets(*GDSC_ASSETS))
+@dg.sensor(
+    minimum_interval_seconds=2 * INTERVAL,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    asset_selection=dg.AssetSelection.assets(*GDSC_ASSETS),
+)
 def gdsc_inputs_sensor(context: dg.SensorEvaluationContext, paths: PlatformPaths):
     """Re-read GDSC when its files change; labels, harmonisation and training follow (eager)."""
     if not gdsc_files(paths.raw):
         return dg.SkipReason(f"no GDSC files in {paths.raw} yet")
     digest = gdsc_hash(paths.raw)
-    read = [context.cursor] if context.cursor else [materialized_hash(context.instance, a) for a in GDSC_ASSETS]
+    read = (
+        [context.cursor] if context.cursor else [materialized_hash(context.instance, a) for a in GDSC_ASSETS]
+    )
     if all(r == digest for r in read):
         return dg.SkipReason("GDSC inputs unchanged")
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"gdsc:{digest[:12]}")], cursor=digest)
 
 
-@dg.schedule(cron_schedule=os.environ.get("SSDA_RETRAIN_CRON", "0 3 * * 1"), target=dg.AssetSelection.assets("trained_model"),
-             default_status=dg.DefaultScheduleStatus.RUNNING, execution_timezone="UTC")
+@dg.schedule(
+    cron_schedule=os.environ.get("SSDA_RETRAIN_CRON", "0 3 * * 1"),
+    target=dg.AssetSelection.assets("trained_model"),
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    execution_timezone="UTC",
+)
 def weekly_retraining(context: dg.ScheduleEvaluationContext, paths: PlatformPaths):
     """Retrain every declared task (cron from SSDA_RETRAIN_CRON, default Mondays 03:00 UTC)."""
     tasks = scan(paths.raw).tasks(paths.raw)

@@ -19,8 +19,10 @@ from ssda_model.benchmark import ALL_METHODS, run_benchmark, summarize
 from ssda_model.benchmark_plots import boxplots, fewshot_curves
 from ssda_model.config import SSDAConfig
 
-RESULTS_SCHEMA = ("drug VARCHAR, dataset VARCHAR, method VARCHAR, shots INTEGER, repetition INTEGER, seed INTEGER, "
-                  "auc DOUBLE, aupr DOUBLE, protocol VARCHAR, n_eval INTEGER")
+RESULTS_SCHEMA = (
+    "drug VARCHAR, dataset VARCHAR, method VARCHAR, shots INTEGER, repetition INTEGER, seed INTEGER, "
+    "auc DOUBLE, aupr DOUBLE, protocol VARCHAR, n_eval INTEGER"
+)
 
 
 class BenchmarkConfig(dg.Config):
@@ -33,13 +35,25 @@ class BenchmarkConfig(dg.Config):
 
 
 def _png_markdown(path: Path, title: str) -> str:
-    return f"**{title}**\n\n![{title}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})\n"
+    return (
+        f"**{title}**\n\n![{title}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})\n"
+    )
 
 
-@dg.asset(group_name="benchmark", kinds={"duckdb", "mlflow"}, partitions_def=task_partitions, pool="gpu",
-          deps=[harmonized_expression])
-def benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig, paths: PlatformPaths,
-              warehouse: DuckDBResource, mlflow_tracking: MLflowTracking) -> dg.MaterializeResult:
+@dg.asset(
+    group_name="benchmark",
+    kinds={"duckdb", "mlflow"},
+    partitions_def=task_partitions,
+    pool="gpu",
+    deps=[harmonized_expression],
+)
+def benchmark(
+    context: dg.AssetExecutionContext,
+    config: BenchmarkConfig,
+    paths: PlatformPaths,
+    warehouse: DuckDBResource,
+    mlflow_tracking: MLflowTracking,
+) -> dg.MaterializeResult:
     """Every method on the same splits and shots per repetition; paired Wilcoxon tests against ssda."""
     drug, dataset = task_of(context.partition_key)
     mlflow_tracking.check_reachable()
@@ -47,30 +61,68 @@ def benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig, paths:
     with input_errors():
         try:
             ssda_config = SSDAConfig(protocol=config.protocol, epochs=config.epochs, device=config.device)
-            results = run_benchmark(source, target, methods=config.methods, shots=config.shots,
-                                    repetitions=config.repetitions, config=ssda_config)
+            results = run_benchmark(
+                source,
+                target,
+                methods=config.methods,
+                shots=config.shots,
+                repetitions=config.repetitions,
+                config=ssda_config,
+            )
         except ValueError as exc:
             raise dg.Failure(description=f"benchmark config: {exc}", allow_retries=False) from None
     summary = summarize(results)
     with warehouse.get_connection() as connection:
-        replace_rows(connection, "benchmark_results", RESULTS_SCHEMA, results.assign(drug=drug, dataset=dataset),
-                     {"drug": drug, "dataset": dataset})
+        replace_rows(
+            connection,
+            "benchmark_results",
+            RESULTS_SCHEMA,
+            results.assign(drug=drug, dataset=dataset),
+            {"drug": drug, "dataset": dataset},
+        )
     mlflow.set_tracking_uri(mlflow_tracking.tracking_uri)
     experiment_id = mlflow_tracking.experiment_id(f"ssda-{drug}-benchmark")
     for method, rows in results.groupby("method", sort=False):
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"{method} {dataset}",
-                              tags={"task": f"{drug}/{dataset}", "method": method, "data_hash": data_hash,
-                                    "dagster_run_id": context.run.run_id}):
-            mlflow.log_params({"method": method, "protocol": config.protocol, "epochs": config.epochs,
-                               "repetitions": config.repetitions, "shots": ",".join(map(str, config.shots))})
+        with mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=f"{method} {dataset}",
+            tags={
+                "task": f"{drug}/{dataset}",
+                "method": method,
+                "data_hash": data_hash,
+                "dagster_run_id": context.run.run_id,
+            },
+        ):
+            mlflow.log_params(
+                {
+                    "method": method,
+                    "protocol": config.protocol,
+                    "epochs": config.epochs,
+                    "repetitions": config.repetitions,
+                    "shots": ",".join(map(str, config.shots)),
+                }
+            )
             for shots, group in rows.groupby("shots"):
-                mlflow.log_metrics({"mean_auc": group["auc"].mean(), "mean_aupr": group["aupr"].mean()}, step=int(shots))
+                mlflow.log_metrics(
+                    {"mean_auc": group["auc"].mean(), "mean_aupr": group["aupr"].mean()}, step=int(shots)
+                )
             mlflow.log_table(rows, "results.json")
     with tempfile.TemporaryDirectory() as scratch:
-        figures = "".join(_png_markdown(draw(results, *args, Path(scratch) / name), title) for draw, args, name, title in (
-            (boxplots, ("auc",), "auc.png", "AUC per method"), (boxplots, ("aupr",), "aupr.png", "AUPR per method"),
-            (fewshot_curves, (), "fewshot.png", "Few-shot curves")))
-    return dg.MaterializeResult(metadata={
-        "summary": dg.MetadataValue.md(summary.round(4).to_markdown(index=False)), "rows": len(results),
-        "mlflow_experiment": dg.MetadataValue.url(f"{mlflow_tracking.ui_url.rstrip('/')}/#/experiments/{experiment_id}"),
-        "plots": dg.MetadataValue.md(figures)})
+        figures = "".join(
+            _png_markdown(draw(results, *args, Path(scratch) / name), title)
+            for draw, args, name, title in (
+                (boxplots, ("auc",), "auc.png", "AUC per method"),
+                (boxplots, ("aupr",), "aupr.png", "AUPR per method"),
+                (fewshot_curves, (), "fewshot.png", "Few-shot curves"),
+            )
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "summary": dg.MetadataValue.md(summary.round(4).to_markdown(index=False)),
+            "rows": len(results),
+            "mlflow_experiment": dg.MetadataValue.url(
+                f"{mlflow_tracking.ui_url.rstrip('/')}/#/experiments/{experiment_id}"
+            ),
+            "plots": dg.MetadataValue.md(figures),
+        }
+    )

@@ -17,25 +17,39 @@ from ssda_assets.manifest import Manifest, read_manifest
 from ssda_assets.partitions import by_dataset, by_drug, dataset_partitions, task_of, task_partitions
 from ssda_assets.resources import PlatformPaths
 from ssda_assets.storage import replace_rows, write_atomically
-from ssda_model.data.gene_ids import (GeneMapping, apply_gene_mapping, guess_id_type, human_gene_table,
-                                      map_gene_ids, read_user_gene_map)
+from ssda_model.data.gene_ids import (
+    GeneMapping,
+    apply_gene_mapping,
+    guess_id_type,
+    human_gene_table,
+    map_gene_ids,
+    read_user_gene_map,
+)
 from ssda_model.data.genes import highly_variable, read_gene_list, shared_genes
 from ssda_model.data.readers import read_h5ad, read_scad_tsv
 from ssda_model.errors import SSDAInputError
 
 GENE_MAP = "gene_map.tsv"
-TARGET_SCHEMA = ("drug VARCHAR, dataset VARCHAR, cell_id VARCHAR, label TINYINT, time_point VARCHAR, "
-                 "n_genes INTEGER, total_counts DOUBLE, pct_counts_mt DOUBLE")
+TARGET_SCHEMA = (
+    "drug VARCHAR, dataset VARCHAR, cell_id VARCHAR, label TINYINT, time_point VARCHAR, "
+    "n_genes INTEGER, total_counts DOUBLE, pct_counts_mt DOUBLE"
+)
 
 
 def _manifest(paths: PlatformPaths, dataset: str) -> Manifest:
     return read_manifest(paths.raw / "datasets" / dataset)
 
 
-@dg.asset(group_name="single_cell", kinds={"anndata"}, partitions_def=dataset_partitions,
-          check_specs=[dg.AssetCheckSpec("unique_cell_ids", asset="sc_dataset", blocking=True),
-                       dg.AssetCheckSpec("finite_expression", asset="sc_dataset", blocking=True),
-                       dg.AssetCheckSpec("declared_values_occur", asset="sc_dataset", blocking=True)])
+@dg.asset(
+    group_name="single_cell",
+    kinds={"anndata"},
+    partitions_def=dataset_partitions,
+    check_specs=[
+        dg.AssetCheckSpec("unique_cell_ids", asset="sc_dataset", blocking=True),
+        dg.AssetCheckSpec("finite_expression", asset="sc_dataset", blocking=True),
+        dg.AssetCheckSpec("declared_values_occur", asset="sc_dataset", blocking=True),
+    ],
+)
 def sc_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.MaterializeResult:
     """One dataset folder read as its manifest says, QC'd as the paper (unless already normalised),
     library-size normalised to 1e4 and log1p; labels in obs['response'], time in obs['time_point']."""
@@ -49,22 +63,31 @@ def sc_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.Ma
         declared |= {1.0} if manifest.label.sensitive else set()
         declared |= {0.0} if manifest.label.resistant else set()
     if manifest.labels_from_time:
-        declared |= ({1.0} if manifest.time.sensitive else set()) | ({0.0} if manifest.time.resistant else set())
+        declared |= ({1.0} if manifest.time.sensitive else set()) | (
+            {0.0} if manifest.time.resistant else set()
+        )
     present = set(pd.unique(adata.obs[LABEL].dropna()))
     times_ok = manifest.time is None or set(manifest.time.order) <= set(adata.obs[TIME].dropna().astype(str))
     values = adata.X.data if hasattr(adata.X, "data") else np.asarray(adata.X)
     obs_preview = adata.obs.head(8).reset_index(names="cell_id")
     return dg.MaterializeResult(
-        metadata={"path": str(paths.sc_dataset(manifest.name)), "format": manifest.format, INPUT_HASH: read,
-                  "drugs": ", ".join(manifest.drugs), **{k: v for k, v in report.items()},
-                  "labelled_sensitive": int((adata.obs[LABEL] == 1).sum()),
-                  "labelled_resistant": int((adata.obs[LABEL] == 0).sum()),
-                  "unlabelled": int(adata.obs[LABEL].isna().sum()),
-                  "obs_preview": dg.MetadataValue.md(obs_preview.to_markdown(index=False))},
+        metadata={
+            "path": str(paths.sc_dataset(manifest.name)),
+            "format": manifest.format,
+            INPUT_HASH: read,
+            "drugs": ", ".join(manifest.drugs),
+            **{k: v for k, v in report.items()},
+            "labelled_sensitive": int((adata.obs[LABEL] == 1).sum()),
+            "labelled_resistant": int((adata.obs[LABEL] == 0).sum()),
+            "unlabelled": int(adata.obs[LABEL].isna().sum()),
+            "obs_preview": dg.MetadataValue.md(obs_preview.to_markdown(index=False)),
+        },
         check_results=[
             dg.AssetCheckResult(check_name="unique_cell_ids", passed=bool(adata.obs_names.is_unique)),
             dg.AssetCheckResult(check_name="finite_expression", passed=bool(np.isfinite(values).all())),
-            dg.AssetCheckResult(check_name="declared_values_occur", passed=declared <= present and times_ok)])
+            dg.AssetCheckResult(check_name="declared_values_occur", passed=declared <= present and times_ok),
+        ],
+    )
 
 
 class HarmonizeConfig(dg.Config):
@@ -79,8 +102,9 @@ def _user_gene_map(paths: PlatformPaths) -> dict[str, str]:
     return read_user_gene_map(path) if path.exists() else {}
 
 
-def _to_symbols(matrix, ids: list[str], id_type: str, manifest: Manifest,
-                user_map: dict[str, str]) -> tuple[object, list[str], GeneMapping]:
+def _to_symbols(
+    matrix, ids: list[str], id_type: str, manifest: Manifest, user_map: dict[str, str]
+) -> tuple[object, list[str], GeneMapping]:
     """Columns renamed to official symbols (the shipped human table; a mouse dataset uses the user map only)."""
     table = human_gene_table() if manifest.species == "human" else None
     mapping = map_gene_ids(ids, id_type, table, user_map)
@@ -88,8 +112,9 @@ def _to_symbols(matrix, ids: list[str], id_type: str, manifest: Manifest,
     return matrix, genes, mapping
 
 
-def _source(paths: PlatformPaths, manifest: Manifest, drug: str, warehouse: DuckDBResource,
-            user_map: dict[str, str]) -> tuple[pd.DataFrame, GeneMapping]:
+def _source(
+    paths: PlatformPaths, manifest: Manifest, drug: str, warehouse: DuckDBResource, user_map: dict[str, str]
+) -> tuple[pd.DataFrame, GeneMapping]:
     """Source rows (index = sample id) with a 'response' column and gene columns named by symbol.
 
     A SCAD source table is used as it is (no re-normalising, no GDSC labels: the drug need not be
@@ -102,16 +127,27 @@ def _source(paths: PlatformPaths, manifest: Manifest, drug: str, warehouse: Duck
     else:
         expression = pd.read_parquet(paths.gdsc_expression).set_index("cosmic_id")
         with warehouse.get_connection() as connection:
-            labelled = connection.execute("SELECT count(*) FROM information_schema.tables "
-                                          "WHERE table_name = 'gdsc_labels'").fetchone()[0]
-            rows = connection.execute("SELECT cosmic_id, label FROM gdsc_labels WHERE drug = ?", [drug]).df() \
-                if labelled else pd.DataFrame()
+            labelled = connection.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'gdsc_labels'"
+            ).fetchone()[0]
+            rows = (
+                connection.execute("SELECT cosmic_id, label FROM gdsc_labels WHERE drug = ?", [drug]).df()
+                if labelled
+                else pd.DataFrame()
+            )
         if rows.empty:
-            raise SSDAInputError("gdsc_labels", f"no labels for drug {drug!r}: materialize gdsc_labels[{drug}] "
-                                                "first (the drug must be in the GDSC response table), or give the "
-                                                "dataset a SCAD source table (source: in its dataset.yaml)")
+            raise SSDAInputError(
+                "gdsc_labels",
+                f"no labels for drug {drug!r}: materialize gdsc_labels[{drug}] "
+                "first (the drug must be in the GDSC response table), or give the "
+                "dataset a SCAD source table (source: in its dataset.yaml)",
+            )
         selected = expression.loc[rows["cosmic_id"]]
-        ids, labels, values = list(selected.columns), rows["label"].astype(int).to_numpy(), selected.to_numpy()
+        ids, labels, values = (
+            list(selected.columns),
+            rows["label"].astype(int).to_numpy(),
+            selected.to_numpy(),
+        )
         id_type, index = "symbol", selected.index
     values, genes, mapping = _to_symbols(values, ids, id_type, manifest, user_map)
     frame = pd.DataFrame(values, index=index, columns=genes)
@@ -123,28 +159,45 @@ def _gene_id_metadata(source: GeneMapping, target: GeneMapping) -> dict[str, dg.
     """How many genes each route mapped on each side, and the ambiguous identifiers dropped."""
     reports = {"source": source.report(), "target": target.report()}
     table = pd.DataFrame(reports).rename_axis("route").reset_index()
-    dropped = [f"{side}: {gene_id} → {' / '.join(options)}"
-               for side, mapping in (("source", source), ("target", target))
-               for gene_id, options in mapping.ambiguous.items()]
-    return {"gene_id_routes": dg.MetadataValue.md(table.to_markdown(index=False)),
-            "genes_mapped": dg.MetadataValue.json(reports),
-            "dropped_ambiguous": dg.MetadataValue.md("\n".join(f"- {line}" for line in dropped) or "none")}
+    dropped = [
+        f"{side}: {gene_id} → {' / '.join(options)}"
+        for side, mapping in (("source", source), ("target", target))
+        for gene_id, options in mapping.ambiguous.items()
+    ]
+    return {
+        "gene_id_routes": dg.MetadataValue.md(table.to_markdown(index=False)),
+        "genes_mapped": dg.MetadataValue.json(reports),
+        "dropped_ambiguous": dg.MetadataValue.md("\n".join(f"- {line}" for line in dropped) or "none"),
+    }
 
 
 # Like eager(), except that a missing gdsc_labels[drug] does not hold a task back: a dataset with a
 # SCAD source table needs no GDSC labels, and one without fails with a clear message instead.
 HARMONIZE_WHEN = dg.AutomationCondition.eager().replace(
-    "any_deps_missing", dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets("gdsc_labels")))
+    "any_deps_missing",
+    dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets("gdsc_labels")),
+)
 
 
-@dg.asset(group_name="single_cell", kinds={"parquet"}, partitions_def=task_partitions, output_required=False,
-          automation_condition=HARMONIZE_WHEN,
-          deps=[dg.AssetDep(gdsc_expression),
-                dg.AssetDep(gdsc_labels, partition_mapping=by_drug),
-                dg.AssetDep(sc_dataset, partition_mapping=by_dataset)],
-          check_specs=[dg.AssetCheckSpec("enough_shared_genes", asset="harmonized_expression", blocking=True)])
-def harmonized_expression(context: dg.AssetExecutionContext, config: HarmonizeConfig, paths: PlatformPaths,
-                          warehouse: DuckDBResource):
+@dg.asset(
+    group_name="single_cell",
+    kinds={"parquet"},
+    partitions_def=task_partitions,
+    output_required=False,
+    automation_condition=HARMONIZE_WHEN,
+    deps=[
+        dg.AssetDep(gdsc_expression),
+        dg.AssetDep(gdsc_labels, partition_mapping=by_drug),
+        dg.AssetDep(sc_dataset, partition_mapping=by_dataset),
+    ],
+    check_specs=[dg.AssetCheckSpec("enough_shared_genes", asset="harmonized_expression", blocking=True)],
+)
+def harmonized_expression(
+    context: dg.AssetExecutionContext,
+    config: HarmonizeConfig,
+    paths: PlatformPaths,
+    warehouse: DuckDBResource,
+):
     """Source (GDSC lines with labels, or the dataset's SCAD source table) and target (cells) on the
     same genes: both sides mapped to official symbols, shared genes, then the target's highly
     variable genes, then an optional prior gene list. Values are not scaled here (the model
@@ -156,19 +209,27 @@ def harmonized_expression(context: dg.AssetExecutionContext, config: HarmonizeCo
     if drug not in declared:
         reason = f"dataset {dataset} does not declare drug {drug}: nothing to harmonise"
         context.log.info(reason)
-        yield dg.AssetCheckResult(check_name="enough_shared_genes", passed=False,
-                                  severity=dg.AssetCheckSeverity.WARN, description=reason)
+        yield dg.AssetCheckResult(
+            check_name="enough_shared_genes",
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=reason,
+        )
         return
     with input_errors():
         user_map = _user_gene_map(paths)
         source, source_mapping = _source(paths, manifest, drug, warehouse, user_map)
         cells = read_h5ad(paths.sc_dataset(dataset))
-        values, target_genes, target_mapping = _to_symbols(cells.X, list(cells.var_names), manifest.gene_id,
-                                                           manifest, user_map)
+        values, target_genes, target_mapping = _to_symbols(
+            cells.X, list(cells.var_names), manifest.gene_id, manifest, user_map
+        )
         target = ad.AnnData(X=values, obs=cells.obs, var=pd.DataFrame(index=target_genes))
-        genes = shared_genes([str(g) for g in source.columns[1:]], target_genes,
-                             "gdsc_expression" if manifest.source is None else str(manifest.source),
-                             str(manifest.matrix))
+        genes = shared_genes(
+            [str(g) for g in source.columns[1:]],
+            target_genes,
+            "gdsc_expression" if manifest.source is None else str(manifest.source),
+            str(manifest.matrix),
+        )
         n_shared = len(genes)
         if config.n_top_genes and not manifest.normalized:
             genes = highly_variable(target, genes, config.n_top_genes)
@@ -183,23 +244,39 @@ def harmonized_expression(context: dg.AssetExecutionContext, config: HarmonizeCo
     def write(tmp: Path) -> None:
         tmp.mkdir()
         source[[LABEL, *genes]].rename_axis("sample_id").reset_index().astype({"sample_id": str}).to_parquet(
-            tmp / "source.parquet", index=False)
+            tmp / "source.parquet", index=False
+        )
         target_frame.rename_axis("cell_id").reset_index().to_parquet(tmp / "target.parquet", index=False)
         (tmp / "genes.txt").write_text("\n".join(genes) + "\n")
 
     write_atomically(folder, write)
     yield dg.MaterializeResult(
-        metadata={"path": str(folder), "source_samples": len(source), "cells": target.n_obs,
-                  "shared_genes": n_shared, "genes": len(genes), "gene_id": manifest.gene_id,
-                  "source": "SCAD source table" if manifest.source is not None else "GDSC",
-                  **_gene_id_metadata(source_mapping, target_mapping)})
-    yield dg.AssetCheckResult(check_name="enough_shared_genes", passed=len(genes) >= config.min_shared_genes,
-                              metadata={"genes": len(genes), "required": config.min_shared_genes})
+        metadata={
+            "path": str(folder),
+            "source_samples": len(source),
+            "cells": target.n_obs,
+            "shared_genes": n_shared,
+            "genes": len(genes),
+            "gene_id": manifest.gene_id,
+            "source": "SCAD source table" if manifest.source is not None else "GDSC",
+            **_gene_id_metadata(source_mapping, target_mapping),
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name="enough_shared_genes",
+        passed=len(genes) >= config.min_shared_genes,
+        metadata={"genes": len(genes), "required": config.min_shared_genes},
+    )
 
 
-@dg.asset(group_name="single_cell", kinds={"duckdb"}, partitions_def=task_partitions, output_required=False,
-          automation_condition=dg.AutomationCondition.eager(),
-          deps=[dg.AssetDep(sc_dataset, partition_mapping=by_dataset)])
+@dg.asset(
+    group_name="single_cell",
+    kinds={"duckdb"},
+    partitions_def=task_partitions,
+    output_required=False,
+    automation_condition=dg.AutomationCondition.eager(),
+    deps=[dg.AssetDep(sc_dataset, partition_mapping=by_dataset)],
+)
 def target_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths, warehouse: DuckDBResource):
     """One row per cell of the dataset for this drug: `SELECT … FROM target_dataset WHERE drug = ?`."""
     drug, dataset = task_of(context.partition_key)
@@ -209,13 +286,28 @@ def target_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths, ware
         context.log.info(f"dataset {dataset} does not declare drug {drug}: no rows")
         return
     obs = ad.read_h5ad(paths.sc_dataset(dataset), backed="r").obs
-    qc = {c: obs[c].to_numpy() if c in obs else np.nan for c in ("n_genes_by_counts", "total_counts", "pct_counts_mt")}
-    frame = pd.DataFrame({"drug": drug, "dataset": dataset, "cell_id": obs.index.astype(str),
-                          "label": obs[LABEL].astype("Int8").to_numpy(),
-                          "time_point": obs[TIME].astype(str).to_numpy() if TIME in obs else None,
-                          "n_genes": qc["n_genes_by_counts"], "total_counts": qc["total_counts"],
-                          "pct_counts_mt": qc["pct_counts_mt"]})
+    qc = {
+        c: obs[c].to_numpy() if c in obs else np.nan
+        for c in ("n_genes_by_counts", "total_counts", "pct_counts_mt")
+    }
+    frame = pd.DataFrame(
+        {
+            "drug": drug,
+            "dataset": dataset,
+            "cell_id": obs.index.astype(str),
+            "label": obs[LABEL].astype("Int8").to_numpy(),
+            "time_point": obs[TIME].astype(str).to_numpy() if TIME in obs else None,
+            "n_genes": qc["n_genes_by_counts"],
+            "total_counts": qc["total_counts"],
+            "pct_counts_mt": qc["pct_counts_mt"],
+        }
+    )
     with warehouse.get_connection() as connection:
         replace_rows(connection, "target_dataset", TARGET_SCHEMA, frame, {"drug": drug, "dataset": dataset})
-    yield dg.MaterializeResult(metadata={"cells": len(frame), "labelled": int(frame["label"].notna().sum()),
-                                         "time_points": int(frame["time_point"].nunique()) if TIME in obs else 0})
+    yield dg.MaterializeResult(
+        metadata={
+            "cells": len(frame),
+            "labelled": int(frame["label"].notna().sum()),
+            "time_points": int(frame["time_point"].nunique()) if TIME in obs else 0,
+        }
+    )

@@ -16,10 +16,20 @@ from ssda_assets.resources import MLflowTracking, PlatformPaths
 from ssda_model.model import SSDAModel
 
 
-@dg.asset(group_name="training", kinds={"pytorch", "mlflow"}, partitions_def=task_partitions, pool="gpu",
-          deps=[harmonized_expression], automation_condition=dg.AutomationCondition.eager())
-def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, paths: PlatformPaths,
-                  mlflow_tracking: MLflowTracking) -> dg.MaterializeResult:
+@dg.asset(
+    group_name="training",
+    kinds={"pytorch", "mlflow"},
+    partitions_def=task_partitions,
+    pool="gpu",
+    deps=[harmonized_expression],
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def trained_model(
+    context: dg.AssetExecutionContext,
+    config: TrainConfig,
+    paths: PlatformPaths,
+    mlflow_tracking: MLflowTracking,
+) -> dg.MaterializeResult:
     """Fit SSDA4Drug on the task's harmonized data with `ssda_model` (GPU when present) inside an
     MLflow run, register a new model version and move the aliases by the champion rule."""
     drug, dataset = task_of(context.partition_key)
@@ -32,39 +42,79 @@ def trained_model(context: dg.AssetExecutionContext, config: TrainConfig, paths:
     source, target, data_hash = read_harmonized(folder, f"{drug}/{dataset}")
 
     name = model_name(drug, dataset)
-    tags = {"task": f"{drug}/{dataset}", "drug": drug, "dataset": dataset, "dagster_run_id": context.run.run_id,
-            "dagster_partition": str(context.partition_key), "data_hash": data_hash}
-    with mlflow_tracking.training_run(f"ssda-{drug}", f"{name} {context.run.run_id[:8]}", tags,
-                                      config.model_dump(), context.instance) as run:
+    tags = {
+        "task": f"{drug}/{dataset}",
+        "drug": drug,
+        "dataset": dataset,
+        "dagster_run_id": context.run.run_id,
+        "dagster_partition": str(context.partition_key),
+        "data_hash": data_hash,
+    }
+    with mlflow_tracking.training_run(
+        f"ssda-{drug}", f"{name} {context.run.run_id[:8]}", tags, config.model_dump(), context.instance
+    ) as run:
         for run_id in run.closed:
             context.log.warning(f"MLflow run {run_id} of an earlier training that died was marked FAILED")
         with input_errors():
             started = time.perf_counter()
-            model = SSDAModel.fit(source, target, ssda_config, source_name=str(folder / "source.parquet"),
-                                  target_name=str(folder / "target.parquet"), on_epoch=run.live,
-                                  progress=sys.stderr.isatty())  # an epoch bar in a terminal (make demo)
+            model = SSDAModel.fit(
+                source,
+                target,
+                ssda_config,
+                source_name=str(folder / "source.parquet"),
+                target_name=str(folder / "target.parquet"),
+                on_epoch=run.live,
+                progress=sys.stderr.isatty(),
+            )  # an epoch bar in a terminal (make demo)
             wall = time.perf_counter() - started
         model_uri = run.log_model(model, target.to_df().iloc[:5], wall)
         metrics = model.metrics
         basis = f"{metrics['protocol']}/{metrics['evaluation']}"
         score = metrics["mean_auc"] if metrics["mean_auc"] is not None else float("nan")
-        registration = register_version(mlflow_tracking.client(), model_uri, name, score, basis, tags={
-            **tags, "basis": basis, "protocol": metrics["protocol"], "evaluation": metrics["evaluation"],
-            "mlflow_run_id": run.run_id})
+        registration = register_version(
+            mlflow_tracking.client(),
+            model_uri,
+            name,
+            score,
+            basis,
+            tags={
+                **tags,
+                "basis": basis,
+                "protocol": metrics["protocol"],
+                "evaluation": metrics["evaluation"],
+                "mlflow_run_id": run.run_id,
+            },
+        )
     client = mlflow_tracking.client()
     champion_run = client.get_model_version(name, str(registration.champion)).run_id
     fmt = lambda m, s: "n/a" if m is None else f"{m:.3f} ± {s:.3f}"  # noqa: E731
     # The data version is the champion's run (unique across stores, unlike version numbers):
     # downstream analyses re-run when the champion changes, not on every training.
-    return dg.MaterializeResult(data_version=dg.DataVersion(f"{name}@champion={champion_run}"), metadata={
-        "champion_version": registration.champion, "champion_run_id": champion_run,
-        "auc": fmt(metrics["mean_auc"], metrics["std_auc"]), "aupr": fmt(metrics["mean_aupr"], metrics["std_aupr"]),
-        "mean_auc": score, "protocol": metrics["protocol"], "evaluation": metrics["evaluation"],
-        "repetitions": len(metrics["repetitions"]), "shots": str(metrics["shots"]), "genes": metrics["n_genes"],
-        "cells": metrics["n_target"], "device": metrics["device"], "wall_seconds": round(wall, 1),
-        "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.experiment_id, run.run_id)),
-        "mlflow_run_id": run.run_id, "registered_model": name, "model_version": registration.version,
-        "aliases": ", ".join(registration.aliases), "data_hash": data_hash,
-        "alias_audit": dg.MetadataValue.md("\n".join(f"- {line}" for line in registration.audit)),
-        "repetition_table": dg.MetadataValue.md(pd.DataFrame(metrics["repetitions"]).to_markdown(index=False)),
-    })
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(f"{name}@champion={champion_run}"),
+        metadata={
+            "champion_version": registration.champion,
+            "champion_run_id": champion_run,
+            "auc": fmt(metrics["mean_auc"], metrics["std_auc"]),
+            "aupr": fmt(metrics["mean_aupr"], metrics["std_aupr"]),
+            "mean_auc": score,
+            "protocol": metrics["protocol"],
+            "evaluation": metrics["evaluation"],
+            "repetitions": len(metrics["repetitions"]),
+            "shots": str(metrics["shots"]),
+            "genes": metrics["n_genes"],
+            "cells": metrics["n_target"],
+            "device": metrics["device"],
+            "wall_seconds": round(wall, 1),
+            "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.experiment_id, run.run_id)),
+            "mlflow_run_id": run.run_id,
+            "registered_model": name,
+            "model_version": registration.version,
+            "aliases": ", ".join(registration.aliases),
+            "data_hash": data_hash,
+            "alias_audit": dg.MetadataValue.md("\n".join(f"- {line}" for line in registration.audit)),
+            "repetition_table": dg.MetadataValue.md(
+                pd.DataFrame(metrics["repetitions"]).to_markdown(index=False)
+            ),
+        },
+    )

@@ -18,8 +18,21 @@ from pydantic import create_model
 from ssda_model.config import SSDAConfig
 from ssda_model.errors import SSDAInputError
 
-FIELDS = ("method", "shots", "repetitions", "protocol", "epochs", "batch_size", "lr", "lambda_mme", "epsilon",
-          "scaling", "device", "precision", "batch_repetitions")
+FIELDS = (
+    "method",
+    "shots",
+    "repetitions",
+    "protocol",
+    "epochs",
+    "batch_size",
+    "lr",
+    "lambda_mme",
+    "epsilon",
+    "scaling",
+    "device",
+    "precision",
+    "batch_repetitions",
+)
 PLATFORM_DEFAULTS = {"protocol": "strict"}
 TRAIN_DEFAULTS = "SSDA_TRAIN_DEFAULTS"
 
@@ -43,16 +56,23 @@ def _deployment_defaults() -> dict[str, Any]:
     except json.JSONDecodeError:
         values = None
     if not isinstance(values, dict) or set(values) - set(FIELDS):
-        raise SSDAInputError(TRAIN_DEFAULTS, f"expected a JSON object of the fields {', '.join(FIELDS)}, got {text!r}")
+        raise SSDAInputError(
+            TRAIN_DEFAULTS, f"expected a JSON object of the fields {', '.join(FIELDS)}, got {text!r}"
+        )
     return values
 
 
 def _train_config() -> type[_TrainConfigBase]:
     """A dg.Config class with SSDAConfig's defaults (strings for the choices: Dagster's config
     types have no Literal), then the platform's and the deployment's."""
-    defaults = {name: getattr(SSDAConfig(), name) for name in FIELDS} | PLATFORM_DEFAULTS | _deployment_defaults()
+    defaults = (
+        {name: getattr(SSDAConfig(), name) for name in FIELDS} | PLATFORM_DEFAULTS | _deployment_defaults()
+    )
     defaults["shots"] = str(defaults["shots"])
-    kinds = {name: type(value) if isinstance(value, (bool, int, float)) else str for name, value in defaults.items()}
+    kinds = {
+        name: type(value) if isinstance(value, (bool, int, float)) else str
+        for name, value in defaults.items()
+    }
     fields: dict[str, Any] = {name: (kinds[name], defaults[name]) for name in FIELDS}
     return create_model("TrainConfig", __base__=_TrainConfigBase, **fields)
 
