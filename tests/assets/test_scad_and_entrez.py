@@ -1,4 +1,4 @@
-"""Datasets in the SCAD / SSDA4Drug pre-processed format, gene IDs mapped to symbols, and sources other than GDSC."""
+"""SCAD / SSDA4Drug pre-processed datasets, gene IDs mapped to symbols, and sources other than GDSC."""
 
 from collections import Counter, defaultdict
 

@@ -97,7 +97,7 @@ class HarmonizeConfig(dg.Config):
 
 
 def _user_gene_map(paths: PlatformPaths) -> dict[str, str]:
-    """`raw/gene_map.tsv` (`entrez|ensembl|id<TAB>symbol`), which overrides the shipped table; {} when absent."""
+    """`raw/gene_map.tsv` (`entrez|ensembl|id<TAB>symbol`), overriding the shipped table; {} when absent."""
     path = paths.raw / GENE_MAP
     return read_user_gene_map(path) if path.exists() else {}
 
@@ -105,7 +105,7 @@ def _user_gene_map(paths: PlatformPaths) -> dict[str, str]:
 def _to_symbols(
     matrix, ids: list[str], id_type: str, manifest: Manifest, user_map: dict[str, str]
 ) -> tuple[object, list[str], GeneMapping]:
-    """Columns renamed to official symbols (the shipped human table; a mouse dataset uses the user map only)."""
+    """Columns renamed to official symbols (the shipped human table; mouse data uses the user map only)."""
     table = human_gene_table() if manifest.species == "human" else None
     mapping = map_gene_ids(ids, id_type, table, user_map)
     matrix, genes = apply_gene_mapping(matrix, mapping)
