@@ -26,6 +26,7 @@ for protocol in ("paper", "strict"):
         m = SSDAModel.fit(source, target, SSDAConfig(method=method, protocol=protocol, repetitions=5)).metrics
         print(
             f"{protocol:<9}{method:<13}{m['mean_auc']:>8.3f} ± {m['std_auc']:.3f}"
-            f"{m['mean_aupr']:>8.3f} ± {m['std_aupr']:.3f}{m['n_genes']:>7}{time.perf_counter() - started:>9.1f}",
+            f"{m['mean_aupr']:>8.3f} ± {m['std_aupr']:.3f}{m['n_genes']:>7}"
+            f"{time.perf_counter() - started:>9.1f}",
             flush=True,
         )

@@ -58,7 +58,8 @@ def main() -> None:
         "unshared": {**base, THREADS_ENV: str(available_cores())},
     }
     print(
-        f"{available_cores()} cores; 5 repetitions × {args.epochs} epochs, {args.genes} genes, {args.cells} cells\n"
+        f"{available_cores()} cores; 5 repetitions × {args.epochs} epochs, {args.genes} genes, "
+        f"{args.cells} cells\n"
     )
     print("| mode | one after the other (s) | two at once (s) | at once ÷ one after the other |")
     print("|---|---:|---:|---:|")

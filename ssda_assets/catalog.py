@@ -57,7 +57,8 @@ def undeclared(
                 partition=task_key(drug, dataset),
                 metadata={
                     "declared": False,
-                    "reason": f"{dataset}'s dataset.yaml declares {', '.join(manifest.drugs)}, not {drug}: this pair is "
+                    "reason": f"{dataset}'s dataset.yaml declares {', '.join(manifest.drugs)}, not {drug}: "
+                    "this pair is "
                     "never materialized (add the drug to the manifest's drugs to train it)",
                 },
             )

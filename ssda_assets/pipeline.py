@@ -35,7 +35,7 @@ STAGES = [  # (what a user reads, assets, partition kind) in dependency order
         "task",
     ),
 ]
-# What `make demo` trains: a fraction of the reference code's epochs and repetitions, so the whole demo takes a
+# What `make demo` trains: a fraction of the reference code's epochs and repetitions, so the demo takes a
 # few minutes on two cores; the platform's own defaults (TrainConfig) stay the reference code's.
 DEMO_TRAINING = {"epochs": 20, "repetitions": 3}
 
@@ -98,7 +98,8 @@ def run_pipeline(
             done = len(result.get_asset_materialization_events())
             outcome = "failed" if result.get_step_failure_events() else f"{done} materialized"
             say(
-                f"[{time.perf_counter() - started:6.1f} s]   {_label(key)}: {outcome} in {time.perf_counter() - step:.1f} s"
+                f"[{time.perf_counter() - started:6.1f} s]   {_label(key)}: {outcome} "
+                f"in {time.perf_counter() - step:.1f} s"
             )
             for event in result.get_asset_materialization_events():
                 if event.asset_key == dg.AssetKey("trained_model"):

@@ -104,7 +104,8 @@ class Warehouse(DuckDBResource):
         holder = re.search(r"held in (\S+) \(PID (\d+)\)", str(exc))
         who = f"process {holder[2]} ({holder[1]})" if holder else "another process"
         return (
-            f"warehouse {self.database} is locked by {who} and stayed locked for {self.lock_wait_s:g} s: close "
+            f"warehouse {self.database} is locked by {who} and stayed locked for {self.lock_wait_s:g} s: "
+            "close "
             "that connection and materialize again; to read the warehouse while the platform runs, query a "
             "snapshot copy instead (README: Reading the warehouse); SSDA_WAREHOUSE_LOCK_WAIT_S sets the wait"
         )

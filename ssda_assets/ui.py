@@ -115,7 +115,8 @@ def main() -> int:
         for name, command in _commands(args.dagster_port, args.mlflow_port).items()
     }
     print(
-        f"Dagster UI: http://127.0.0.1:{args.dagster_port}    MLflow UI: {os.environ['SSDA_MLFLOW_UI_URL']}    "
+        f"Dagster UI: http://127.0.0.1:{args.dagster_port}    "
+        f"MLflow UI: {os.environ['SSDA_MLFLOW_UI_URL']}    "
         "(Ctrl-C stops both)",
         flush=True,
     )

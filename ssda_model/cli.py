@@ -230,8 +230,9 @@ def _predict(args: argparse.Namespace) -> None:
         chunk_size=args.chunk_size,
     )
     print(
-        f"scored {counts['cells']} cells with {len(model.state_dicts)} models: {counts['sensitive']} sensitive, "
-        f"{counts['cells'] - counts['sensitive']} resistant; {counts['genes_missing']} model genes missing → {out}"
+        f"scored {counts['cells']} cells with {len(model.state_dicts)} models: "
+        f"{counts['sensitive']} sensitive, {counts['cells'] - counts['sensitive']} resistant; "
+        f"{counts['genes_missing']} model genes missing → {out}"
     )
 
 

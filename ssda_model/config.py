@@ -1,4 +1,4 @@
-"""Hyper-parameters of SSDA4Drug in one frozen dataclass; defaults are the reference code's (README: Defaults)."""
+"""Hyper-parameters of SSDA4Drug in one frozen dataclass; the reference code's defaults (README: Defaults)."""
 
 from __future__ import annotations
 

@@ -74,8 +74,9 @@ def check_fits_memory(n_genes: int, n_samples: int, config: SSDAConfig) -> None:
         f"repetitions={config.repetitions}",
         (
             f"needs about {need['total'] / GIB:,.1f} GiB on {device} but {free / GIB:,.1f} GiB is available: "
-            f"{need['per_repetition'] / 2**20:,.2f} MiB kept per repetition ({n_genes} genes, {config.epochs} epochs), "
-            f"{need['per_member'] / 2**20:,.1f} MiB per repetition training ({need['together']} at a time: weights, "
+            f"{need['per_repetition'] / 2**20:,.2f} MiB kept per repetition "
+            f"({n_genes} genes, {config.epochs} epochs), {need['per_member'] / 2**20:,.1f} MiB per "
+            f"repetition training ({need['together']} at a time: weights, "
             f"gradients, optimiser state, activations), {need['data'] / GIB:,.2f} GiB of data; {advice}"
         ),
     )

@@ -53,7 +53,10 @@ def missing_servers() -> str | None:
     """Why the stack cannot start here, or None."""
     missing = [name for name in ("initdb", "postgres", "redis-server") if server_binary(name) is None]
     if missing:
-        return f"{', '.join(missing)} not found: `make team-services` installs Debian's postgresql and redis-server"
+        return (
+            f"{', '.join(missing)} not found: `make team-services` installs Debian's postgresql "
+            "and redis-server"
+        )
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")
@@ -366,7 +369,8 @@ def main() -> int:
     print(
         f"Dagster UI: http://127.0.0.1:{args.dagster_port}    MLflow: {stack.mlflow_url}    "
         f"workers: {', '.join(stack.worker_names())}\n"
-        f"state and logs: {stack.folder}    this shell: source {stack.folder}/team.env    stop: make team-down"
+        f"state and logs: {stack.folder}    this shell: source {stack.folder}/team.env    "
+        "stop: make team-down"
     )
     return 0
 

@@ -120,7 +120,8 @@ def _path_gradient(
         (torch.arange(members).view(members, 1, 1) * (n_steps + 1) + switch) * cells
         + torch.arange(cells).view(1, cells, 1)
     ).flatten()  # in (members, steps + 1, cells); step n_steps: never
-    # the second layer along the path is α_k·A_k + B_k: running sums of p_j·W_j and q_j·W_j over the active units,
+    # the second layer along the path is α_k·A_k + B_k: running sums of p_j·W_j and q_j·W_j over the
+    # active units,
     # starting from the units active at step 0 (the falling ones) and changing where a unit switches
     pq = torch.stack([p, q], dim=-1)  # (members, cells, width, 2)
     switches = torch.zeros(members, n_steps + 1, cells, 2, weight.shape[2])

@@ -84,12 +84,14 @@ def _nothing_passes(report: dict[str, int], source: str) -> SSDAInputError:
     return SSDAInputError(
         source,
         (
-            f"no {'cell' if report.get('cells_left', 1) == 0 else 'gene'} passes QC: of {report['cells_in']} cells, "
+            f"no {'cell' if report.get('cells_left', 1) == 0 else 'gene'} passes QC: "
+            f"of {report['cells_in']} cells, "
             f"{report['cells_removed_min_genes']} have fewer than {MIN_GENES_PER_CELL} detected genes and "
             f"{report.get('cells_removed_mito', 0)} more than {MAX_MITO_PERCENT:g} % mitochondrial counts; "
             f"{report['genes_removed_min_cells']} of {report['genes_in']} genes are detected in fewer than "
             f"{MIN_CELLS_PER_GENE} of the cells left. If the matrix is already normalised declare it so "
-            "(normalized: true in its dataset.yaml); otherwise check that it holds raw counts, cells and genes "
+            "(normalized: true in its dataset.yaml); otherwise check that it holds raw counts, "
+            "cells and genes "
             "the right way round (orientation)"
         ),
     )

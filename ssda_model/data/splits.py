@@ -1,4 +1,5 @@
-"""The one place data is split: stratified train/validation splits and few-shot draws, seeded per repetition."""
+"""The one place data is split: stratified train/validation splits and few-shot draws, seeded per
+repetition."""
 
 from __future__ import annotations
 

@@ -119,11 +119,14 @@ def test_predictions_follow_a_new_champion_only(analysed):
 
     requested()  # first evaluation initialises the condition's state
     assert requested() == set()
-    run = lambda **c: platform.materialize(
-        ["trained_model"],
-        partition_key=PC9,  # noqa: E731
-        run_config={"ops": {"trained_model": {"config": {**TRAIN, **c}}}},
-    )
+
+    def run(**changes):
+        return platform.materialize(
+            ["trained_model"],
+            partition_key=PC9,
+            run_config={"ops": {"trained_model": {"config": {**TRAIN, **changes}}}},
+        )
+
     worse = run(method="target_only", epochs=1, lr=1e-7)
     assert (
         "champion stays"

@@ -96,7 +96,7 @@ def test_invalid_yaml(tmp_path):
 
 
 def _escape(tmp_path, key: str, how: str) -> tuple[Path, str]:
-    """A manifest whose `key` reaches the user's secret file outside the dataset folder in one of four ways."""
+    """A manifest whose `key` reaches the user's secret file outside the dataset folder, in four ways."""
     secret = tmp_path / "secret.tsv"
     secret.write_text("private\n")
     folder = tmp_path / "ds1"

@@ -12,7 +12,10 @@ import pytest
 
 from ssda_assets.resources import warehouse_from_env
 
-HOLD = "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); print('holding', flush=True); sys.stdin.read()"
+HOLD = (
+    "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+    "print('holding', flush=True); sys.stdin.read()"
+)
 
 
 @pytest.fixture

@@ -115,6 +115,7 @@ def test_registered_model_loads_where_the_package_is_not_installed(trained, tmp_
     site = next(venv.glob("lib/python*/site-packages"))
     # our site-packages as a plain path: its .pth files (the editable install of ssda4drug) are not run
     (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    target_file = platform.paths.data / "harmonized" / "gefitinib" / "jhu006_gefitinib" / "target.parquet"
     script = f"""
 import importlib.util, sys
 import mlflow, pandas as pd
@@ -122,7 +123,7 @@ assert importlib.util.find_spec("ssda_model") is None, "ssda_model is importable
 mlflow.set_tracking_uri({platform.mlflow.tracking_uri!r})
 model = mlflow.pyfunc.load_model("models:/{NAME}@champion")
 genes = model.metadata.get_input_schema().input_names()
-cells = pd.read_parquet({str(platform.paths.data / "harmonized" / "gefitinib" / "jhu006_gefitinib" / "target.parquet")!r})
+cells = pd.read_parquet({str(target_file)!r})
 print(model.predict(cells.set_index("cell_id")[genes].iloc[:20])["ssda_score"].round(6).tolist())
 """
     done = subprocess.run(
@@ -181,15 +182,18 @@ def test_benchmark_asset_stores_results_and_one_mlflow_run_per_method(built_plat
 def test_shots_all_is_compared_on_source_validation_and_says_so(built_platform):
     key = dg.MultiPartitionKey({"drug": "bortezomib", "dataset": "mcf7_bortezomib"})
     name = model_name("bortezomib", "mcf7_bortezomib")
-    run = lambda shots: metadata_of(
-        built_platform.materialize(  # noqa: E731
-            ["trained_model"],
-            partition_key=key,
-            run_config={
-                "ops": {"trained_model": {"config": {"epochs": 2, "repetitions": 2, "shots": shots}}}
-            },
+
+    def run(shots):
+        return metadata_of(
+            built_platform.materialize(
+                ["trained_model"],
+                partition_key=key,
+                run_config={
+                    "ops": {"trained_model": {"config": {"epochs": 2, "repetitions": 2, "shots": shots}}}
+                },
+            )
         )
-    )
+
     first = run("all")
     assert first["evaluation"] == "source_validation" and "champion" in first["aliases"]
     tags = built_platform.mlflow.client().get_model_version(name, str(first["model_version"])).tags

@@ -1,4 +1,5 @@
-"""Memory estimates (ssda_model.memory): values that cannot fit are refused before training, with the estimate."""
+"""Memory estimates (ssda_model.memory): values that cannot fit are refused before training, with
+the estimate."""
 
 import time
 
@@ -48,7 +49,7 @@ def test_repetitions_that_cannot_fit_are_refused_before_training(tmp_path, capsy
 
 
 def test_a_predict_chunk_that_cannot_fit_is_refused_before_reading(tmp_path, capsys, pair_files, small_pair):
-    """An atlas-wide file (stored sparse, so small on disk) with --chunk-size larger than memory holds densified."""
+    """An atlas-wide file (sparse, so small on disk) with --chunk-size larger than memory holds densified."""
     out = tmp_path / "model"
     assert main(fit_args(*pair_files, out)) == 0
     n_cells = 100_000

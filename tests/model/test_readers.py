@@ -1,4 +1,5 @@
-"""Readers of the official formats on small fixtures written here: GDSC txt/zip/csv/xlsx, 10x, tables, SCAD."""
+"""Readers of the official formats on small fixtures written here: GDSC txt/zip/csv/xlsx, 10x, tables,
+SCAD."""
 
 import gzip
 import zipfile

@@ -87,7 +87,7 @@ class Team:
 
     @staticmethod
     def trainings(count: int) -> ProcessPoolExecutor:
-        """`count` run workers for concurrent trainings (submit `train_run_id`), spawned with this environment."""
+        """`count` run workers for concurrent trainings (submit `train_run_id`), with this environment."""
         return ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"))
 
 

@@ -315,7 +315,8 @@ def attribution_report(
             )
     method = (
         f"Integrated gradients (baseline = gene means, {config.ig_steps} Gauss–Legendre steps, largest "
-        f"completeness gap {max_gap:.1e} in P(sensitive)) for all {len(x)} cells and SHAP (expected gradients "
+        f"completeness gap {max_gap:.1e} in P(sensitive)) for all {len(x)} cells and SHAP "
+        "(expected gradients "
         f"as GradientExplainer, {len(background)} background cells) of P(sensitive) for {n_shap} of them."
     )
     key_rule = (

@@ -25,7 +25,7 @@ automation = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.all(),
     minimum_interval_seconds=INTERVAL,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Evaluates every asset's automation condition: what follows new data, trainings and champions.",
+    description="Evaluates every asset's automation condition: what follows new data, trainings, champions.",
 )
 
 
