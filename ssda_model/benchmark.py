@@ -21,7 +21,12 @@ from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.networks import SSDANet
 from ssda_model.train.competitors import COMPETITORS, competitor_scores
 from ssda_model.train.device import resolve_device
-from ssda_model.train.trainer import DomainTensors, deterministic_algorithms, predict_scores, train_in_ensembles
+from ssda_model.train.trainer import (
+    DomainTensors,
+    deterministic_algorithms,
+    predict_scores,
+    train_in_ensembles,
+)
 
 ALL_METHODS = (*METHODS, *COMPETITORS)
 RESULT_COLUMNS = ["method", "shots", "repetition", "seed", "auc", "aupr", "protocol", "n_eval"]
@@ -44,34 +49,76 @@ def _method_scores(method: str, data: DomainTensors, splits: list, config: SSDAC
     return scores
 
 
-def run_benchmark(source: ad.AnnData, target: ad.AnnData, *, methods: list[str], shots: list[int],
-                  repetitions: int, config: SSDAConfig, label_key: str = "response", source_name: str = "source",
-                  target_name: str = "target", progress: bool = False,
-                  on_result: Callable[[dict], None] | None = None) -> pd.DataFrame:
+def run_benchmark(
+    source: ad.AnnData,
+    target: ad.AnnData,
+    *,
+    methods: list[str],
+    shots: list[int],
+    repetitions: int,
+    config: SSDAConfig,
+    label_key: str = "response",
+    source_name: str = "source",
+    target_name: str = "target",
+    progress: bool = False,
+    on_result: Callable[[dict], None] | None = None,
+) -> pd.DataFrame:
     """One row per (method, shots, repetition): pooled AUC and AUPR on that repetition's evaluation cells."""
     unknown = [m for m in methods if m not in ALL_METHODS]
     if unknown:
         raise ValueError(f"unknown methods {', '.join(unknown)}; expected some of {', '.join(ALL_METHODS)}")
-    domains = prepare_domains(source, target, label_key=label_key, shots=max(shots), val_fraction=config.val_fraction,
-                              scaling=config.scaling, source_name=source_name, target_name=target_name)
-    check_fits_memory(len(domains.genes), len(domains.source_y) + len(domains.target_y),
-                      config.replace(repetitions=repetitions))
+    domains = prepare_domains(
+        source,
+        target,
+        label_key=label_key,
+        shots=max(shots),
+        val_fraction=config.val_fraction,
+        scaling=config.scaling,
+        source_name=source_name,
+        target_name=target_name,
+    )
+    check_fits_memory(
+        len(domains.genes),
+        len(domains.source_y) + len(domains.target_y),
+        config.replace(repetitions=repetitions),
+    )
     device = resolve_device(config.device)
     data = DomainTensors.on_device(domains, device)
     rows = []
-    bar = tqdm(total=len(shots) * repetitions * len(methods), disable=not progress, desc="benchmark", unit="fit")
+    bar = tqdm(
+        total=len(shots) * repetitions * len(methods), disable=not progress, desc="benchmark", unit="fit"
+    )
     try:
         with deterministic_algorithms():
             for n_shots in shots:
-                splits = [repetition_split(domains.source_y, domains.target_y, n_shots, config.protocol,
-                                           config.val_fraction, seed=r) for r in range(1, repetitions + 1)]
+                splits = [
+                    repetition_split(
+                        domains.source_y,
+                        domains.target_y,
+                        n_shots,
+                        config.protocol,
+                        config.val_fraction,
+                        seed=r,
+                    )
+                    for r in range(1, repetitions + 1)
+                ]
                 for method in methods:
                     scores = _method_scores(method, data, splits, config.replace(shots=n_shots))
-                    for repetition, (split, method_scores) in enumerate(zip(splits, scores, strict=True), start=1):
+                    for repetition, (split, method_scores) in enumerate(
+                        zip(splits, scores, strict=True), start=1
+                    ):
                         eval_y = domains.target_y[split.target_eval]
                         auc, aupr = pooled_auc_aupr(eval_y, method_scores)
-                        row = {"method": method, "shots": n_shots, "repetition": repetition, "seed": repetition,
-                               "auc": auc, "aupr": aupr, "protocol": config.protocol, "n_eval": len(eval_y)}
+                        row = {
+                            "method": method,
+                            "shots": n_shots,
+                            "repetition": repetition,
+                            "seed": repetition,
+                            "auc": auc,
+                            "aupr": aupr,
+                            "protocol": config.protocol,
+                            "n_eval": len(eval_y),
+                        }
                         rows.append(row)
                         if on_result is not None:
                             on_result(row)
@@ -85,10 +132,19 @@ def run_benchmark(source: ad.AnnData, target: ad.AnnData, *, methods: list[str],
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and median per method × shots, and the paired Wilcoxon p-value of ssda against it."""
-    summary = results.groupby(["method", "shots"], sort=False).agg(
-        mean_auc=("auc", "mean"), std_auc=("auc", "std"), median_auc=("auc", "median"),
-        mean_aupr=("aupr", "mean"), std_aupr=("aupr", "std"), median_aupr=("aupr", "median"),
-        repetitions=("auc", "size")).reset_index()
+    summary = (
+        results.groupby(["method", "shots"], sort=False)
+        .agg(
+            mean_auc=("auc", "mean"),
+            std_auc=("auc", "std"),
+            median_auc=("auc", "median"),
+            mean_aupr=("aupr", "mean"),
+            std_aupr=("aupr", "std"),
+            median_aupr=("aupr", "median"),
+            repetitions=("auc", "size"),
+        )
+        .reset_index()
+    )
     pivot = results.pivot_table(index=["shots", "repetition"], columns="method", values="auc")
 
     def wilcoxon(row) -> float:

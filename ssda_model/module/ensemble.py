@@ -41,8 +41,13 @@ class _AccumulatingMatmul(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, master: torch.Tensor,  # type: ignore[override]
-                layer: "StackedLinear") -> torch.Tensor:
+    def forward(
+        ctx,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        master: torch.Tensor,  # type: ignore[override]
+        layer: StackedLinear,
+    ) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.layer = layer
         return _bmm(x, weight)
@@ -153,7 +158,9 @@ class StackedBatchNorm(nn.Module):
         self.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers]))
         self.register_buffer("running_mean", torch.stack([layer.running_mean for layer in layers]))
         self.register_buffer("running_var", torch.stack([layer.running_var for layer in layers]))
-        self.register_buffer("num_batches_tracked", torch.stack([layer.num_batches_tracked for layer in layers]))
+        self.register_buffer(
+            "num_batches_tracked", torch.stack([layer.num_batches_tracked for layer in layers])
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()  # statistics in fp32 under bf16 autocast too, as BatchNorm1d keeps them
@@ -170,8 +177,9 @@ class StackedBatchNorm(nn.Module):
         return torch.addcmul(self.bias.unsqueeze(1) - mean * scale, x, scale)
 
 
-def member_keep_masks(shape: torch.Size, drop_rate: float, generators: list[torch.Generator],
-                      device: torch.device) -> torch.Tensor:
+def member_keep_masks(
+    shape: torch.Size, drop_rate: float, generators: list[torch.Generator], device: torch.device
+) -> torch.Tensor:
     """Boolean keep-masks of shape (R, ...), member r's drawn from generators[r] alone.
 
     Each entry takes 16 random bits, four entries per 64-bit draw, and is dropped when they fall
@@ -181,8 +189,8 @@ def member_keep_masks(shape: torch.Size, drop_rate: float, generators: list[torc
     n = math.prod(shape[1:])
     bits = torch.empty(len(generators), -(-n // 4), dtype=torch.int64, device=device)
     for member, generator in enumerate(generators):
-        bits[member].random_(-2**63, None, generator=generator)  # all 64 bits uniform
-    threshold = -2**15 + round(drop_rate * 2**16)
+        bits[member].random_(-(2**63), None, generator=generator)  # all 64 bits uniform
+    threshold = -(2**15) + round(drop_rate * 2**16)
     return (bits.view(torch.int16)[:, :n] >= threshold).reshape(shape)
 
 
@@ -221,7 +229,9 @@ def _stack(modules: list[nn.Module], generators: list[torch.Generator]) -> nn.Mo
 def stack_networks(networks: list[nn.ModuleDict], dropout_generators: list[torch.Generator]) -> nn.ModuleDict:
     """The stacked form of per-member networks made of `nn.Sequential`s of Linear, BatchNorm1d,
     ReLU and Dropout (the competitors' networks): same keys, members on the first axis."""
-    return nn.ModuleDict({key: _stack([net[key] for net in networks], dropout_generators) for key in networks[0]})
+    return nn.ModuleDict(
+        {key: _stack([net[key] for net in networks], dropout_generators) for key in networks[0]}
+    )
 
 
 def member_slice(net: nn.Module, member: int) -> dict[str, torch.Tensor]:
@@ -284,8 +294,14 @@ class SSDAEnsemble(nn.Module):
         self.classifier = StackedPrototypeClassifier([m.classifier for m in members])
 
     @classmethod
-    def seeded(cls, n_genes: int, config: SSDAConfig, seeds: list[int],
-               dropout_generators: list[torch.Generator], device: torch.device) -> "SSDAEnsemble":
+    def seeded(
+        cls,
+        n_genes: int,
+        config: SSDAConfig,
+        seeds: list[int],
+        dropout_generators: list[torch.Generator],
+        device: torch.device,
+    ) -> SSDAEnsemble:
         """Member r initialised as `SSDANet` is after `torch.manual_seed(seeds[r])`."""
         members = []
         for seed in seeds:
@@ -318,6 +334,10 @@ class SSDAEnsemble(nn.Module):
 
     def member_state_dict(self, member: int) -> dict[str, torch.Tensor]:
         """Member r's weights as `SSDANet` keys and lays them out (copies, safe to keep while training goes on)."""
-        linear = {f"{name}.weight" for name, module in self.named_modules() if isinstance(module, StackedLinear)}
-        return {key: value[member].T.contiguous() if key in linear else value[member].clone()
-                for key, value in self.state_dict().items()}
+        linear = {
+            f"{name}.weight" for name, module in self.named_modules() if isinstance(module, StackedLinear)
+        }
+        return {
+            key: value[member].T.contiguous() if key in linear else value[member].clone()
+            for key, value in self.state_dict().items()
+        }

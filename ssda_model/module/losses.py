@@ -39,7 +39,9 @@ def reconstruction_loss(net: SSDAEnsemble, clean: torch.Tensor, latent: torch.Te
     return F.mse_loss(net.decoder(latent).float(), clean, reduction="none").mean(dim=(1, 2))
 
 
-def adversarial_perturbation(net: SSDAEnsemble, x: torch.Tensor, y: torch.Tensor, epsilon: float) -> torch.Tensor:
+def adversarial_perturbation(
+    net: SSDAEnsemble, x: torch.Tensor, y: torch.Tensor, epsilon: float
+) -> torch.Tensor:
     """r_adv = ε·g/‖g‖₂ per sample, g = ∇ₓ KL(q(y) ‖ p(y|x)); q is one-hot so KL equals cross-entropy."""
     x_probe = x.detach().requires_grad_(True)
     with net.input_gradient_only():

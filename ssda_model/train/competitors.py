@@ -32,7 +32,13 @@ from ssda_model.module.ensemble import load_member_slice, member_slice, stack_ne
 from ssda_model.module.losses import mask_members
 from ssda_model.module.networks import grad_reverse
 from ssda_model.train.draws import EpochBatches, MemberDraws
-from ssda_model.train.trainer import DomainTensors, fit_members, in_ensembles, make_optimizer, score_member_rows
+from ssda_model.train.trainer import (
+    DomainTensors,
+    fit_members,
+    in_ensembles,
+    make_optimizer,
+    score_member_rows,
+)
 
 COMPETITORS = ("scad", "scdeal", "scdeal_nopretrain", "codeae")
 
@@ -53,7 +59,9 @@ def rbf_mmd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     scale = distances.detach().flatten(1).median(dim=1).values.clamp_min(1e-6).view(-1, 1, 1)
     kernel = sum(torch.exp(-distances / (scale * f)) for f in (0.25, 0.5, 1.0, 2.0, 4.0))
     n = a.shape[1]
-    return kernel[:, :n, :n].mean((1, 2)) + kernel[:, n:, n:].mean((1, 2)) - 2 * kernel[:, :n, n:].mean((1, 2))
+    return (
+        kernel[:, :n, :n].mean((1, 2)) + kernel[:, n:, n:].mean((1, 2)) - 2 * kernel[:, :n, n:].mean((1, 2))
+    )
 
 
 def _bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -91,8 +99,14 @@ class _Ensemble:
     def masked(self, x: torch.Tensor, rate: float) -> torch.Tensor:
         return mask_members(x, rate, [m.masks for m in self.members])
 
-    def pretrain(self, params: list[nn.Parameter], config: SSDAConfig, epochs: int, source: bool,
-                 loss: Callable[[EpochBatches, int], torch.Tensor]) -> None:
+    def pretrain(
+        self,
+        params: list[nn.Parameter],
+        config: SSDAConfig,
+        epochs: int,
+        source: bool,
+        loss: Callable[[EpochBatches, int], torch.Tensor],
+    ) -> None:
         """A stage without selection: `epochs` epochs minimising `loss` (per member) over `params`."""
         optimizer = make_optimizer(config, params)
         self.net.train()
@@ -104,8 +118,13 @@ class _Ensemble:
                 optimizer.step()
 
 
-def _ensemble(networks: Callable[[], dict[str, nn.Module]], data: DomainTensors, splits: list[RepetitionSplit],
-              seeds: list[int], config: SSDAConfig) -> _Ensemble:
+def _ensemble(
+    networks: Callable[[], dict[str, nn.Module]],
+    data: DomainTensors,
+    splits: list[RepetitionSplit],
+    seeds: list[int],
+    config: SSDAConfig,
+) -> _Ensemble:
     """Member r's networks as `networks()` builds them after `torch.manual_seed(seeds[r])`, stacked."""
     members = [MemberDraws(data.source_y, split, config, seed) for split, seed in zip(splits, seeds)]
     built = []
@@ -116,17 +135,35 @@ def _ensemble(networks: Callable[[], dict[str, nn.Module]], data: DomainTensors,
     return _Ensemble(net, members, data, max(1, math.ceil(len(splits[0].source_train) / config.batch_size)))
 
 
-def _train_and_score(ens: _Ensemble, step: Callable[[EpochBatches, int], torch.Tensor],
-                     score: Callable[[torch.Tensor], torch.Tensor], params: list[nn.Parameter],
-                     splits: list[RepetitionSplit], seeds: list[int], config: SSDAConfig) -> list[np.ndarray]:
+def _train_and_score(
+    ens: _Ensemble,
+    step: Callable[[EpochBatches, int], torch.Tensor],
+    score: Callable[[torch.Tensor], torch.Tensor],
+    params: list[nn.Parameter],
+    splits: list[RepetitionSplit],
+    seeds: list[int],
+    config: SSDAConfig,
+) -> list[np.ndarray]:
     """Train with best-epoch selection, load each member's best weights, score its evaluation cells."""
 
     def step_losses(batches: EpochBatches, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         per_member = step(batches, i)
         return per_member.unsqueeze(0), per_member.sum()
 
-    results = fit_members(ens.net, make_optimizer(config, params), step_losses, score, ("loss",), ens.members,
-                          ens.data, splits, seeds, config, lambda r: member_slice(ens.net, r), (True, False, True))
+    results = fit_members(
+        ens.net,
+        make_optimizer(config, params),
+        step_losses,
+        score,
+        ("loss",),
+        ens.members,
+        ens.data,
+        splits,
+        seeds,
+        config,
+        lambda r: member_slice(ens.net, r),
+        (True, False, True),
+    )
     for r, result in enumerate(results):
         load_member_slice(ens.net, r, result.state_dict)
     return score_member_rows(ens.net, score, ens.data.target_x, [split.target_eval for split in splits])
@@ -136,12 +173,21 @@ def _sensitivity(head: nn.Module, encoder: nn.Module) -> Callable[[torch.Tensor]
     return lambda x: torch.sigmoid(head(encoder(x))).squeeze(-1)
 
 
-def train_scad(data: DomainTensors, splits: list[RepetitionSplit], seeds: list[int],
-               config: SSDAConfig) -> list[np.ndarray]:
+def train_scad(
+    data: DomainTensors, splits: list[RepetitionSplit], seeds: list[int], config: SSDAConfig
+) -> list[np.ndarray]:
     genes, latent = data.source_x.shape[1], config.latent_dim
-    ens = _ensemble(lambda: {"encoder": _mlp((genes, *config.encoder_dims), config.dropout),
-                             "predictor": _mlp((latent, config.predictor_dim, 1), config.dropout),
-                             "discriminator": _mlp((latent, 64, 1), config.dropout)}, data, splits, seeds, config)
+    ens = _ensemble(
+        lambda: {
+            "encoder": _mlp((genes, *config.encoder_dims), config.dropout),
+            "predictor": _mlp((latent, config.predictor_dim, 1), config.dropout),
+            "discriminator": _mlp((latent, 64, 1), config.dropout),
+        },
+        data,
+        splits,
+        seeds,
+        config,
+    )
     m = ens.net
 
     def step(batches: EpochBatches, i: int) -> torch.Tensor:
@@ -149,20 +195,32 @@ def train_scad(data: DomainTensors, splits: list[RepetitionSplit], seeds: list[i
         zs, zt = m["encoder"](xs), m["encoder"](ens.cells(batches, i))
         return _bce(m["predictor"](zs), ys) + _domain_loss(m["discriminator"], zs, zt, config.eta)
 
-    return _train_and_score(ens, step, _sensitivity(m["predictor"], m["encoder"]), list(m.parameters()), splits,
-                            seeds, config)
+    return _train_and_score(
+        ens, step, _sensitivity(m["predictor"], m["encoder"]), list(m.parameters()), splits, seeds, config
+    )
 
 
-def train_scdeal(data: DomainTensors, splits: list[RepetitionSplit], seeds: list[int], config: SSDAConfig,
-                 pretrain: bool = True) -> list[np.ndarray]:
+def train_scdeal(
+    data: DomainTensors,
+    splits: list[RepetitionSplit],
+    seeds: list[int],
+    config: SSDAConfig,
+    pretrain: bool = True,
+) -> list[np.ndarray]:
     genes, latent = data.source_x.shape[1], config.latent_dim
-    ens = _ensemble(lambda: {
-        "bulk_encoder": _mlp((genes, *config.encoder_dims), config.dropout),
-        "bulk_decoder": _mlp((latent, *reversed(config.encoder_dims[:-1]), genes), config.dropout),
-        "predictor": _mlp((latent, config.predictor_dim, 1), config.dropout),
-        "cell_encoder": _mlp((genes, *config.encoder_dims), config.dropout),
-        "cell_decoder": _mlp((latent, *reversed(config.encoder_dims[:-1]), genes), config.dropout)},
-        data, splits, seeds, config)
+    ens = _ensemble(
+        lambda: {
+            "bulk_encoder": _mlp((genes, *config.encoder_dims), config.dropout),
+            "bulk_decoder": _mlp((latent, *reversed(config.encoder_dims[:-1]), genes), config.dropout),
+            "predictor": _mlp((latent, config.predictor_dim, 1), config.dropout),
+            "cell_encoder": _mlp((genes, *config.encoder_dims), config.dropout),
+            "cell_decoder": _mlp((latent, *reversed(config.encoder_dims[:-1]), genes), config.dropout),
+        },
+        data,
+        splits,
+        seeds,
+        config,
+    )
     m = ens.net
     stage_epochs = max(1, config.epochs // 2)
 
@@ -188,21 +246,35 @@ def train_scdeal(data: DomainTensors, splits: list[RepetitionSplit], seeds: list
     cell = [*m["cell_encoder"].parameters(), *m["cell_decoder"].parameters()]
     if pretrain:
         ens.pretrain(cell, config, stage_epochs, False, cell_autoencoder)
-    return _train_and_score(ens, align, _sensitivity(m["predictor"], m["cell_encoder"]),
-                            [*cell, *m["bulk_encoder"].parameters(), *m["predictor"].parameters()], splits, seeds,
-                            config)
+    return _train_and_score(
+        ens,
+        align,
+        _sensitivity(m["predictor"], m["cell_encoder"]),
+        [*cell, *m["bulk_encoder"].parameters(), *m["predictor"].parameters()],
+        splits,
+        seeds,
+        config,
+    )
 
 
-def train_codeae(data: DomainTensors, splits: list[RepetitionSplit], seeds: list[int],
-                 config: SSDAConfig) -> list[np.ndarray]:
+def train_codeae(
+    data: DomainTensors, splits: list[RepetitionSplit], seeds: list[int], config: SSDAConfig
+) -> list[np.ndarray]:
     genes, latent = data.source_x.shape[1], config.latent_dim
-    ens = _ensemble(lambda: {
-        "shared": _mlp((genes, *config.encoder_dims), config.dropout),
-        "private_bulk": _mlp((genes, *config.encoder_dims), config.dropout),
-        "private_cell": _mlp((genes, *config.encoder_dims), config.dropout),
-        "decoder": _mlp((2 * latent, *reversed(config.encoder_dims[:-1]), genes), config.dropout),
-        "critic": _mlp((latent, 64, 1), config.dropout),
-        "classifier": _mlp((latent, config.predictor_dim, 1), config.dropout)}, data, splits, seeds, config)
+    ens = _ensemble(
+        lambda: {
+            "shared": _mlp((genes, *config.encoder_dims), config.dropout),
+            "private_bulk": _mlp((genes, *config.encoder_dims), config.dropout),
+            "private_cell": _mlp((genes, *config.encoder_dims), config.dropout),
+            "decoder": _mlp((2 * latent, *reversed(config.encoder_dims[:-1]), genes), config.dropout),
+            "critic": _mlp((latent, 64, 1), config.dropout),
+            "classifier": _mlp((latent, config.predictor_dim, 1), config.dropout),
+        },
+        data,
+        splits,
+        seeds,
+        config,
+    )
     m = ens.net
 
     def orthogonality(shared: torch.Tensor, private: torch.Tensor) -> torch.Tensor:
@@ -213,25 +285,38 @@ def train_codeae(data: DomainTensors, splits: list[RepetitionSplit], seeds: list
         xt = ens.cells(batches, i)
         ss, st = m["shared"](xs), m["shared"](xt)
         ps, pt = m["private_bulk"](xs), m["private_cell"](xt)
-        reconstruction = _mse(m["decoder"](torch.cat([ss, ps], -1)), xs) + \
-            _mse(m["decoder"](torch.cat([st, pt], -1)), xt)
-        return reconstruction + orthogonality(ss, ps) + orthogonality(st, pt) + \
-            _domain_loss(m["critic"], ss, st, config.eta) + _bce(m["classifier"](ss), ys)
+        reconstruction = _mse(m["decoder"](torch.cat([ss, ps], -1)), xs) + _mse(
+            m["decoder"](torch.cat([st, pt], -1)), xt
+        )
+        return (
+            reconstruction
+            + orthogonality(ss, ps)
+            + orthogonality(st, pt)
+            + _domain_loss(m["critic"], ss, st, config.eta)
+            + _bce(m["classifier"](ss), ys)
+        )
 
-    return _train_and_score(ens, step, _sensitivity(m["classifier"], m["shared"]), list(m.parameters()), splits,
-                            seeds, config)
+    return _train_and_score(
+        ens, step, _sensitivity(m["classifier"], m["shared"]), list(m.parameters()), splits, seeds, config
+    )
 
 
-_TRAIN = {"scad": (train_scad, 0.5), "scdeal": (train_scdeal, 2.0),
-          "scdeal_nopretrain": (lambda *a: train_scdeal(*a, pretrain=False), 2.0), "codeae": (train_codeae, 2.0)}
+_TRAIN = {
+    "scad": (train_scad, 0.5),
+    "scdeal": (train_scdeal, 2.0),
+    "scdeal_nopretrain": (lambda *a: train_scdeal(*a, pretrain=False), 2.0),
+    "codeae": (train_codeae, 2.0),
+}
 
 
-def competitor_scores(method: str, data: DomainTensors, splits: list[RepetitionSplit], seeds: list[int],
-                      config: SSDAConfig) -> list[np.ndarray]:
+def competitor_scores(
+    method: str, data: DomainTensors, splits: list[RepetitionSplit], seeds: list[int], config: SSDAConfig
+) -> list[np.ndarray]:
     """Each repetition's P(sensitive) on its split's evaluation cells, the repetitions trained in
     stacked ensembles (`ensemble_size` at a time; one at a time without `batch_repetitions`)."""
     if method not in _TRAIN:
         raise ValueError(f"unknown competitor {method!r}; expected one of {', '.join(COMPETITORS)}")
     train, autoencoders = _TRAIN[method]
-    return in_ensembles(lambda s, r: train(data, s, r, config), data.source_x.shape[1], splits, seeds, config,
-                        autoencoders)
+    return in_ensembles(
+        lambda s, r: train(data, s, r, config), data.source_x.shape[1], splits, seeds, config, autoencoders
+    )

@@ -54,14 +54,16 @@ class MemberDraws:
         """All shots in every batch, or a fresh subset of batch-size shots when there are more."""
         if len(self.shots) <= self.batch_size:
             return self.shots.expand(steps, -1)
-        return torch.stack([self.shots[self._permutation(len(self.shots))[:self.batch_size]] for _ in range(steps)])
+        return torch.stack(
+            [self.shots[self._permutation(len(self.shots))[: self.batch_size]] for _ in range(steps)]
+        )
 
     def unlabeled_batches(self, steps: int) -> torch.Tensor:
         """Consecutive batches of a walk through fresh permutations of the unlabeled cells."""
         size = min(self.batch_size, len(self.unlabeled))
         while len(self.pending) < steps * size:
             self.pending = torch.cat([self.pending, self.unlabeled[self._permutation(len(self.unlabeled))]])
-        batches, self.pending = self.pending[:steps * size], self.pending[steps * size:]
+        batches, self.pending = self.pending[: steps * size], self.pending[steps * size :]
         return batches.view(steps, size)
 
     def _permutation(self, n: int) -> torch.Tensor:
@@ -77,9 +79,12 @@ class EpochBatches:
     unlabeled: torch.Tensor | None
 
     @classmethod
-    def draw(cls, members: list[MemberDraws], steps: int, source: bool, shots: bool,
-             unlabeled: bool) -> "EpochBatches":
+    def draw(
+        cls, members: list[MemberDraws], steps: int, source: bool, shots: bool, unlabeled: bool
+    ) -> EpochBatches:
         """Each member draws in the same order (source, shots, unlabeled) alone or batched."""
-        return cls(source=torch.stack([m.source(steps) for m in members]) if source else None,
-                   shots=torch.stack([m.shot_batches(steps) for m in members]) if shots else None,
-                   unlabeled=torch.stack([m.unlabeled_batches(steps) for m in members]) if unlabeled else None)
+        return cls(
+            source=torch.stack([m.source(steps) for m in members]) if source else None,
+            shots=torch.stack([m.shot_batches(steps) for m in members]) if shots else None,
+            unlabeled=torch.stack([m.unlabeled_batches(steps) for m in members]) if unlabeled else None,
+        )

@@ -16,7 +16,12 @@ from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.networks import SSDANet
 from ssda_model.threads import share_cores
 from ssda_model.train.device import resolve_device, resolve_precision
-from ssda_model.train.trainer import DomainTensors, deterministic_algorithms, predict_scores, train_in_ensembles
+from ssda_model.train.trainer import (
+    DomainTensors,
+    deterministic_algorithms,
+    predict_scores,
+    train_in_ensembles,
+)
 
 RepetitionCallback = Callable[[int, dict[str, float]], None]
 
@@ -37,8 +42,12 @@ def _summary(values: list) -> tuple[float | None, float | None]:
     return float(np.mean(finite)), float(np.std(finite))
 
 
-def run_protocol(domains: PreparedDomains, config: SSDAConfig, on_epoch: RepetitionCallback | None = None,
-                 progress: bool = False) -> ProtocolResult:
+def run_protocol(
+    domains: PreparedDomains,
+    config: SSDAConfig,
+    on_epoch: RepetitionCallback | None = None,
+    progress: bool = False,
+) -> ProtocolResult:
     """Train repetitions r = 1..R, each seeded by r alone, and score its evaluation cells.
 
     With shots = "all" no target label is left to evaluate on; the metrics are then those of the
@@ -47,10 +56,16 @@ def run_protocol(domains: PreparedDomains, config: SSDAConfig, on_epoch: Repetit
     device = resolve_device(config.device)
     data = DomainTensors.on_device(domains, device)
     evaluation = "source_validation" if config.shots == "all" else "target"
-    bar = tqdm(total=config.repetitions * config.epochs, disable=not progress, desc=config.method, unit="epoch")
+    bar = tqdm(
+        total=config.repetitions * config.epochs, disable=not progress, desc=config.method, unit="epoch"
+    )
     repetitions = list(range(1, config.repetitions + 1))
-    splits = [repetition_split(domains.source_y, domains.target_y, config.shots, config.protocol,
-                               config.val_fraction, seed=r) for r in repetitions]
+    splits = [
+        repetition_split(
+            domains.source_y, domains.target_y, config.shots, config.protocol, config.val_fraction, seed=r
+        )
+        for r in repetitions
+    ]
 
     def epoch_done(repetition: int, record: dict[str, float]) -> None:
         bar.update(1)
@@ -73,21 +88,44 @@ def run_protocol(domains: PreparedDomains, config: SSDAConfig, on_epoch: Repetit
         else:
             eval_x, eval_y = data.source_x[split.source_val], domains.source_y[split.source_val]
         auc, aupr = pooled_auc_aupr(eval_y, predict_scores(net, eval_x))
-        rows.append({"repetition": repetition, "seed": repetition, "auc": auc, "aupr": aupr,
-                     "n_eval": int(len(eval_y)), "best_epoch": result.best_epoch, "selection": result.selection,
-                     "n_shots": int(len(split.shots)), "n_unlabeled": int(len(split.unlabeled))})
+        rows.append(
+            {
+                "repetition": repetition,
+                "seed": repetition,
+                "auc": auc,
+                "aupr": aupr,
+                "n_eval": int(len(eval_y)),
+                "best_epoch": result.best_epoch,
+                "selection": result.selection,
+                "n_shots": int(len(split.shots)),
+                "n_unlabeled": int(len(split.unlabeled)),
+            }
+        )
     states = [{k: v.detach().cpu() for k, v in result.state_dict.items()} for result in results]
     histories = [result.history for result in results]
 
     mean_auc, std_auc = _summary([r["auc"] for r in rows])
     mean_aupr, std_aupr = _summary([r["aupr"] for r in rows])
-    metrics = {"method": config.method, "shots": config.shots, "protocol": config.protocol,
-               "evaluation": evaluation, "repetitions": rows, "mean_auc": mean_auc, "std_auc": std_auc,
-               "mean_aupr": mean_aupr, "std_aupr": std_aupr, "n_genes": len(domains.genes),
-               "n_source": int(len(domains.source_y)), "n_target": int(len(domains.target_y)),
-               "device": str(device), "precision": resolve_precision(config.precision, device),
-               "scaling": config.scaling}
+    metrics = {
+        "method": config.method,
+        "shots": config.shots,
+        "protocol": config.protocol,
+        "evaluation": evaluation,
+        "repetitions": rows,
+        "mean_auc": mean_auc,
+        "std_auc": std_auc,
+        "mean_aupr": mean_aupr,
+        "std_aupr": std_aupr,
+        "n_genes": len(domains.genes),
+        "n_source": int(len(domains.source_y)),
+        "n_target": int(len(domains.target_y)),
+        "device": str(device),
+        "precision": resolve_precision(config.precision, device),
+        "scaling": config.scaling,
+    }
     if evaluation == "source_validation":
-        metrics["note"] = ("shots=all uses every labeled target cell for training, so no target cell is left to "
-                           "evaluate on; AUC/AUPR are on the source validation split")
+        metrics["note"] = (
+            "shots=all uses every labeled target cell for training, so no target cell is left to "
+            "evaluate on; AUC/AUPR are on the source validation split"
+        )
     return ProtocolResult(state_dicts=states, metrics=metrics, histories=histories)

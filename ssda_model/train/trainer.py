@@ -23,8 +23,13 @@ from ssda_model.data.prepare import PreparedDomains
 from ssda_model.data.splits import RepetitionSplit
 from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.ensemble import SSDAEnsemble, cast_weights
-from ssda_model.module.losses import (adversarial_loss, mask_members, member_cross_entropy, minimax_entropy_loss,
-                                      reconstruction_loss)
+from ssda_model.module.losses import (
+    adversarial_loss,
+    mask_members,
+    member_cross_entropy,
+    minimax_entropy_loss,
+    reconstruction_loss,
+)
 from ssda_model.train.device import resolve_precision
 from ssda_model.train.draws import EpochBatches, MemberDraws
 
@@ -52,11 +57,14 @@ class DomainTensors:
     target_y: np.ndarray
 
     @classmethod
-    def on_device(cls, domains: PreparedDomains, device: torch.device) -> "DomainTensors":
+    def on_device(cls, domains: PreparedDomains, device: torch.device) -> DomainTensors:
         """The prepared matrices put on the training device once."""
-        return cls(source_x=torch.as_tensor(domains.source_x, device=device),
-                   source_y=torch.as_tensor(domains.source_y, device=device),
-                   target_x=torch.as_tensor(domains.target_x, device=device), target_y=domains.target_y)
+        return cls(
+            source_x=torch.as_tensor(domains.source_x, device=device),
+            source_y=torch.as_tensor(domains.source_y, device=device),
+            target_x=torch.as_tensor(domains.target_x, device=device),
+            target_y=domains.target_y,
+        )
 
 
 @dataclass
@@ -72,7 +80,10 @@ def deterministic_algorithms() -> Iterator[None]:
     """Deterministic kernels while training, without NaN-filling every fresh tensor: that fill,
     on by default in deterministic mode, costs a pass over memory per allocation (a quarter of a
     bf16 step), and our code never reads memory it has not written."""
-    previous = torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.utils.deterministic.fill_uninitialized_memory,
+    )
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.utils.deterministic.fill_uninitialized_memory = False
     try:
@@ -96,11 +107,13 @@ def make_optimizer(config: SSDAConfig, params: list[nn.Parameter]) -> torch.opti
 def predict_scores(net: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
     """P(sensitive) in eval mode (no mask, no dropout, BN running statistics)."""
     net.eval()
-    out = [net.sensitivity(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    out = [net.sensitivity(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     return torch.cat(out).cpu().numpy() if out else np.array([])
 
 
-def selection_set(data: DomainTensors, split: RepetitionSplit) -> tuple[str, torch.Tensor, np.ndarray, np.ndarray]:
+def selection_set(
+    data: DomainTensors, split: RepetitionSplit
+) -> tuple[str, torch.Tensor, np.ndarray, np.ndarray]:
     """Which labelled cells choose the best epoch, as (name, their domain's matrix, rows, labels):
     target-val in the paper protocol, else source-val."""
     if len(split.target_select):
@@ -137,23 +150,36 @@ MemberScores = Callable[[torch.Tensor], torch.Tensor]  # (R, B, genes) → P(sen
 
 
 @torch.no_grad()
-def score_member_rows(net: nn.Module, score: MemberScores, pool: torch.Tensor, rows: list[np.ndarray],
-                      chunk: int = 4096) -> list[np.ndarray]:
+def score_member_rows(
+    net: nn.Module, score: MemberScores, pool: torch.Tensor, rows: list[np.ndarray], chunk: int = 4096
+) -> list[np.ndarray]:
     """P(sensitive) of member r on pool[rows[r]], in eval mode; members may have different row counts."""
     net.eval()
     width = max(len(r) for r in rows)
-    padded = torch.as_tensor(np.stack([np.pad(r, (0, width - len(r))) for r in rows]), dtype=torch.long,
-                             device=pool.device)
-    out = [score(pool[padded[:, i:i + chunk]]) for i in range(0, width, chunk)]
+    padded = torch.as_tensor(
+        np.stack([np.pad(r, (0, width - len(r))) for r in rows]), dtype=torch.long, device=pool.device
+    )
+    out = [score(pool[padded[:, i : i + chunk]]) for i in range(0, width, chunk)]
     scores = torch.cat(out, dim=1).float().cpu().numpy() if out else np.zeros((len(rows), 0), np.float32)
-    return [member[:len(r)] for member, r in zip(scores, rows)]
+    return [member[: len(r)] for member, r in zip(scores, rows)]
 
 
-def fit_members(net: nn.Module, optimizer: torch.optim.Optimizer, step_losses: StepLosses, score: MemberScores,
-                loss_names: tuple[str, ...], members: list[MemberDraws], data: DomainTensors,
-                splits: list[RepetitionSplit], seeds: list[int], config: SSDAConfig,
-                snapshot: Callable[[int], dict[str, torch.Tensor]], uses: tuple[bool, bool, bool],
-                bf16: bool = False, on_epoch: EpochCallback | None = None) -> list[RepetitionResult]:
+def fit_members(
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step_losses: StepLosses,
+    score: MemberScores,
+    loss_names: tuple[str, ...],
+    members: list[MemberDraws],
+    data: DomainTensors,
+    splits: list[RepetitionSplit],
+    seeds: list[int],
+    config: SSDAConfig,
+    snapshot: Callable[[int], dict[str, torch.Tensor]],
+    uses: tuple[bool, bool, bool],
+    bf16: bool = False,
+    on_epoch: EpochCallback | None = None,
+) -> list[RepetitionResult]:
     """Train an ensemble `config.epochs` epochs and keep each member's best-epoch weights.
 
     Every method trains through this loop. The epoch is chosen on target-val labels when the split
@@ -173,8 +199,10 @@ def fit_members(net: nn.Module, optimizer: torch.optim.Optimizer, step_losses: S
         batches = EpochBatches.draw(members, steps, *uses)
         sums = torch.zeros(len(loss_names), len(members), device=device)
         for step in range(steps):
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16), \
-                    cast_weights(net, torch.bfloat16 if bf16 else None):
+            with (
+                torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16),
+                cast_weights(net, torch.bfloat16 if bf16 else None),
+            ):
                 per_member, loss = step_losses(batches, step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -185,24 +213,40 @@ def fit_members(net: nn.Module, optimizer: torch.optim.Optimizer, step_losses: S
         means = (sums / steps).cpu().numpy()
         for r, (seed, (_, _, _, select_y)) in enumerate(zip(seeds, selections)):
             auc, aupr = pooled_auc_aupr(select_y, scores[r])
-            record = {"epoch": epoch, **dict(zip(loss_names, means[:, r].tolist())), "val_auc": auc, "val_aupr": aupr}
+            record = {
+                "epoch": epoch,
+                **dict(zip(loss_names, means[:, r].tolist())),
+                "val_auc": auc,
+                "val_aupr": aupr,
+            }
             histories[r].append(record)
             if on_epoch is not None:
                 on_epoch(seed, record)
             best[r].update(epoch, auc, lambda r=r: snapshot(r))
-    return [RepetitionResult(state_dict=b.state, best_epoch=b.epoch, selection=selection, history=h)
-            for b, h in zip(best, histories)]
+    return [
+        RepetitionResult(state_dict=b.state, best_epoch=b.epoch, selection=selection, history=h)
+        for b, h in zip(best, histories)
+    ]
 
 
-def train_repetitions(data: DomainTensors, splits: list[RepetitionSplit], seeds: list[int], config: SSDAConfig,
-                      on_epoch: EpochCallback | None = None) -> list[RepetitionResult]:
+def train_repetitions(
+    data: DomainTensors,
+    splits: list[RepetitionSplit],
+    seeds: list[int],
+    config: SSDAConfig,
+    on_epoch: EpochCallback | None = None,
+) -> list[RepetitionResult]:
     """Train one SSDA model per (split, seed) together and keep each one's best-epoch weights."""
     device = data.source_x.device
     terms = _TERMS[config.method]
     members = [MemberDraws(data.source_y, split, config, seed) for split, seed in zip(splits, seeds)]
     net = SSDAEnsemble.seeded(data.source_x.shape[1], config, seeds, [m.dropout for m in members], device)
     target_y = torch.as_tensor(np.nan_to_num(data.target_y, nan=-1), dtype=torch.long, device=device)
-    uses = ("no_source" not in terms, "target_labeled" in terms, "unlabeled" in terms and len(splits[0].unlabeled) > 0)
+    uses = (
+        "no_source" not in terms,
+        "target_labeled" in terms,
+        "unlabeled" in terms and len(splits[0].unlabeled) > 0,
+    )
     no_term = torch.zeros(len(members), device=device)
 
     def step_losses(batches: EpochBatches, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,32 +264,66 @@ def train_repetitions(data: DomainTensors, splits: list[RepetitionSplit], seeds:
         noisy = mask_members(clean, config.noise_rate, [m.masks for m in members])
         latent = net.encoder(noisy)
         features = net.predictor(latent)
-        per_member = torch.stack([  # (term, member) in _LOSSES order
-            member_cross_entropy(net.classifier(features[:, :n_labeled]), labels),
-            reconstruction_loss(net, clean, latent),
-            adversarial_loss(net, noisy[:, :n_labeled], labels, config.epsilon) if "adv" in terms else no_term,
-            minimax_entropy_loss(net, features[:, n_labeled:], config.eta) if "mme" in terms and unlabeled
-            else no_term])
+        per_member = torch.stack(
+            [  # (term, member) in _LOSSES order
+                member_cross_entropy(net.classifier(features[:, :n_labeled]), labels),
+                reconstruction_loss(net, clean, latent),
+                adversarial_loss(net, noisy[:, :n_labeled], labels, config.epsilon)
+                if "adv" in terms
+                else no_term,
+                minimax_entropy_loss(net, features[:, n_labeled:], config.eta)
+                if "mme" in terms and unlabeled
+                else no_term,
+            ]
+        )
         return per_member, (per_member[:3].sum(0) + config.lambda_mme * per_member[3]).sum()
 
-    return fit_members(net, make_optimizer(config, list(net.parameters())), step_losses, net.sensitivity, _LOSSES,
-                       members, data, splits, seeds, config, net.member_state_dict, uses,
-                       bf16=resolve_precision(config.precision, device) == "bf16", on_epoch=on_epoch)
+    return fit_members(
+        net,
+        make_optimizer(config, list(net.parameters())),
+        step_losses,
+        net.sensitivity,
+        _LOSSES,
+        members,
+        data,
+        splits,
+        seeds,
+        config,
+        net.member_state_dict,
+        uses,
+        bf16=resolve_precision(config.precision, device) == "bf16",
+        on_epoch=on_epoch,
+    )
 
 
-def in_ensembles(train: Callable[[list[RepetitionSplit], list[int]], list], n_genes: int,
-                 splits: list[RepetitionSplit], seeds: list[int], config: SSDAConfig,
-                 autoencoders: float = 1.0) -> list:
+def in_ensembles(
+    train: Callable[[list[RepetitionSplit], list[int]], list],
+    n_genes: int,
+    splits: list[RepetitionSplit],
+    seeds: list[int],
+    config: SSDAConfig,
+    autoencoders: float = 1.0,
+) -> list:
     """`train(splits, seeds)` over all (split, seed) pairs, `ensemble_size` of them at a time."""
     group = ensemble_size(n_genes, config.replace(repetitions=len(splits)), autoencoders)
     results = []
     for start in range(0, len(splits), group):
-        results += train(splits[start:start + group], seeds[start:start + group])
+        results += train(splits[start : start + group], seeds[start : start + group])
     return results
 
 
-def train_in_ensembles(data: DomainTensors, splits: list[RepetitionSplit], seeds: list[int], config: SSDAConfig,
-                       on_epoch: EpochCallback | None = None) -> list[RepetitionResult]:
+def train_in_ensembles(
+    data: DomainTensors,
+    splits: list[RepetitionSplit],
+    seeds: list[int],
+    config: SSDAConfig,
+    on_epoch: EpochCallback | None = None,
+) -> list[RepetitionResult]:
     """`train_repetitions` over all (split, seed) pairs, `ensemble_size` of them at a time."""
-    return in_ensembles(lambda s, r: train_repetitions(data, s, r, config, on_epoch), data.source_x.shape[1],
-                        splits, seeds, config)
+    return in_ensembles(
+        lambda s, r: train_repetitions(data, s, r, config, on_epoch),
+        data.source_x.shape[1],
+        splits,
+        seeds,
+        config,
+    )

@@ -52,7 +52,9 @@ def test_members_share_no_gradient():
     x = torch.randn(3, 16, 40, generator=torch.Generator().manual_seed(0))
     y = torch.tensor([[0, 1] * 8] * 3)
     latent = net.encoder(x)
-    per_member = member_cross_entropy(net.classifier(net.predictor(latent)), y) + reconstruction_loss(net, x, latent)
+    per_member = member_cross_entropy(net.classifier(net.predictor(latent)), y) + reconstruction_loss(
+        net, x, latent
+    )
     per_member[0].backward()
     for name, param in net.named_parameters():
         assert param.grad[0].abs().sum() > 0, name
@@ -69,7 +71,9 @@ def test_batched_repetitions_match_one_at_a_time(small_pair, method):
         assert b["best_epoch"] == a["best_epoch"]
         assert b["auc"] == pytest.approx(a["auc"], abs=1e-6)
         assert b["aupr"] == pytest.approx(a["aupr"], abs=1e-6)
-    assert np.allclose(batched.predict(target).obs["ssda_score"], alone.predict(target).obs["ssda_score"], atol=1e-5)
+    assert np.allclose(
+        batched.predict(target).obs["ssda_score"], alone.predict(target).obs["ssda_score"], atol=1e-5
+    )
 
 
 def test_target_only_batched_gives_the_same_kind_of_result(small_pair):
@@ -79,8 +83,10 @@ def test_target_only_batched_gives_the_same_kind_of_result(small_pair):
     source, target = small_pair
     config = FAST.replace(method="target_only", repetitions=3)
     batched = [r["auc"] for r in SSDAModel.fit(source, target, config).metrics["repetitions"]]
-    alone = [r["auc"] for r in SSDAModel.fit(source, target, config.replace(batch_repetitions=False)
-                                             ).metrics["repetitions"]]
+    alone = [
+        r["auc"]
+        for r in SSDAModel.fit(source, target, config.replace(batch_repetitions=False)).metrics["repetitions"]
+    ]
     assert np.allclose(batched, alone, atol=0.05)
     assert abs(np.mean(batched) - np.mean(alone)) < 0.02
 
@@ -96,7 +102,9 @@ def test_ensemble_size_keeps_the_training_state_under_two_gib():
 def _plain_weight_grad(layer, inputs, weights_of_loss):
     weight = layer.weight.detach().clone().requires_grad_(True)
     bias = layer.bias.detach()
-    sum((torch.bmm(x, weight) + bias.unsqueeze(1)).mul(c).sum() for x, c in zip(inputs, weights_of_loss)).backward()
+    sum(
+        (torch.bmm(x, weight) + bias.unsqueeze(1)).mul(c).sum() for x, c in zip(inputs, weights_of_loss)
+    ).backward()
     return weight.grad
 
 
@@ -153,9 +161,13 @@ def test_bf16_forward_uses_the_weights_after_each_optimiser_step():
 @pytest.mark.parametrize("method", COMPETITORS)
 def test_batched_competitors_match_one_at_a_time(small_pair, method):
     source, target = small_pair
-    domains = prepare_domains(source, target, label_key="response", shots=3, val_fraction=0.2, scaling="per_domain")
+    domains = prepare_domains(
+        source, target, label_key="response", shots=3, val_fraction=0.2, scaling="per_domain"
+    )
     data = DomainTensors.on_device(domains, torch.device("cpu"))
-    splits = [repetition_split(domains.source_y, domains.target_y, 3, "paper", 0.2, seed=r) for r in (1, 2, 3)]
+    splits = [
+        repetition_split(domains.source_y, domains.target_y, 3, "paper", 0.2, seed=r) for r in (1, 2, 3)
+    ]
     config = FAST.replace(repetitions=3)
     batched = competitor_scores(method, data, splits, [1, 2, 3], config)
     alone = competitor_scores(method, data, splits, [1, 2, 3], config.replace(batch_repetitions=False))
@@ -166,8 +178,12 @@ def test_batched_competitors_match_one_at_a_time(small_pair, method):
 
 def test_keep_masks_drop_at_the_rate_and_depend_on_the_member_alone():
     shape = torch.Size((3, 64, 301))  # 64 × 301 entries: not a multiple of the four per draw
-    masks = member_keep_masks(shape, 0.3, [torch.Generator().manual_seed(s) for s in (7, 8, 9)], torch.device("cpu"))
-    alone = member_keep_masks(torch.Size((1, 64, 301)), 0.3, [torch.Generator().manual_seed(8)], torch.device("cpu"))
+    masks = member_keep_masks(
+        shape, 0.3, [torch.Generator().manual_seed(s) for s in (7, 8, 9)], torch.device("cpu")
+    )
+    alone = member_keep_masks(
+        torch.Size((1, 64, 301)), 0.3, [torch.Generator().manual_seed(8)], torch.device("cpu")
+    )
     assert masks.shape == shape and masks.dtype == torch.bool
     assert torch.equal(masks[1], alone[0])
     assert not torch.equal(masks[0], masks[1])
