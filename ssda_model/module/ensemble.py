@@ -333,7 +333,7 @@ class SSDAEnsemble(nn.Module):
         return torch.softmax(self(x), dim=-1)[..., 1]
 
     def member_state_dict(self, member: int) -> dict[str, torch.Tensor]:
-        """Member r's weights as `SSDANet` keys and lays them out (copies, safe to keep while training goes on)."""
+        """Member r's weights as `SSDANet` keys and layouts (copies: safe to keep while training goes on)."""
         linear = {
             f"{name}.weight" for name, module in self.named_modules() if isinstance(module, StackedLinear)
         }

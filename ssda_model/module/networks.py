@@ -1,4 +1,5 @@
-"""The SSDA4Drug network: denoising autoencoder, predictor and cosine prototype classifier (README: Defaults)."""
+"""The SSDA4Drug network: denoising autoencoder, predictor and cosine prototype classifier
+(README: Defaults)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class GradientReversal(torch.autograd.Function):
 
 
 def grad_reverse(x: torch.Tensor, eta: float = 1.0) -> torch.Tensor:
+    """`x` forward; the gradient times −`eta` backward (the domain-adversarial trick)."""
     return GradientReversal.apply(x, eta)
 
 
@@ -37,7 +39,7 @@ class Encoder(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         widths = (n_genes, *dims)
-        for n_in, n_out in zip(widths[:-2], widths[1:-1]):
+        for n_in, n_out in zip(widths[:-2], widths[1:-1], strict=True):
             layers += _dense_block(n_in, n_out, dropout)
         layers.append(nn.Linear(widths[-2], widths[-1]))
         self.net = nn.Sequential(*layers)
@@ -55,7 +57,7 @@ class Decoder(nn.Module):
         layers: list[nn.Module] = []
         if len(widths) > 1:
             layers.append(nn.Linear(widths[0], widths[1]))
-            for n_in, n_out in zip(widths[1:-1], widths[2:]):
+            for n_in, n_out in zip(widths[1:-1], widths[2:], strict=True):
                 layers += _dense_block(n_in, n_out, dropout)
         layers.append(nn.Linear(widths[-1], n_genes))
         self.net = nn.Sequential(*layers)
@@ -76,7 +78,8 @@ class Predictor(nn.Module):
 
 
 class PrototypeClassifier(nn.Module):
-    """Cosine classifier: logits = W·f/‖f‖ / T; the rows of W are the class prototypes (0 = resistant, 1 = sensitive)."""
+    """Cosine classifier: logits = W·f/‖f‖ / T; the rows of W are the class prototypes
+    (0 = resistant, 1 = sensitive)."""
 
     def __init__(self, feature_dim: int, temperature: float, n_classes: int = 2) -> None:
         super().__init__()

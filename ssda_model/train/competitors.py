@@ -45,7 +45,7 @@ COMPETITORS = ("scad", "scdeal", "scdeal_nopretrain", "codeae")
 
 def _mlp(widths: tuple[int, ...], dropout: float) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for n_in, n_out in zip(widths[:-2], widths[1:-1]):
+    for n_in, n_out in zip(widths[:-2], widths[1:-1], strict=True):
         layers += [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.ReLU(), nn.Dropout(dropout)]
     layers.append(nn.Linear(widths[-2], widths[-1]))
     return nn.Sequential(*layers)
@@ -126,7 +126,9 @@ def _ensemble(
     config: SSDAConfig,
 ) -> _Ensemble:
     """Member r's networks as `networks()` builds them after `torch.manual_seed(seeds[r])`, stacked."""
-    members = [MemberDraws(data.source_y, split, config, seed) for split, seed in zip(splits, seeds)]
+    members = [
+        MemberDraws(data.source_y, split, config, seed) for split, seed in zip(splits, seeds, strict=True)
+    ]
     built = []
     for seed in seeds:
         torch.manual_seed(seed)
@@ -176,6 +178,7 @@ def _sensitivity(head: nn.Module, encoder: nn.Module) -> Callable[[torch.Tensor]
 def train_scad(
     data: DomainTensors, splits: list[RepetitionSplit], seeds: list[int], config: SSDAConfig
 ) -> list[np.ndarray]:
+    """SCAD's repetitions as one stacked ensemble; each member's P(sensitive) of the target cells."""
     genes, latent = data.source_x.shape[1], config.latent_dim
     ens = _ensemble(
         lambda: {
@@ -207,6 +210,7 @@ def train_scdeal(
     config: SSDAConfig,
     pretrain: bool = True,
 ) -> list[np.ndarray]:
+    """The same for scDEAL (with or without the cell autoencoder's pre-training)."""
     genes, latent = data.source_x.shape[1], config.latent_dim
     ens = _ensemble(
         lambda: {
@@ -260,6 +264,7 @@ def train_scdeal(
 def train_codeae(
     data: DomainTensors, splits: list[RepetitionSplit], seeds: list[int], config: SSDAConfig
 ) -> list[np.ndarray]:
+    """The same for CODE-AE."""
     genes, latent = data.source_x.shape[1], config.latent_dim
     ens = _ensemble(
         lambda: {

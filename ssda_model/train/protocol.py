@@ -81,7 +81,7 @@ def run_protocol(
 
     net = SSDANet(domains.source_x.shape[1], config).to(device)
     rows = []
-    for repetition, split, result in zip(repetitions, splits, results):
+    for repetition, split, result in zip(repetitions, splits, results, strict=True):
         net.load_state_dict(result.state_dict)
         if evaluation == "target":
             eval_x, eval_y = data.target_x[split.target_eval], domains.target_y[split.target_eval]

@@ -69,6 +69,8 @@ class DomainTensors:
 
 @dataclass
 class RepetitionResult:
+    """One repetition's best-epoch weights, which labels chose the epoch, and its per-epoch record."""
+
     state_dict: dict[str, torch.Tensor]
     best_epoch: int
     selection: str  # which labels chose the epoch: "target_val" or "source_val"
@@ -141,7 +143,7 @@ def ensemble_size(n_genes: int, config: SSDAConfig, autoencoders: float = 1.0) -
     if not config.batch_repetitions:
         return 1
     widths = (n_genes, *config.encoder_dims)
-    weights = autoencoders * 2 * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    weights = autoencoders * 2 * sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
     return max(1, min(config.repetitions, int(_TRAINING_STATE_BYTES // (12 * weights))))
 
 
@@ -161,7 +163,7 @@ def score_member_rows(
     )
     out = [score(pool[padded[:, i : i + chunk]]) for i in range(0, width, chunk)]
     scores = torch.cat(out, dim=1).float().cpu().numpy() if out else np.zeros((len(rows), 0), np.float32)
-    return [member[: len(r)] for member, r in zip(scores, rows)]
+    return [member[: len(r)] for member, r in zip(scores, rows, strict=True)]
 
 
 def fit_members(
@@ -211,11 +213,11 @@ def fit_members(
 
         scores = score_member_rows(net, score, select_pool, [rows for _, _, rows, _ in selections])
         means = (sums / steps).cpu().numpy()
-        for r, (seed, (_, _, _, select_y)) in enumerate(zip(seeds, selections)):
+        for r, (seed, (_, _, _, select_y)) in enumerate(zip(seeds, selections, strict=True)):
             auc, aupr = pooled_auc_aupr(select_y, scores[r])
             record = {
                 "epoch": epoch,
-                **dict(zip(loss_names, means[:, r].tolist())),
+                **dict(zip(loss_names, means[:, r].tolist(), strict=True)),
                 "val_auc": auc,
                 "val_aupr": aupr,
             }
@@ -225,7 +227,7 @@ def fit_members(
             best[r].update(epoch, auc, lambda r=r: snapshot(r))
     return [
         RepetitionResult(state_dict=b.state, best_epoch=b.epoch, selection=selection, history=h)
-        for b, h in zip(best, histories)
+        for b, h in zip(best, histories, strict=True)
     ]
 
 
@@ -239,7 +241,9 @@ def train_repetitions(
     """Train one SSDA model per (split, seed) together and keep each one's best-epoch weights."""
     device = data.source_x.device
     terms = _TERMS[config.method]
-    members = [MemberDraws(data.source_y, split, config, seed) for split, seed in zip(splits, seeds)]
+    members = [
+        MemberDraws(data.source_y, split, config, seed) for split, seed in zip(splits, seeds, strict=True)
+    ]
     net = SSDAEnsemble.seeded(data.source_x.shape[1], config, seeds, [m.dropout for m in members], device)
     target_y = torch.as_tensor(np.nan_to_num(data.target_y, nan=-1), dtype=torch.long, device=device)
     uses = (

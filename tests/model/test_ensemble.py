@@ -67,7 +67,7 @@ def test_batched_repetitions_match_one_at_a_time(small_pair, method):
     config = FAST.replace(method=method, repetitions=3)
     batched = SSDAModel.fit(source, target, config)
     alone = SSDAModel.fit(source, target, config.replace(batch_repetitions=False))
-    for b, a in zip(batched.metrics["repetitions"], alone.metrics["repetitions"]):
+    for b, a in zip(batched.metrics["repetitions"], alone.metrics["repetitions"], strict=True):
         assert b["best_epoch"] == a["best_epoch"]
         assert b["auc"] == pytest.approx(a["auc"], abs=1e-6)
         assert b["aupr"] == pytest.approx(a["aupr"], abs=1e-6)
@@ -103,7 +103,8 @@ def _plain_weight_grad(layer, inputs, weights_of_loss):
     weight = layer.weight.detach().clone().requires_grad_(True)
     bias = layer.bias.detach()
     sum(
-        (torch.bmm(x, weight) + bias.unsqueeze(1)).mul(c).sum() for x, c in zip(inputs, weights_of_loss)
+        (torch.bmm(x, weight) + bias.unsqueeze(1)).mul(c).sum()
+        for x, c in zip(inputs, weights_of_loss, strict=True)
     ).backward()
     return weight.grad
 
@@ -116,7 +117,7 @@ def test_stacked_linear_accumulates_its_weight_gradient_like_autograd():
         inputs = [torch.randn(3, n, 40, generator=gen) for n in (7, 5)]
         coefs = [torch.randn(3, n, 512, generator=gen) for n in (7, 5)]
         net.zero_grad()
-        sum(layer(x).mul(c).sum() for x, c in zip(inputs, coefs)).backward()
+        sum(layer(x).mul(c).sum() for x, c in zip(inputs, coefs, strict=True)).backward()
         assert torch.allclose(layer.weight.grad, _plain_weight_grad(layer, inputs, coefs), atol=1e-4)
     with net.input_gradient_only():  # the adversarial probe: a gradient for x, none for the weights
         before = layer.weight.grad.clone()
@@ -171,7 +172,7 @@ def test_batched_competitors_match_one_at_a_time(small_pair, method):
     config = FAST.replace(repetitions=3)
     batched = competitor_scores(method, data, splits, [1, 2, 3], config)
     alone = competitor_scores(method, data, splits, [1, 2, 3], config.replace(batch_repetitions=False))
-    for split, b, a in zip(splits, batched, alone):
+    for split, b, a in zip(splits, batched, alone, strict=True):
         assert len(b) == len(split.target_eval)
         assert np.allclose(b, a, atol=1e-6)
 
