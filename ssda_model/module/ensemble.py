@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import torch
 from torch import nn
@@ -45,7 +46,7 @@ class _AccumulatingMatmul(torch.autograd.Function):
         ctx,
         x: torch.Tensor,
         weight: torch.Tensor,
-        master: torch.Tensor,  # type: ignore[override]
+        master: torch.Tensor,
         layer: StackedLinear,
     ) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
@@ -53,7 +54,7 @@ class _AccumulatingMatmul(torch.autograd.Function):
         return _bmm(x, weight)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:
         x, weight = ctx.saved_tensors
         ctx.layer.accumulate_weight_grad(x, grad)
         grad_x = torch.bmm(grad, weight.transpose(1, 2)) if ctx.needs_input_grad[0] else None
@@ -82,7 +83,7 @@ class StackedLinear(nn.Module):
         self._low_pending: str | None = None  # how _low_grad goes into _grad at the pass's end
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.weight
+        weight: torch.Tensor = self.weight
         if torch.is_autocast_enabled(x.device.type):
             dtype = torch.get_autocast_dtype(x.device.type)
             x, weight = x.to(dtype), self._low_precision_weight(dtype)
@@ -94,7 +95,7 @@ class StackedLinear(nn.Module):
             return out if self.bias is None else out + self.bias.to(out.dtype).unsqueeze(1)
 
     def _low_precision_weight(self, dtype: torch.dtype) -> torch.Tensor:
-        if self._low_current and self._low.dtype == dtype:
+        if self._low_current and self._low is not None and self._low.dtype == dtype:
             return self._low
         return self.weight.detach().to(dtype)
 
@@ -141,25 +142,35 @@ class StackedLinear(nn.Module):
         self.weight.grad = self._grad
 
     def _settle_low_grad(self) -> None:
+        grad, low = self._grad, self._low_grad
+        assert grad is not None and low is not None  # set by the backward pass that left this pending
         if self._low_pending == "overwrite":
-            self._grad.copy_(self._low_grad)
+            grad.copy_(low)
         else:
-            self._grad.add_(self._low_grad)
+            grad.add_(low)
         self._low_pending = None
 
 
 class StackedBatchNorm(nn.Module):
     """R BatchNorm1d layers, each normalising over its own member's batch (same update rule)."""
 
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+    num_batches_tracked: torch.Tensor
+
     def __init__(self, layers: list[nn.BatchNorm1d]) -> None:
         super().__init__()
-        self.eps, self.momentum = layers[0].eps, layers[0].momentum
-        self.weight = nn.Parameter(torch.stack([layer.weight.detach() for layer in layers]))
-        self.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers]))
-        self.register_buffer("running_mean", torch.stack([layer.running_mean for layer in layers]))
-        self.register_buffer("running_var", torch.stack([layer.running_var for layer in layers]))
+        self.eps, self.momentum = layers[0].eps, layers[0].momentum or 0.1  # our layers set it (0.1)
+        self.weight = nn.Parameter(
+            torch.stack([cast(torch.Tensor, layer.weight).detach() for layer in layers])
+        )
+        self.bias = nn.Parameter(torch.stack([cast(torch.Tensor, layer.bias).detach() for layer in layers]))
         self.register_buffer(
-            "num_batches_tracked", torch.stack([layer.num_batches_tracked for layer in layers])
+            "running_mean", torch.stack([cast(torch.Tensor, m.running_mean) for m in layers])
+        )
+        self.register_buffer("running_var", torch.stack([cast(torch.Tensor, m.running_var) for m in layers]))
+        self.register_buffer(
+            "num_batches_tracked", torch.stack([cast(torch.Tensor, m.num_batches_tracked) for m in layers])
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -214,11 +225,13 @@ class StackedDropout(nn.Module):
 def _stack(modules: list[nn.Module], generators: list[torch.Generator]) -> nn.Module:
     first = modules[0]
     if isinstance(first, nn.Sequential):
-        return nn.Sequential(*[_stack([m[i] for m in modules], generators) for i in range(len(first))])
+        return nn.Sequential(
+            *[_stack([cast(nn.Sequential, m)[i] for m in modules], generators) for i in range(len(first))]
+        )
     if isinstance(first, nn.Linear):
-        return StackedLinear(modules)
+        return StackedLinear(cast(list[nn.Linear], modules))
     if isinstance(first, nn.BatchNorm1d):
-        return StackedBatchNorm(modules)
+        return StackedBatchNorm(cast(list[nn.BatchNorm1d], modules))
     if isinstance(first, nn.Dropout):
         return StackedDropout(first.p, generators)
     if isinstance(first, nn.ReLU):
@@ -252,7 +265,7 @@ def cast_weights(net: nn.Module, dtype: torch.dtype | None) -> Iterator[None]:
     per forward pass (an SSDA step runs three). None: nothing to cast (fp32)."""
     layers = [m for m in net.modules() if isinstance(m, StackedLinear)] if dtype is not None else []
     for layer in layers:
-        layer.cast_weight(dtype)
+        layer.cast_weight(cast(torch.dtype, dtype))
     try:
         yield
     finally:
@@ -265,7 +278,7 @@ class _Stage(nn.Module):
 
     def __init__(self, stages: list[nn.Module], generators: list[torch.Generator]) -> None:
         super().__init__()
-        self.net = _stack([stage.net for stage in stages], generators)
+        self.net = _stack([cast(nn.Module, stage.net) for stage in stages], generators)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -276,7 +289,7 @@ class StackedPrototypeClassifier(nn.Module):
 
     def __init__(self, classifiers: list[nn.Module]) -> None:
         super().__init__()
-        self.fc = StackedLinear([c.fc for c in classifiers])
+        self.fc = StackedLinear([cast(nn.Linear, c.fc) for c in classifiers])
         self.temperature = classifiers[0].temperature
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ def mask_members(x: torch.Tensor, rate: float, generators: list[torch.Generator]
 
 def mask_input(x: torch.Tensor, rate: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """`mask_members` for one (B, G) batch."""
-    return mask_members(x.unsqueeze(0), rate, [generator])[0]
+    return mask_members(x.unsqueeze(0), rate, [generator or torch.default_generator])[0]
 
 
 def member_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

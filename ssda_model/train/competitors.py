@@ -17,9 +17,11 @@ they are evaluated on the same cells. They train in fp32.
   on the shared code.
 """
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -57,7 +59,9 @@ def rbf_mmd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     joint = torch.cat([a, b], dim=1)
     distances = torch.cdist(joint, joint).pow(2)
     scale = distances.detach().flatten(1).median(dim=1).values.clamp_min(1e-6).view(-1, 1, 1)
-    kernel = sum(torch.exp(-distances / (scale * f)) for f in (0.25, 0.5, 1.0, 2.0, 4.0))
+    kernel = torch.zeros_like(distances)
+    for f in (0.25, 0.5, 1.0, 2.0, 4.0):
+        kernel = kernel + torch.exp(-distances / (scale * f))
     n = a.shape[1]
     return (
         kernel[:, :n, :n].mean((1, 2)) + kernel[:, n:, n:].mean((1, 2)) - 2 * kernel[:, :n, n:].mean((1, 2))
@@ -90,11 +94,11 @@ class _Ensemble:
     steps: int
 
     def bulk(self, batches: EpochBatches, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = batches.source[:, step]
+        rows = cast(torch.Tensor, batches.source)[:, step]
         return self.data.source_x[rows], self.data.source_y[rows]
 
     def cells(self, batches: EpochBatches, step: int) -> torch.Tensor:
-        return self.data.target_x[batches.unlabeled[:, step]]
+        return self.data.target_x[cast(torch.Tensor, batches.unlabeled)[:, step]]
 
     def masked(self, x: torch.Tensor, rate: float) -> torch.Tensor:
         return mask_members(x, rate, [m.masks for m in self.members])
@@ -306,10 +310,11 @@ def train_codeae(
     )
 
 
-_TRAIN = {
+Trainer = Callable[[DomainTensors, list[RepetitionSplit], list[int], SSDAConfig], list[np.ndarray]]
+_TRAIN: dict[str, tuple[Trainer, float]] = {
     "scad": (train_scad, 0.5),
     "scdeal": (train_scdeal, 2.0),
-    "scdeal_nopretrain": (lambda *a: train_scdeal(*a, pretrain=False), 2.0),
+    "scdeal_nopretrain": (functools.partial(train_scdeal, pretrain=False), 2.0),
     "codeae": (train_codeae, 2.0),
 }
 

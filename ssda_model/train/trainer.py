@@ -9,10 +9,12 @@ rounding of the batched matmuls).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
@@ -84,15 +86,15 @@ def deterministic_algorithms() -> Iterator[None]:
     bf16 step), and our code never reads memory it has not written."""
     previous = (
         torch.are_deterministic_algorithms_enabled(),
-        torch.utils.deterministic.fill_uninitialized_memory,
+        torch.utils.deterministic.fill_uninitialized_memory,  # type: ignore[attr-defined]
     )
     torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.utils.deterministic.fill_uninitialized_memory = False
+    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(previous[0])
-        torch.utils.deterministic.fill_uninitialized_memory = previous[1]
+        torch.utils.deterministic.fill_uninitialized_memory = previous[1]  # type: ignore[attr-defined]
 
 
 def make_optimizer(config: SSDAConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -109,7 +111,8 @@ def make_optimizer(config: SSDAConfig, params: list[nn.Parameter]) -> torch.opti
 def predict_scores(net: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
     """P(sensitive) in eval mode (no mask, no dropout, BN running statistics)."""
     net.eval()
-    out = [net.sensitivity(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    sensitivity = cast(Callable[[torch.Tensor], torch.Tensor], net.sensitivity)
+    out = [sensitivity(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     return torch.cat(out).cpu().numpy() if out else np.array([])
 
 
@@ -127,7 +130,8 @@ class BestEpoch:
     """Keeps the weights of the epoch with the highest selection AUC (first one on ties)."""
 
     def __init__(self) -> None:
-        self.score, self.epoch, self.state = -math.inf, 0, None
+        self.score, self.epoch = -math.inf, 0
+        self.state: dict[str, torch.Tensor] | None = None
 
     def update(self, epoch: int, auc: float, snapshot: Callable[[], dict[str, torch.Tensor]]) -> None:
         """`snapshot` returns a copy of the weights; it is called only when the epoch is the best so far."""
@@ -224,9 +228,9 @@ def fit_members(
             histories[r].append(record)
             if on_epoch is not None:
                 on_epoch(seed, record)
-            best[r].update(epoch, auc, lambda r=r: snapshot(r))
+            best[r].update(epoch, auc, functools.partial(snapshot, r))
     return [
-        RepetitionResult(state_dict=b.state, best_epoch=b.epoch, selection=selection, history=h)
+        RepetitionResult(state_dict=cast(dict, b.state), best_epoch=b.epoch, selection=selection, history=h)
         for b, h in zip(best, histories, strict=True)
     ]
 
