@@ -37,15 +37,34 @@ from ssda_model.train.draws import EpochBatches, MemberDraws
 
 EpochCallback = Callable[[int, dict[str, float]], None]  # (seed of the repetition, epoch record)
 
-# Which loss terms each method switches on.
-_TERMS = {
-    "ssda": {"target_labeled", "unlabeled", "adv", "mme"},
-    "ssda_no_adv": {"target_labeled", "unlabeled", "mme"},
-    "ssda_no_mme": {"target_labeled", "unlabeled", "adv"},
-    "source_only": set(),
-    "target_only": {"target_labeled", "no_source"},
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What a method trains on (labeled bulk, the target shots, unlabeled cells) and which named
+    loss terms it adds; a new term is a name here, its function in `train_repetitions` and its
+    weight in `term_weights`."""
+
+    source: bool
+    shots: bool
+    unlabeled: bool
+    terms: tuple[str, ...]
+
+
+LOSS_TERMS = ("cls", "reco", "adv", "mme")  # every term, in the order the history records them
+METHOD_SPECS = {
+    "ssda": MethodSpec(source=True, shots=True, unlabeled=True, terms=LOSS_TERMS),
+    "ssda_no_adv": MethodSpec(source=True, shots=True, unlabeled=True, terms=("cls", "reco", "mme")),
+    "ssda_no_mme": MethodSpec(source=True, shots=True, unlabeled=True, terms=("cls", "reco", "adv")),
+    "source_only": MethodSpec(source=True, shots=False, unlabeled=False, terms=("cls", "reco")),
+    "target_only": MethodSpec(source=False, shots=True, unlabeled=False, terms=("cls", "reco")),
 }
-_LOSSES = ("loss_cls", "loss_reco", "loss_adv", "loss_mme")
+
+
+def term_weights(config: SSDAConfig) -> dict[str, float]:
+    """Each named term's weight in the total loss (the paper's: λ on minimax entropy, 1 elsewhere)."""
+    return {"cls": 1.0, "reco": 1.0, "adv": 1.0, "mme": config.lambda_mme}
+
+
 _TRAINING_STATE_BYTES = 2 * 1024**3  # weights + gradients + optimiser state of one ensemble
 
 
@@ -244,17 +263,14 @@ def train_repetitions(
 ) -> list[RepetitionResult]:
     """Train one SSDA model per (split, seed) together and keep each one's best-epoch weights."""
     device = data.source_x.device
-    terms = _TERMS[config.method]
+    spec = METHOD_SPECS[config.method]
     members = [
         MemberDraws(data.source_y, split, config, seed) for split, seed in zip(splits, seeds, strict=True)
     ]
     net = SSDAEnsemble.seeded(data.source_x.shape[1], config, seeds, [m.dropout for m in members], device)
     target_y = torch.as_tensor(np.nan_to_num(data.target_y, nan=-1), dtype=torch.long, device=device)
-    uses = (
-        "no_source" not in terms,
-        "target_labeled" in terms,
-        "unlabeled" in terms and len(splits[0].unlabeled) > 0,
-    )
+    uses = (spec.source, spec.shots, spec.unlabeled and len(splits[0].unlabeled) > 0)
+    weights = term_weights(config)
     no_term = torch.zeros(len(members), device=device)
 
     def step_losses(batches: EpochBatches, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -272,26 +288,24 @@ def train_repetitions(
         noisy = mask_members(clean, config.noise_rate, [m.masks for m in members])
         latent = net.encoder(noisy)
         features = net.predictor(latent)
-        per_member = torch.stack(
-            [  # (term, member) in _LOSSES order
-                member_cross_entropy(net.classifier(features[:, :n_labeled]), labels),
-                reconstruction_loss(net, clean, latent),
-                adversarial_loss(net, noisy[:, :n_labeled], labels, config.epsilon)
-                if "adv" in terms
-                else no_term,
-                minimax_entropy_loss(net, features[:, n_labeled:], config.eta)
-                if "mme" in terms and unlabeled
-                else no_term,
-            ]
-        )
-        return per_member, (per_member[:3].sum(0) + config.lambda_mme * per_member[3]).sum()
+        compute = {
+            "cls": lambda: member_cross_entropy(net.classifier(features[:, :n_labeled]), labels),
+            "reco": lambda: reconstruction_loss(net, clean, latent),
+            "adv": lambda: adversarial_loss(net, noisy[:, :n_labeled], labels, config.epsilon),
+            "mme": lambda: (
+                minimax_entropy_loss(net, features[:, n_labeled:], config.eta) if unlabeled else no_term
+            ),
+        }
+        losses = {name: compute[name]() if name in spec.terms else no_term for name in LOSS_TERMS}
+        total = sum(weights[name] * losses[name] for name in spec.terms)
+        return torch.stack([losses[name] for name in LOSS_TERMS]), cast(torch.Tensor, total).sum()
 
     return fit_members(
         net,
         make_optimizer(config, list(net.parameters())),
         step_losses,
         net.sensitivity,
-        _LOSSES,
+        tuple(f"loss_{name}" for name in LOSS_TERMS),
         members,
         data,
         splits,
