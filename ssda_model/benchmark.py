@@ -21,12 +21,8 @@ from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.networks import SSDANet
 from ssda_model.train.competitors import COMPETITORS, competitor_scores
 from ssda_model.train.device import resolve_device
-from ssda_model.train.trainer import (
-    DomainTensors,
-    deterministic_algorithms,
-    predict_scores,
-    train_in_ensembles,
-)
+from ssda_model.train.loop import DomainTensors, deterministic_algorithms, predict_scores
+from ssda_model.train.trainer import train_in_ensembles
 
 ALL_METHODS = (*METHODS, *COMPETITORS)
 RESULT_COLUMNS = ["method", "shots", "repetition", "seed", "auc", "aupr", "protocol", "n_eval"]

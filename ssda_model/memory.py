@@ -16,7 +16,7 @@ from ssda_model.config import SSDAConfig
 from ssda_model.errors import SSDAInputError
 from ssda_model.module.networks import SSDANet
 from ssda_model.train.device import resolve_device
-from ssda_model.train.trainer import ensemble_size
+from ssda_model.train.loop import ensemble_size
 
 FLOAT = 4
 OPTIMISER_FLOATS = {"adagrad": 1, "sgd": 1, "adam": 2}  # state tensors per weight

@@ -34,7 +34,7 @@ from ssda_model.module.ensemble import load_member_slice, member_slice, stack_ne
 from ssda_model.module.losses import mask_members
 from ssda_model.module.networks import grad_reverse
 from ssda_model.train.draws import EpochBatches, MemberDraws
-from ssda_model.train.trainer import (
+from ssda_model.train.loop import (
     DomainTensors,
     fit_members,
     in_ensembles,

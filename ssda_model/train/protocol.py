@@ -16,12 +16,8 @@ from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.networks import SSDANet
 from ssda_model.threads import share_cores
 from ssda_model.train.device import resolve_device, resolve_precision
-from ssda_model.train.trainer import (
-    DomainTensors,
-    deterministic_algorithms,
-    predict_scores,
-    train_in_ensembles,
-)
+from ssda_model.train.loop import DomainTensors, deterministic_algorithms, predict_scores
+from ssda_model.train.trainer import train_in_ensembles
 
 RepetitionCallback = Callable[[int, dict[str, float]], None]
 

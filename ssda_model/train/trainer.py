@@ -1,30 +1,17 @@
-"""SSDA4Drug training: the loss terms per method and best-epoch selection, for R repetitions at once.
-
-`fit_members` is the loop every method trains through (the competitors too). The repetitions of a
-fit train as one `SSDAEnsemble`. Member r has its own split, shots, sampler,
-denoising masks, dropout masks and best epoch, every one drawn from generators seeded by r alone,
-so member r ends with the same weights whether it trains alone or beside others (to floating-point
-rounding of the batched matmuls).
-"""
+"""SSDA4Drug training: what each method trains on and its named loss terms, for R repetitions at
+once through the shared loop (`ssda_model.train.loop.fit_members`)."""
 
 from __future__ import annotations
 
-import functools
-import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
 import torch
-from torch import nn
 
 from ssda_model.config import SSDAConfig
-from ssda_model.data.prepare import PreparedDomains
 from ssda_model.data.splits import RepetitionSplit
-from ssda_model.metrics import pooled_auc_aupr
-from ssda_model.module.ensemble import SSDAEnsemble, cast_weights
+from ssda_model.module.ensemble import SSDAEnsemble
 from ssda_model.module.losses import (
     adversarial_loss,
     mask_members,
@@ -34,8 +21,14 @@ from ssda_model.module.losses import (
 )
 from ssda_model.train.device import resolve_precision
 from ssda_model.train.draws import EpochBatches, MemberDraws
-
-EpochCallback = Callable[[int, dict[str, float]], None]  # (seed of the repetition, epoch record)
+from ssda_model.train.loop import (
+    DomainTensors,
+    EpochCallback,
+    RepetitionResult,
+    fit_members,
+    in_ensembles,
+    make_optimizer,
+)
 
 
 @dataclass(frozen=True)
@@ -63,195 +56,6 @@ METHOD_SPECS = {
 def term_weights(config: SSDAConfig) -> dict[str, float]:
     """Each named term's weight in the total loss (the paper's: λ on minimax entropy, 1 elsewhere)."""
     return {"cls": 1.0, "reco": 1.0, "adv": 1.0, "mme": config.lambda_mme}
-
-
-_TRAINING_STATE_BYTES = 2 * 1024**3  # weights + gradients + optimiser state of one ensemble
-
-
-@dataclass(frozen=True)
-class DomainTensors:
-    """z-scored expression and labels of both domains on the training device (NaN = unlabeled)."""
-
-    source_x: torch.Tensor
-    source_y: torch.Tensor
-    target_x: torch.Tensor
-    target_y: np.ndarray
-
-    @classmethod
-    def on_device(cls, domains: PreparedDomains, device: torch.device) -> DomainTensors:
-        """The prepared matrices put on the training device once."""
-        return cls(
-            source_x=torch.as_tensor(domains.source_x, device=device),
-            source_y=torch.as_tensor(domains.source_y, device=device),
-            target_x=torch.as_tensor(domains.target_x, device=device),
-            target_y=domains.target_y,
-        )
-
-
-@dataclass
-class RepetitionResult:
-    """One repetition's best-epoch weights, which labels chose the epoch, and its per-epoch record."""
-
-    state_dict: dict[str, torch.Tensor]
-    best_epoch: int
-    selection: str  # which labels chose the epoch: "target_val" or "source_val"
-    history: list[dict[str, float]] = field(default_factory=list)
-
-
-@contextmanager
-def deterministic_algorithms() -> Iterator[None]:
-    """Deterministic kernels while training, without NaN-filling every fresh tensor: that fill,
-    on by default in deterministic mode, costs a pass over memory per allocation (a quarter of a
-    bf16 step), and our code never reads memory it has not written."""
-    previous = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.utils.deterministic.fill_uninitialized_memory,  # type: ignore[attr-defined]
-    )
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous[0])
-        torch.utils.deterministic.fill_uninitialized_memory = previous[1]  # type: ignore[attr-defined]
-
-
-def make_optimizer(config: SSDAConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-    """The configured optimiser; on the CPU its fused kernel (one pass over each tensor per step)."""
-    fused = params[0].device.type == "cpu"
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, fused=fused)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=0.9, fused=fused)
-    return torch.optim.Adagrad(params, lr=config.lr, fused=fused)
-
-
-@torch.no_grad()
-def predict_scores(net: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
-    """P(sensitive) in eval mode (no mask, no dropout, BN running statistics)."""
-    net.eval()
-    sensitivity = cast(Callable[[torch.Tensor], torch.Tensor], net.sensitivity)
-    out = [sensitivity(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-    return torch.cat(out).cpu().numpy() if out else np.array([])
-
-
-def selection_set(
-    data: DomainTensors, split: RepetitionSplit
-) -> tuple[str, torch.Tensor, np.ndarray, np.ndarray]:
-    """Which labelled cells choose the best epoch, as (name, their domain's matrix, rows, labels):
-    target-val in the paper protocol, else source-val."""
-    if len(split.target_select):
-        return "target_val", data.target_x, split.target_select, data.target_y[split.target_select]
-    return "source_val", data.source_x, split.source_val, data.source_y[split.source_val].cpu().numpy()
-
-
-class BestEpoch:
-    """Keeps the weights of the epoch with the highest selection AUC (first one on ties)."""
-
-    def __init__(self) -> None:
-        self.score, self.epoch = -math.inf, 0
-        self.state: dict[str, torch.Tensor] | None = None
-
-    def update(self, epoch: int, auc: float, snapshot: Callable[[], dict[str, torch.Tensor]]) -> None:
-        """`snapshot` returns a copy of the weights; it is called only when the epoch is the best so far."""
-        score = auc if not math.isnan(auc) else -math.inf
-        if self.state is None or score > self.score:
-            self.score, self.epoch, self.state = score, epoch, snapshot()
-
-
-def ensemble_size(n_genes: int, config: SSDAConfig, autoencoders: float = 1.0) -> int:
-    """How many repetitions train together: all of them, unless their training state (weights,
-    gradients and optimiser state, ~12 bytes per weight) would pass 2 GiB. `autoencoders`: the
-    network's size in encoder + decoder pairs (SSDA 1, scDEAL 2; one encoder alone is 0.5)."""
-    if not config.batch_repetitions:
-        return 1
-    widths = (n_genes, *config.encoder_dims)
-    weights = autoencoders * 2 * sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
-    return max(1, min(config.repetitions, int(_TRAINING_STATE_BYTES // (12 * weights))))
-
-
-StepLosses = Callable[[EpochBatches, int], tuple[torch.Tensor, torch.Tensor]]  # → (terms (T, R), loss)
-MemberScores = Callable[[torch.Tensor], torch.Tensor]  # (R, B, genes) → P(sensitive) (R, B)
-
-
-@torch.no_grad()
-def score_member_rows(
-    net: nn.Module, score: MemberScores, pool: torch.Tensor, rows: list[np.ndarray], chunk: int = 4096
-) -> list[np.ndarray]:
-    """P(sensitive) of member r on pool[rows[r]], in eval mode; members may have different row counts."""
-    net.eval()
-    width = max(len(r) for r in rows)
-    padded = torch.as_tensor(
-        np.stack([np.pad(r, (0, width - len(r))) for r in rows]), dtype=torch.long, device=pool.device
-    )
-    out = [score(pool[padded[:, i : i + chunk]]) for i in range(0, width, chunk)]
-    scores = torch.cat(out, dim=1).float().cpu().numpy() if out else np.zeros((len(rows), 0), np.float32)
-    return [member[: len(r)] for member, r in zip(scores, rows, strict=True)]
-
-
-def fit_members(
-    net: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    step_losses: StepLosses,
-    score: MemberScores,
-    loss_names: tuple[str, ...],
-    members: list[MemberDraws],
-    data: DomainTensors,
-    splits: list[RepetitionSplit],
-    seeds: list[int],
-    config: SSDAConfig,
-    snapshot: Callable[[int], dict[str, torch.Tensor]],
-    uses: tuple[bool, bool, bool],
-    bf16: bool = False,
-    on_epoch: EpochCallback | None = None,
-) -> list[RepetitionResult]:
-    """Train an ensemble `config.epochs` epochs and keep each member's best-epoch weights.
-
-    Every method trains through this loop. The epoch is chosen on target-val labels when the split
-    has them (paper protocol), else on source-val AUC (strict protocol and shots = all). `uses`
-    says which batches (source, shots, unlabeled) an epoch draws; `step_losses` turns one step of
-    them into per-member loss terms and the loss to minimise; `snapshot(r)` copies member r's
-    weights. Data stay on their device; losses are read back once per epoch.
-    """
-    device = data.source_x.device
-    steps = max(1, math.ceil(len(splits[0].source_train) / config.batch_size))
-    selections = [selection_set(data, split) for split in splits]
-    selection, select_pool = selections[0][:2]
-    best = [BestEpoch() for _ in members]
-    histories: list[list[dict[str, float]]] = [[] for _ in members]
-    for epoch in range(1, config.epochs + 1):
-        net.train()
-        batches = EpochBatches.draw(members, steps, *uses)
-        sums = torch.zeros(len(loss_names), len(members), device=device)
-        for step in range(steps):
-            with (
-                torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16),
-                cast_weights(net, torch.bfloat16 if bf16 else None),
-            ):
-                per_member, loss = step_losses(batches, step)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            sums += per_member.detach().float()
-
-        scores = score_member_rows(net, score, select_pool, [rows for _, _, rows, _ in selections])
-        means = (sums / steps).cpu().numpy()
-        for r, (seed, (_, _, _, select_y)) in enumerate(zip(seeds, selections, strict=True)):
-            auc, aupr = pooled_auc_aupr(select_y, scores[r])
-            record = {
-                "epoch": epoch,
-                **dict(zip(loss_names, means[:, r].tolist(), strict=True)),
-                "val_auc": auc,
-                "val_aupr": aupr,
-            }
-            histories[r].append(record)
-            if on_epoch is not None:
-                on_epoch(seed, record)
-            best[r].update(epoch, auc, functools.partial(snapshot, r))
-    return [
-        RepetitionResult(state_dict=cast(dict, b.state), best_epoch=b.epoch, selection=selection, history=h)
-        for b, h in zip(best, histories, strict=True)
-    ]
 
 
 def train_repetitions(
@@ -316,22 +120,6 @@ def train_repetitions(
         bf16=resolve_precision(config.precision, device) == "bf16",
         on_epoch=on_epoch,
     )
-
-
-def in_ensembles(
-    train: Callable[[list[RepetitionSplit], list[int]], list],
-    n_genes: int,
-    splits: list[RepetitionSplit],
-    seeds: list[int],
-    config: SSDAConfig,
-    autoencoders: float = 1.0,
-) -> list:
-    """`train(splits, seeds)` over all (split, seed) pairs, `ensemble_size` of them at a time."""
-    group = ensemble_size(n_genes, config.replace(repetitions=len(splits)), autoencoders)
-    results = []
-    for start in range(0, len(splits), group):
-        results += train(splits[start : start + group], seeds[start : start + group])
-    return results
 
 
 def train_in_ensembles(

@@ -12,7 +12,7 @@ from ssda_model.module.ensemble import SSDAEnsemble, cast_weights, member_keep_m
 from ssda_model.module.losses import member_cross_entropy, reconstruction_loss
 from ssda_model.module.networks import SSDANet
 from ssda_model.train.competitors import COMPETITORS, competitor_scores
-from ssda_model.train.trainer import DomainTensors, ensemble_size
+from ssda_model.train.loop import DomainTensors, ensemble_size
 from tests.conftest import FAST
 
 CONFIG = SSDAConfig()
