@@ -65,7 +65,7 @@ def step_flops(genes: int, config: SSDAConfig, n_shots: int) -> float:
     """
     labeled = config.batch_size + n_shots
     main = labeled + config.batch_size
-    encoder = list(zip((genes, *config.encoder_dims[:-1]), config.encoder_dims))
+    encoder = list(zip((genes, *config.encoder_dims[:-1]), config.encoder_dims, strict=True))
     head = [(config.latent_dim, config.predictor_dim), (config.predictor_dim, 2)]
     decoder = [(b, a) for a, b in reversed(encoder)]
     total = 0.0
@@ -79,22 +79,54 @@ def step_flops(genes: int, config: SSDAConfig, n_shots: int) -> float:
 
 def write_reference_inputs(folder: Path, drug: str, domains: PreparedDomains) -> None:
     """The CSV files experiment_shot.py reads: genes × samples matrices and `response` tables."""
-    for name, x, y in (("source", domains.source_x, domains.source_y), ("target", domains.target_x, domains.target_y)):
+    for name, x, y in (
+        ("source", domains.source_x, domains.source_y),
+        ("target", domains.target_x, domains.target_y),
+    ):
         data = folder / "Datasets" / "processedData" / drug / f"{name}_data"
         data.mkdir(parents=True)
         samples = [f"{name}{i}" for i in range(len(y))]
-        pd.DataFrame(np.asarray(x).T, index=domains.genes, columns=samples).to_csv(data / f"{name}_scaled_tp4k.csv")
-        pd.DataFrame({"response": np.asarray(y).astype(int)}, index=samples).to_csv(data / f"{name}_meta_data.csv")
+        pd.DataFrame(np.asarray(x).T, index=domains.genes, columns=samples).to_csv(
+            data / f"{name}_scaled_tp4k.csv"
+        )
+        pd.DataFrame({"response": np.asarray(y).astype(int)}, index=samples).to_csv(
+            data / f"{name}_meta_data.csv"
+        )
 
 
-def time_reference(checkout: Path, drug: str, domains: PreparedDomains, epochs: int, threads: int) -> tuple[float, int]:
+def time_reference(
+    checkout: Path, drug: str, domains: PreparedDomains, epochs: int, threads: int
+) -> tuple[float, int]:
     """Seconds per repetition of the reference's experiment_shot.py (its own data loading included),
     and how many repetitions it ran."""
     with tempfile.TemporaryDirectory() as work:
         write_reference_inputs(Path(work), drug, domains)
-        command = [sys.executable, str(checkout / "experiment_shot.py"), "--drug", drug, "--gene", "_tp4k", "--n", "3",
-                   "--device", "cpu", "--epochs", str(epochs), "--batch_size", "32", "--lr", "0.001", "--dropout",
-                   "0.3", "--encoder_h_dims", "512,256", "--bottleneck", "128", "--predictor_h_dims", "64,32"]
+        command = [
+            sys.executable,
+            str(checkout / "experiment_shot.py"),
+            "--drug",
+            drug,
+            "--gene",
+            "_tp4k",
+            "--n",
+            "3",
+            "--device",
+            "cpu",
+            "--epochs",
+            str(epochs),
+            "--batch_size",
+            "32",
+            "--lr",
+            "0.001",
+            "--dropout",
+            "0.3",
+            "--encoder_h_dims",
+            "512,256",
+            "--bottleneck",
+            "128",
+            "--predictor_h_dims",
+            "64,32",
+        ]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         start = time.perf_counter()
         out = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=True).stdout
@@ -116,31 +148,44 @@ def time_ours(key: str, args: argparse.Namespace, reference: float | None) -> li
     for precision in args.precisions.split(","):
         aucs = {}
         for batched, repetitions in modes:
-            config = SSDAConfig(epochs=args.epochs, repetitions=repetitions, precision=precision, device="cpu",
-                                batch_repetitions=batched)
+            config = SSDAConfig(
+                epochs=args.epochs,
+                repetitions=repetitions,
+                precision=precision,
+                device="cpu",
+                batch_repetitions=batched,
+            )
             start = time.perf_counter()
             metrics = SSDAModel.fit(source, target, config).metrics
             per_rep = (time.perf_counter() - start) / repetitions
             aucs[batched] = [r["auc"] for r in metrics["repetitions"]]
             steps = -(-int(n_lines * (1 - config.val_fraction)) // config.batch_size) * args.epochs
             achieved = step_flops(n_genes, config, 2 * int(config.shots)) * steps / per_rep / 1e9
-            rows.append({"shape": f"{n_lines}x{n_genes}->{n_cells}",
-                         "mode": f"{f'batched R={repetitions}' if batched else 'one at a time'} {precision}"
-                                 + (" (default)" if batched and precision == default else ""),
-                         "seconds_per_repetition": round(per_rep, 2), "gflops": round(achieved, 1),
-                         "gemm_peak_gflops": round(peaks[precision], 1),
-                         "fraction_of_peak": round(achieved / peaks[precision], 3),
-                         "x_reference": round(reference / per_rep, 2) if reference else None,
-                         "mean_auc": round(metrics["mean_auc"], 4),
-                         "auc_gap": round(max(abs(a - b) for a, b in zip(aucs[False], aucs[True])), 6)
-                         if batched and False in aucs else None})
+            rows.append(
+                {
+                    "shape": f"{n_lines}x{n_genes}->{n_cells}",
+                    "mode": f"{f'batched R={repetitions}' if batched else 'one at a time'} {precision}"
+                    + (" (default)" if batched and precision == default else ""),
+                    "seconds_per_repetition": round(per_rep, 2),
+                    "gflops": round(achieved, 1),
+                    "gemm_peak_gflops": round(peaks[precision], 1),
+                    "fraction_of_peak": round(achieved / peaks[precision], 3),
+                    "x_reference": round(reference / per_rep, 2) if reference else None,
+                    "mean_auc": round(metrics["mean_auc"], 4),
+                    "auc_gap": round(max(abs(a - b) for a, b in zip(aucs[False], aucs[True], strict=True)), 6)
+                    if batched and False in aucs
+                    else None,
+                }
+            )
             print(rows[-1], flush=True)
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--reference", type=Path, default=None, help="checkout of hliulab/SSDA4Drug to time beside ours")
+    parser.add_argument(
+        "--reference", type=Path, default=None, help="checkout of hliulab/SSDA4Drug to time beside ours"
+    )
     parser.add_argument("--shapes", default=",".join(SHAPES), help=f"some of {', '.join(SHAPES)}")
     parser.add_argument("--repetitions", type=int, default=10)
     parser.add_argument("--single-repetitions", type=int, default=3, help="0: skip the one-at-a-time mode")
@@ -148,7 +193,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    os.environ["SSDA_THREADS"] = str(args.threads)  # ours trains with exactly this many, as the reference does
+    os.environ["SSDA_THREADS"] = str(
+        args.threads
+    )  # ours trains with exactly this many, as the reference does
     torch.set_num_threads(args.threads)  # and the GEMM peak is measured with them
     rows = []
     for key in args.shapes.split(","):
@@ -156,11 +203,18 @@ def main() -> None:
         reference = None
         if args.reference is not None:
             source, target = synthetic_pair(n_source=n_lines, n_cells=n_cells, n_genes=n_genes, seed=0)
-            domains = prepare_domains(source, target, label_key="response", shots=3, val_fraction=0.2,
-                                      scaling="per_domain")
+            domains = prepare_domains(
+                source, target, label_key="response", shots=3, val_fraction=0.2, scaling="per_domain"
+            )
             reference, repetitions = time_reference(args.reference, drug, domains, args.epochs, args.threads)
-            rows.append({"shape": f"{n_lines}x{n_genes}->{n_cells}", "mode": f"reference, {repetitions} repetitions",
-                         "seconds_per_repetition": round(reference, 2), "x_reference": 1.0})
+            rows.append(
+                {
+                    "shape": f"{n_lines}x{n_genes}->{n_cells}",
+                    "mode": f"reference, {repetitions} repetitions",
+                    "seconds_per_repetition": round(reference, 2),
+                    "x_reference": 1.0,
+                }
+            )
             print(rows[-1], flush=True)
         rows += time_ours(key, args, reference)
     out = Path(__file__).resolve().parent / "results"
