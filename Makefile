@@ -70,7 +70,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) browser team-services
+test: lint browser team-services
 	$(BIN)/python -m pytest -q
 
 clean:
