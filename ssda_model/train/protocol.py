@@ -41,13 +41,29 @@ def _summary(values: list) -> tuple[float | None, float | None]:
 def run_protocol(
     domains: PreparedDomains,
     config: SSDAConfig,
+    *,
     on_epoch: RepetitionCallback | None = None,
     progress: bool = False,
 ) -> ProtocolResult:
     """Train repetitions r = 1..R, each seeded by r alone, and score its evaluation cells.
 
-    With shots = "all" no target label is left to evaluate on; the metrics are then those of the
-    source validation split and `evaluation` says so.
+    Parameters
+    ----------
+    domains
+        Both domains on their shared genes, z-scored (`prepare_domains`).
+    config
+        Method, shots, protocol, repetitions and the network's hyper-parameters.
+    on_epoch
+        Called as ``on_epoch(repetition, record)`` after every epoch of every repetition.
+    progress
+        A tqdm bar over repetitions × epochs on stderr.
+
+    Returns
+    -------
+    Each repetition's best-epoch weights (on the CPU), per-epoch histories, and ``metrics``: per
+    repetition AUC / AUPR / best epoch / which labels chose it, their mean and std, the method,
+    shots, protocol, ``evaluation`` (``target``, or ``source_validation`` with shots = "all", when
+    no target label is left to evaluate on), gene and cell counts, device and precision.
     """
     device = resolve_device(config.device)
     data = DomainTensors.on_device(domains, device)

@@ -7,6 +7,7 @@ import pytest
 
 import ssda_model
 from ssda_model.streaming import predict_file
+from ssda_model.train.protocol import run_protocol
 
 
 def test_the_top_level_exports_the_model_its_config_and_its_error():
@@ -20,6 +21,7 @@ def test_the_top_level_exports_the_model_its_config_and_its_error():
         (ssda_model.SSDAModel.fit, ("source", "target", "config")),
         (ssda_model.SSDAModel.predict, ("self", "adata")),
         (predict_file, ("model", "input_path", "output_path")),
+        (run_protocol, ("domains", "config")),
     ],
 )
 def test_options_after_the_data_are_keyword_only(function, data):
@@ -43,6 +45,7 @@ def test_predict_documents_the_fields_it_writes():
             section in f.__doc__
             for f in (
                 ssda_model.SSDAModel.fit,
+                run_protocol,
                 ssda_model.SSDAModel.save,
                 ssda_model.SSDAModel.load,
                 predict_file,
