@@ -30,22 +30,15 @@ def _local(tracking_uri: str) -> bool:
     return tracking_uri.startswith("sqlite:")
 
 
+def dagster_dev(port: int) -> list[str]:
+    """`dagster dev` (webserver, daemon, code server) of this project on loopback."""
+    workspace = str(PROJECT_ROOT / "workspace.yaml")
+    return [sys.executable, "-m", "dagster", "dev", "-w", workspace, "-h", "127.0.0.1", "-p", str(port)]
+
+
 def _commands(dagster_port: int, mlflow_port: int) -> dict[str, list[str]]:
     tracking = mlflow_from_env()
-    commands = {
-        "dagster": [
-            sys.executable,
-            "-m",
-            "dagster",
-            "dev",
-            "-w",
-            str(PROJECT_ROOT / "workspace.yaml"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(dagster_port),
-        ]
-    }
+    commands = {"dagster": dagster_dev(dagster_port)}
     if _local(tracking.tracking_uri):
         commands["mlflow"] = [
             sys.executable,

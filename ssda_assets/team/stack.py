@@ -31,6 +31,7 @@ import requests
 
 from ssda_assets.resources import PROJECT_ROOT
 from ssda_assets.team.executor import BACKEND, BROKER, GPU, MODE, TEAM
+from ssda_assets.ui import dagster_dev
 
 INSTANCE_YAML = PROJECT_ROOT / "deploy" / "team" / "dagster.yaml"
 PG_USER, DATABASES = "ssda", ("dagster", "mlflow")
@@ -268,18 +269,7 @@ class TeamStack:
     def _start_dagster(self) -> None:
         process = self._spawn(
             "dagster",
-            [
-                sys.executable,
-                "-m",
-                "dagster",
-                "dev",
-                "-w",
-                str(PROJECT_ROOT / "workspace.yaml"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.ports.dagster),
-            ],
+            dagster_dev(self.ports.dagster),
         )
         self._wait(
             "dagster",
