@@ -167,7 +167,8 @@ def _load(folder: Path) -> tuple[Path, Any]:
 def _choice(raw: dict, key: str, default: Any, allowed: tuple, problems: list[str]) -> Any:
     value = raw.get(key, default)
     if value not in allowed:
-        problems.append(f"'{key}' must be one of {', '.join(map(str, allowed))}, got {value!r}")
+        choices = " or ".join(allowed) if len(allowed) == 2 else f"one of {', '.join(allowed)}"
+        problems.append(f"'{key}' must be {choices}, got {value!r}")
     return value
 
 
