@@ -10,7 +10,6 @@ new model version per task in MLflow.
 """
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -131,7 +130,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--repetitions", type=int)
     args = parser.parse_args()
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines say nothing a user needs here
+    # Read when mlflow loads, later: its INFO lines say nothing a demo user needs.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     started = time.perf_counter()
     raw = paths_from_env().raw

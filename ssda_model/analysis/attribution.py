@@ -237,10 +237,8 @@ def key_genes(
 
     if len(set(groups)) < 2:
         return pd.DataFrame()
-    magnitudes = ad.AnnData(
-        X=np.abs(ig).astype(np.float32), obs=pd.DataFrame({"group": groups}), var=pd.DataFrame(index=genes)
-    )
-    magnitudes.obs_names = magnitudes.obs_names.astype(str)
+    cells = pd.DataFrame({"group": groups}, index=[str(i) for i in range(len(groups))])
+    magnitudes = ad.AnnData(X=np.abs(ig).astype(np.float32), obs=cells, var=pd.DataFrame(index=genes))
     sc.tl.rank_genes_groups(magnitudes, "group", method="wilcoxon")
     ranked = pd.concat([sc.get.rank_genes_groups_df(magnitudes, group=g).assign(group=g) for g in GROUPS])
     return ranked[(ranked["logfoldchanges"] > min_log2fc) & (ranked["pvals_adj"] < max_padj)]
