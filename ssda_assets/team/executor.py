@@ -27,7 +27,10 @@ BROKER, BACKEND = "SSDA_CELERY_BROKER", "SSDA_CELERY_BACKEND"
 GPU = "gpu"  # the pool of trained_model, and the Celery queue of the GPU workers
 SETTINGS = {
     "task_track_started": True,  # a started task records the worker that runs it (the watch needs it)
-    "worker_prefetch_multiplier": 1,  # a worker busy with a training holds no other task back
+    "worker_prefetch_multiplier": 1,
+    # A busy worker reserves nothing more: even a prefetch of 1 let one worker hold a second training
+    # back while the other worker sat idle (Redis brokers only, Celery >= 5.6).
+    "worker_disable_prefetch": True,
     "broker_connection_retry_on_startup": True,
 }
 
