@@ -10,6 +10,7 @@ import yaml
 from scipy import io, sparse
 
 from ssda_assets.catalog import register_partitions
+from ssda_assets.defs.automation.sensors import new_dataset_sensor
 from ssda_assets.partitions import task_key
 from ssda_model.data.gene_ids import human_gene_table, map_gene_ids
 
@@ -210,6 +211,14 @@ def test_a_scad_source_dataset_follows_even_when_gdsc_lacks_the_drug(platform):
             }
         )
     )
+    sensed = new_dataset_sensor(
+        dg.build_sensor_context(instance=platform.instance, resources={"paths": platform.paths})
+    )
+    requested = {(tuple(r.asset_selection), r.partition_key) for r in sensed.run_requests}
+    assert ((dg.AssetKey("sc_dataset"),), "own_source") in requested
+    assert ((dg.AssetKey("gdsc_labels"),), "newdrug") not in requested  # it trains on its own source
+    added = {(r.partitions_def_name, tuple(r.partition_keys)) for r in sensed.dynamic_partitions_requests}
+    assert ("drug", ("newdrug",)) in added  # the drug is known, only its GDSC labels are not asked for
     register_partitions(platform.instance, platform.paths.raw)
     platform.materialize(["gdsc_expression", "gdsc_response"])
     selection = dg.AssetSelection.assets("harmonized_expression")

@@ -36,8 +36,10 @@ automation = dg.AutomationConditionSensorDefinition(
 )
 def new_dataset_sensor(context: dg.SensorEvaluationContext, paths: PlatformPaths) -> dg.SensorResult:
     """A new or changed dataset folder (by content hash) adds its partitions and requests its
-    ingestion and its drugs' labels; an invalid manifest is logged once and skipped. A folder the
-    cursor does not know yet counts as seen when sc_dataset already read these very bytes."""
+    ingestion and the GDSC labels of its drugs (only when it trains on GDSC: a dataset with its own
+    SCAD `source:` needs none, and a drug GDSC never screened would only fail); an invalid manifest
+    is logged once and skipped. A folder the cursor does not know yet counts as seen when sc_dataset
+    already read these very bytes."""
     seen = json.loads(context.cursor) if context.cursor else {}
     catalog = scan(paths.raw)
     folders = {
@@ -63,11 +65,15 @@ def new_dataset_sensor(context: dg.SensorEvaluationContext, paths: PlatformPaths
     ]
     known_drugs = set(context.instance.get_dynamic_partitions(drug_partitions.name))
     new_drugs = [d for d in drugs if d not in known_drugs]
+    on_gdsc = {
+        drug_key(d, paths.raw) for m in catalog.manifests.values() if m.source is None for d in m.drugs
+    }
     requests += [
         dg.RunRequest(
             run_key=f"gdsc_labels:{d}", partition_key=d, asset_selection=[dg.AssetKey("gdsc_labels")]
         )
         for d in new_drugs
+        if d in on_gdsc
     ]
     known_datasets = set(context.instance.get_dynamic_partitions(dataset_partitions.name))
     new_datasets = [n for n in ready if n not in known_datasets]
