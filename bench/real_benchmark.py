@@ -2,13 +2,14 @@
 
     nice -n 10 .venv/bin/python bench/real_benchmark.py [data_dir] [--source gdsc|ccle] [--repetitions 20]
         [--shots 1,3,5] [--protocols paper,strict] [--targets PLX4720,Gefitinib,Afatinib]
-        [--competitor-shots 3] [--methods ssda,target_only,...] [--report]
+        [--competitor-shots 3] [--methods ssda,target_only,...] [--against ssda] [--report]
 
 Per target and protocol, the ssda family, source_only and target_only at every --shots, and the
 other methods (scad, scdeal, scdeal_nopretrain, codeae) at --competitor-shots under the paper
 protocol. Repetition r uses seed r for every method, so results are paired. Each (target, protocol,
-shots, method) is appended to bench/results/real_benchmark_<source>.csv once done and skipped when
-already there, so an interrupted run continues where it stopped; the cheapest, most telling parts
+shots, method) is appended to bench/results/real_benchmark_<source>.csv once done; only the
+repetitions the CSV lacks run (repetition r is seeded by r alone, so they pair with the earlier
+ones), so an interrupted or extended run continues where it stopped; the cheapest, most telling parts
 run first (paper protocol, 3 shots, then 1 and 5, then strict). Prints the tables quoted in the
 README and writes the few-shot curves next to the CSV.
 """
@@ -17,9 +18,11 @@ import argparse
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
-from ssda_model.benchmark import ALL_METHODS, run_benchmark, summarize
+from ssda_model.benchmark import ALL_METHODS, run_benchmark
 from ssda_model.benchmark_plots import fewshot_curves
 from ssda_model.config import SSDAConfig
 from ssda_model.datasets import PUBLIC_TARGETS, SOURCES, public_scad_pair
@@ -29,6 +32,7 @@ RESULTS = Path(__file__).parent / "results"
 KEY = ["target", "protocol", "shots", "method"]
 CORE = (
     "ssda",
+    "ssda_prior",
     "target_only",
     "source_only",
     "ssda_no_mme",
@@ -50,28 +54,41 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, int, str]]:
     return steps
 
 
-def table(results: pd.DataFrame, protocol: str, shots: int) -> str:
-    """Methods × targets: mean ± std AUC and the paired Wilcoxon p of ssda against the method."""
+def paired_p(group: pd.DataFrame, method: str, against: str) -> float:
+    """Two-sided Wilcoxon signed-rank p of `against` − `method` over the repetitions both ran."""
+    pivot = group.pivot_table(index="repetition", columns="method", values="auc")
+    if method == against or against not in pivot or method not in pivot:
+        return float("nan")
+    differences = (pivot[against] - pivot[method]).dropna()
+    if len(differences) < 2 or np.allclose(differences, 0):
+        return float("nan")
+    return float(stats.wilcoxon(differences).pvalue)
+
+
+def table(results: pd.DataFrame, protocol: str, shots: int, against: str) -> str:
+    """Methods × targets: mean ± std AUC, the repetitions, and the paired Wilcoxon p of `against`
+    against the method."""
     cells = {}
     for target, group in results[(results["protocol"] == protocol) & (results["shots"] == shots)].groupby(
         "target", sort=False
     ):
-        for _, row in summarize(group.drop(columns=["target"])).iterrows():
-            p = row["wilcoxon_p_vs_ssda"]
+        for method, runs in group.groupby("method", sort=False):
+            p = paired_p(group, str(method), against)
             note = "" if pd.isna(p) else (" (p < 0.001)" if p < 0.001 else f" (p {p:.3f})")
-            cells.setdefault(row["method"], {})[target] = (
-                f"{row['mean_auc']:.3f} ± {row['std_auc']:.3f}{note}"
+            cells.setdefault(f"{method} (n = {len(runs)})", {})[target] = (
+                f"{runs['auc'].mean():.3f} ± {runs['auc'].std():.3f}{note}"
             )
     return pd.DataFrame(cells).T.fillna("").to_markdown()
 
 
 def run(args: argparse.Namespace, path: Path) -> None:
-    """Train what the plan holds and the CSV lacks, appending each finished part."""
+    """Train the repetitions the plan holds and the CSV lacks, appending each finished part."""
     done = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=[*KEY, "repetition"])
-    finished = {tuple(k) for k, g in done.groupby(KEY) if g["repetition"].nunique() >= args.repetitions}
+    have = done.groupby(KEY)["repetition"].max().to_dict()
     pairs = {t: public_scad_pair(args.data_dir, t, source=args.source) for t in args.targets}
     for target, protocol, shots, method in plan(args):
-        if (target, protocol, shots, method) in finished:
+        first = int(have.get((target, protocol, shots, method), 0)) + 1
+        if first > args.repetitions:
             continue
         source, cells = pairs[target]
         rows = run_benchmark(
@@ -79,13 +96,15 @@ def run(args: argparse.Namespace, path: Path) -> None:
             cells,
             methods=[method],
             shots=[shots],
-            repetitions=args.repetitions,
+            repetitions=args.repetitions - first + 1,
+            first_repetition=first,
             config=SSDAConfig(protocol=protocol),
         )
         rows = rows.assign(target=target)
         rows.to_csv(path, mode="a", header=not path.exists(), index=False)
         print(
-            f"{target} {protocol} {shots}-shot {method}: {rows['auc'].mean():.3f} ± {rows['auc'].std():.3f}",
+            f"{target} {protocol} {shots}-shot {method} repetitions {first}-{args.repetitions}: "
+            f"{rows['auc'].mean():.3f} ± {rows['auc'].std():.3f}",
             flush=True,
         )
 
@@ -97,7 +116,7 @@ def report(args: argparse.Namespace, path: Path) -> None:
     for protocol in args.protocols:
         for shots in sorted(results.loc[results["protocol"] == protocol, "shots"].unique()):
             heading = f"{protocol} protocol, {shots}-shot ({args.source} source)"
-            print(f"\n{heading}\n{table(results, protocol, shots)}")
+            print(f"\n{heading}, p against {args.against}\n{table(results, protocol, shots, args.against)}")
     for target, group in results[results["protocol"] == "paper"].groupby("target"):
         fewshot_curves(group.drop(columns=["target"]), RESULTS / f"real_fewshot_{args.source}_{target}.png")
 
@@ -119,6 +138,7 @@ def main() -> None:
         default=list(ALL_METHODS),
         help="a subset, for a first look (default: every method)",
     )
+    parser.add_argument("--against", default="ssda", help="the method the paired p-values test against")
     parser.add_argument("--report", action="store_true", help="only print the tables of what the CSV holds")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=SSDAInputWarning)  # both files are z-scored already

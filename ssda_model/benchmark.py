@@ -28,12 +28,13 @@ ALL_METHODS = (*METHODS, *COMPETITORS)
 RESULT_COLUMNS = ["method", "shots", "repetition", "seed", "auc", "aupr", "protocol", "n_eval"]
 
 
-def _method_scores(method: str, data: DomainTensors, splits: list, config: SSDAConfig) -> list[np.ndarray]:
-    """Each repetition's scores on its evaluation cells (repetition r = splits[r - 1], seed r).
+def _method_scores(
+    method: str, data: DomainTensors, splits: list, seeds: list[int], config: SSDAConfig
+) -> list[np.ndarray]:
+    """Each repetition's scores on its evaluation cells (repetition seeds[i] = splits[i]).
 
     Every method trains its repetitions together as batched ensembles, as `fit` does.
     """
-    seeds = list(range(1, len(splits) + 1))
     if method not in METHODS:
         return competitor_scores(method, data, splits, seeds, config)
     config = config.replace(method=method)
@@ -53,13 +54,17 @@ def run_benchmark(
     shots: list[int],
     repetitions: int,
     config: SSDAConfig,
+    first_repetition: int = 1,
     label_key: str = "response",
     source_name: str = "source",
     target_name: str = "target",
     progress: bool = False,
     on_result: Callable[[dict], None] | None = None,
 ) -> pd.DataFrame:
-    """One row per (method, shots, repetition): pooled AUC and AUPR on that repetition's evaluation cells."""
+    """One row per (method, shots, repetition): pooled AUC and AUPR on that repetition's evaluation cells.
+
+    Repetitions `first_repetition` .. `first_repetition + repetitions - 1` run, each seeded by its
+    number alone, so a run that adds repetitions 11..20 pairs with an earlier one of 1..10."""
     unknown = [m for m in methods if m not in ALL_METHODS]
     if unknown:
         raise ValueError(f"unknown methods {', '.join(unknown)}; expected some of {', '.join(ALL_METHODS)}")
@@ -84,6 +89,7 @@ def run_benchmark(
     bar = tqdm(
         total=len(shots) * repetitions * len(methods), disable=not progress, desc="benchmark", unit="fit"
     )
+    seeds = list(range(first_repetition, first_repetition + repetitions))
     try:
         with deterministic_algorithms():
             for n_shots in shots:
@@ -96,13 +102,11 @@ def run_benchmark(
                         config.val_fraction,
                         seed=r,
                     )
-                    for r in range(1, repetitions + 1)
+                    for r in seeds
                 ]
                 for method in methods:
-                    scores = _method_scores(method, data, splits, config.replace(shots=n_shots))
-                    for repetition, (split, method_scores) in enumerate(
-                        zip(splits, scores, strict=True), start=1
-                    ):
+                    scores = _method_scores(method, data, splits, seeds, config.replace(shots=n_shots))
+                    for repetition, split, method_scores in zip(seeds, splits, scores, strict=True):
                         eval_y = domains.target_y[split.target_eval]
                         auc, aupr = pooled_auc_aupr(eval_y, method_scores)
                         row = {
