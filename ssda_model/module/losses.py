@@ -34,6 +34,15 @@ def member_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
     return per_sample.view(labels.shape).mean(dim=1)
 
 
+def per_domain_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, n_source: int, source_weight: float
+) -> torch.Tensor:
+    """The shots' mean cross-entropy plus `source_weight` times the source's, per member, from
+    labeled rows that hold the `n_source` source lines first: the bulk as a prior, not a majority."""
+    source = member_cross_entropy(logits[:, :n_source], labels[:, :n_source])
+    return source_weight * source + member_cross_entropy(logits[:, n_source:], labels[:, n_source:])
+
+
 def reconstruction_loss(net: SSDAEnsemble, clean: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
     """L_reco: MSE between the clean input and the decoder's reconstruction of the noisy one."""
     return F.mse_loss(net.decoder(latent).float(), clean, reduction="none").mean(dim=(1, 2))

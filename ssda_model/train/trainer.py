@@ -17,6 +17,7 @@ from ssda_model.module.losses import (
     mask_members,
     member_cross_entropy,
     minimax_entropy_loss,
+    per_domain_cross_entropy,
     reconstruction_loss,
 )
 from ssda_model.train.device import resolve_precision
@@ -35,17 +36,24 @@ from ssda_model.train.loop import (
 class MethodSpec:
     """What a method trains on (labeled bulk, the target shots, unlabeled cells) and which named
     loss terms it adds; a new term is a name here, its function in `train_repetitions` and its
-    weight in `term_weights`."""
+    weight in `term_weights`.
+
+    `source_weight`: None takes the classification loss as one mean over a step's labeled rows (the
+    paper: 32 bulk lines beside 2n shots, so the bulk outvotes the shots); a number takes the shots'
+    mean plus that weight times the bulk's mean, so the bulk is a prior the shots can overrule.
+    """
 
     source: bool
     shots: bool
     unlabeled: bool
     terms: tuple[str, ...]
+    source_weight: float | None = None
 
 
 LOSS_TERMS = ("cls", "reco", "adv", "mme")  # every term, in the order the history records them
 METHOD_SPECS = {
     "ssda": MethodSpec(source=True, shots=True, unlabeled=True, terms=LOSS_TERMS),
+    "ssda_prior": MethodSpec(source=True, shots=True, unlabeled=True, terms=LOSS_TERMS, source_weight=0.1),
     "ssda_no_adv": MethodSpec(source=True, shots=True, unlabeled=True, terms=("cls", "reco", "mme")),
     "ssda_no_mme": MethodSpec(source=True, shots=True, unlabeled=True, terms=("cls", "reco", "adv")),
     "source_only": MethodSpec(source=True, shots=False, unlabeled=False, terms=("cls", "reco")),
@@ -76,6 +84,12 @@ def train_repetitions(
     uses = (spec.source, spec.shots, spec.unlabeled and len(splits[0].unlabeled) > 0)
     weights = term_weights(config)
     no_term = torch.zeros(len(members), device=device)
+    source_weight = spec.source_weight if spec.source and spec.shots else None
+
+    def classification(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if source_weight is None:
+            return member_cross_entropy(logits, labels)
+        return per_domain_cross_entropy(logits, labels, config.batch_size, source_weight)
 
     def step_losses(batches: EpochBatches, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         labeled_x, labeled_y = [], []
@@ -93,7 +107,7 @@ def train_repetitions(
         latent = net.encoder(noisy)
         features = net.predictor(latent)
         compute = {
-            "cls": lambda: member_cross_entropy(net.classifier(features[:, :n_labeled]), labels),
+            "cls": lambda: classification(net.classifier(features[:, :n_labeled]), labels),
             "reco": lambda: reconstruction_loss(net, clean, latent),
             "adv": lambda: adversarial_loss(net, noisy[:, :n_labeled], labels, config.epsilon),
             "mme": lambda: (

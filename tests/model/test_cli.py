@@ -65,6 +65,7 @@ def test_round_trip_through_the_installed_command(tmp_path, pair_files, small_pa
     } <= set(metrics)
     assert set(metrics["repetitions"][0]) >= {"repetition", "seed", "auc", "aupr", "n_eval", "best_epoch"}
     assert metrics["protocol"] == "paper" and metrics["shots"] == 3 and len(metrics["repetitions"]) == 2
+    assert metrics["method"] == "ssda_prior"  # the default
 
     new_cells = small_pair[1][:40].copy()
     del new_cells.obs["response"]

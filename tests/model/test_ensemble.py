@@ -61,7 +61,7 @@ def test_members_share_no_gradient():
         assert param.grad[1:].abs().sum() == 0, name
 
 
-@pytest.mark.parametrize("method", ["ssda", "ssda_no_adv", "ssda_no_mme", "source_only"])
+@pytest.mark.parametrize("method", ["ssda", "ssda_prior", "ssda_no_adv", "ssda_no_mme", "source_only"])
 def test_batched_repetitions_match_one_at_a_time(small_pair, method):
     source, target = small_pair
     config = FAST.replace(method=method, repetitions=3)

@@ -18,19 +18,21 @@ def benchmark_pair():
 
 
 @pytest.mark.slow
-def test_ssda_beats_source_only_and_target_only(benchmark_pair):
+def test_ssda_and_the_default_beat_source_only_and_target_only(benchmark_pair):
     source, target = benchmark_pair
     config = SSDAConfig(epochs=30, repetitions=3)
+    assert config.method == "ssda_prior"
     runs = {
         m: SSDAModel.fit(source, target, config.replace(method=m)).metrics
-        for m in ("ssda", "source_only", "target_only")
+        for m in ("ssda", "ssda_prior", "source_only", "target_only")
     }
     auc = {m: metrics["mean_auc"] for m, metrics in runs.items()}
     per_rep = {m: [r["auc"] for r in metrics["repetitions"]] for m, metrics in runs.items()}
-    for baseline in ("source_only", "target_only"):
-        assert auc["ssda"] > auc[baseline] + 0.025, auc
-        # paired: same split and shots per repetition, so ssda wins most of them
-        assert sum(a > b for a, b in zip(per_rep["ssda"], per_rep[baseline], strict=True)) >= 2, per_rep
+    for method in ("ssda", "ssda_prior"):
+        for baseline in ("source_only", "target_only"):
+            assert auc[method] > auc[baseline] + 0.025, auc
+            # paired: same split and shots per repetition, so the method wins most of them
+            assert sum(a > b for a, b in zip(per_rep[method], per_rep[baseline], strict=True)) >= 2, per_rep
 
 
 @pytest.mark.slow
@@ -74,7 +76,9 @@ def test_same_seed_same_metrics_and_scores(small_pair):
     assert np.array_equal(a.obsm["X_ssda"], b.obsm["X_ssda"])
 
 
-@pytest.mark.parametrize("method", ["ssda", "ssda_no_adv", "ssda_no_mme", "source_only", "target_only"])
+@pytest.mark.parametrize(
+    "method", ["ssda", "ssda_prior", "ssda_no_adv", "ssda_no_mme", "source_only", "target_only"]
+)
 def test_every_method_trains_and_reports_pooled_metrics(small_pair, method):
     source, target = small_pair
     metrics = SSDAModel.fit(source, target, FAST.replace(method=method)).metrics

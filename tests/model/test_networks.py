@@ -3,7 +3,13 @@ from torch.nn import functional as F
 
 from ssda_model.config import SSDAConfig
 from ssda_model.module.ensemble import SSDAEnsemble
-from ssda_model.module.losses import adversarial_perturbation, entropy, mask_input, minimax_entropy_loss
+from ssda_model.module.losses import (
+    adversarial_perturbation,
+    entropy,
+    mask_input,
+    minimax_entropy_loss,
+    per_domain_cross_entropy,
+)
 from ssda_model.module.networks import SSDANet, grad_reverse
 
 
@@ -82,3 +88,14 @@ def test_minimax_entropy_moves_classifier_and_features_in_opposite_directions():
     (-entropy(net.classifier(plain)).sum()).backward()
     assert torch.allclose(features.grad, -plain.grad, atol=1e-6)
     assert prototype_grad.abs().sum() > 0
+
+
+def test_per_domain_cross_entropy_weighs_the_source_mean_against_the_shots_mean():
+    """ssda_prior: 32 bulk rows beside 2 shots count 0.1 × their mean, not 32/34 of one mean."""
+    logits, labels = torch.randn(2, 34, 2), torch.randint(0, 2, (2, 34))
+    loss = per_domain_cross_entropy(logits, labels, n_source=32, source_weight=0.1)
+    for r in range(2):
+        source = F.cross_entropy(logits[r, :32], labels[r, :32])
+        shots = F.cross_entropy(logits[r, 32:], labels[r, 32:])
+        assert torch.isclose(loss[r], 0.1 * source + shots)
+        assert not torch.isclose(loss[r], F.cross_entropy(logits[r], labels[r]))
