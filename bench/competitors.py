@@ -1,0 +1,75 @@
+"""The benchmark's methods batched against one repetition at a time, side by side in one run.
+
+    .venv/bin/python bench/competitors.py [data_dir] [--target Gefitinib] [--repetitions 20] [--shots 3]
+
+On one real target (GDSC source, `../shared/data`), each method of the real-data benchmark at one
+shot count: the ssda family and the baselines in their default batched mode, and the competitors
+(scad, scdeal, scdeal_nopretrain, codeae) both batched and one repetition at a time
+(`batch_repetitions=False`, how they trained before issue 14). The last rows add them up: the
+benchmark of one target as it runs now against the same benchmark with one-at-a-time competitors.
+`auc_gap` is the largest per-repetition AUC difference between the two modes (same seeds and
+splits). Run it when nothing else runs: it measures time.
+"""
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from ssda_model.benchmark import run_benchmark
+from ssda_model.config import METHODS, SSDAConfig
+from ssda_model.datasets import public_scad_pair
+from ssda_model.errors import SSDAInputWarning
+from ssda_model.train.competitors import COMPETITORS
+
+
+def timed(source, cells, method: str, args: argparse.Namespace, batched: bool) -> tuple[float, pd.Series]:
+    """Seconds of one method's repetitions and their AUCs."""
+    started = time.perf_counter()
+    rows = run_benchmark(
+        source,
+        cells,
+        methods=[method],
+        shots=[args.shots],
+        repetitions=args.repetitions,
+        config=SSDAConfig(batch_repetitions=batched),
+    )
+    return time.perf_counter() - started, rows["auc"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "data_dir", nargs="?", default=str(Path(__file__).resolve().parents[2] / "shared" / "data")
+    )
+    parser.add_argument("--target", default="Gefitinib")
+    parser.add_argument("--repetitions", type=int, default=20)
+    parser.add_argument("--shots", type=int, default=3)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore", category=SSDAInputWarning)  # both files are z-scored already
+    source, cells = public_scad_pair(args.data_dir, args.target, source="gdsc")
+
+    rows = []
+    for method in (*METHODS, *COMPETITORS):
+        batched, auc = timed(source, cells, method, args, batched=True)
+        row = {"method": method, "batched_s": batched, "mean_auc": auc.mean()}
+        if method in COMPETITORS:
+            alone, auc_alone = timed(source, cells, method, args, batched=False)
+            row |= {"one_at_a_time_s": alone, "auc_gap": (auc - auc_alone).abs().max()}
+        else:
+            row["one_at_a_time_s"] = batched  # batched in both benchmarks
+        rows.append(row)
+        print(f"{method}: {row}", flush=True)
+    table = pd.DataFrame(rows).set_index("method")
+    table.loc["benchmark of one target"] = table[["batched_s", "one_at_a_time_s"]].sum()
+    table["speed-up"] = table["one_at_a_time_s"] / table["batched_s"]
+    print(
+        f"\n{args.target}, {args.shots} shots, {args.repetitions} repetitions, seconds in one run\n"
+        f"{table.round(3).to_markdown()}"
+    )
+
+
+if __name__ == "__main__":
+    main()
