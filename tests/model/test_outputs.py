@@ -13,6 +13,7 @@ import anndata as ad
 import pytest
 
 from ssda_model.cli import main
+from ssda_model.config import SSDAConfig
 from ssda_model.model import SSDAModel
 from ssda_model.outputs import MARKER, replace_folder
 from tests.model.test_cli import fit_args, run_error
@@ -217,7 +218,7 @@ def test_concurrent_predicts_and_fits_into_one_output(tmp_path, pair_files, smal
         and scored.obs["ssda_score"].notna().all()
         and scored.obsm["X_ssda"].shape == (3000, 32)
     )
-    assert SSDAModel.load(tmp_path / "refit").metrics["method"] in ("ssda", "source_only")
+    assert SSDAModel.load(tmp_path / "refit").metrics["method"] in (SSDAConfig().method, "source_only")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.h5ad", "model", "refit", "scored.h5ad"]
 
 
