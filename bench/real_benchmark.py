@@ -18,11 +18,9 @@ import argparse
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
-from ssda_model.benchmark import ALL_METHODS, run_benchmark
+from ssda_model.benchmark import ALL_METHODS, paired_wilcoxon, run_benchmark
 from ssda_model.benchmark_plots import fewshot_curves
 from ssda_model.config import SSDAConfig
 from ssda_model.datasets import PUBLIC_TARGETS, SOURCES, public_scad_pair
@@ -54,17 +52,6 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, int, str]]:
     return steps
 
 
-def paired_p(group: pd.DataFrame, method: str, against: str) -> float:
-    """Two-sided Wilcoxon signed-rank p of `against` − `method` over the repetitions both ran."""
-    pivot = group.pivot_table(index="repetition", columns="method", values="auc")
-    if method == against or against not in pivot or method not in pivot:
-        return float("nan")
-    differences = (pivot[against] - pivot[method]).dropna()
-    if len(differences) < 2 or np.allclose(differences, 0):
-        return float("nan")
-    return float(stats.wilcoxon(differences).pvalue)
-
-
 def table(results: pd.DataFrame, protocol: str, shots: int, against: str) -> str:
     """Methods × targets: mean ± std AUC, the repetitions, and the paired Wilcoxon p of `against`
     against the method."""
@@ -73,7 +60,7 @@ def table(results: pd.DataFrame, protocol: str, shots: int, against: str) -> str
         "target", sort=False
     ):
         for method, runs in group.groupby("method", sort=False):
-            p = paired_p(group, str(method), against)
+            p = paired_wilcoxon(group, str(method), against)
             note = "" if pd.isna(p) else (" (p < 0.001)" if p < 0.001 else f" (p {p:.3f})")
             cells.setdefault(f"{method} (n = {len(runs)})", {})[target] = (
                 f"{runs['auc'].mean():.3f} ± {runs['auc'].std():.3f}{note}"

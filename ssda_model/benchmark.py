@@ -145,16 +145,20 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         )
         .reset_index()
     )
-    pivot = results.pivot_table(index=["shots", "repetition"], columns="method", values="auc")
-
-    def wilcoxon(row) -> float:
-        if "ssda" not in pivot or row["method"] == "ssda":
-            return float("nan")
-        pairs = pivot.loc[row["shots"]][["ssda", row["method"]]].dropna()
-        differences = pairs["ssda"] - pairs[row["method"]]
-        if len(differences) < 2 or np.allclose(differences, 0):
-            return float("nan")
-        return float(stats.wilcoxon(differences).pvalue)
-
-    summary["wilcoxon_p_vs_ssda"] = summary.apply(wilcoxon, axis=1)
+    summary["wilcoxon_p_vs_ssda"] = [
+        paired_wilcoxon(results[results["shots"] == shots], method, "ssda")
+        for method, shots in zip(summary["method"], summary["shots"], strict=True)
+    ]
     return summary
+
+
+def paired_wilcoxon(results: pd.DataFrame, method: str, against: str) -> float:
+    """Two-sided Wilcoxon signed-rank p of `against` − `method` AUC over the repetitions of
+    `results` (one shot count) that both ran; NaN when fewer than two pairs differ."""
+    pivot = results.pivot_table(index="repetition", columns="method", values="auc")
+    if method == against or against not in pivot or method not in pivot:
+        return float("nan")
+    differences = (pivot[against] - pivot[method]).dropna()
+    if len(differences) < 2 or np.allclose(differences, 0):
+        return float("nan")
+    return float(stats.wilcoxon(differences).pvalue)
