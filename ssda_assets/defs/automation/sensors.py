@@ -54,7 +54,9 @@ def new_dataset_sensor(context: dg.SensorEvaluationContext, paths: PlatformPaths
         if name in catalog.invalid:
             context.log.warning(f"skipping dataset {name}: {catalog.invalid[name]}")
     ready = [name for name in changed if name in catalog.manifests]
-    drugs = sorted({drug_key(d, paths.raw) for name in ready for d in catalog.manifests[name].drugs})
+    declared = {name: {drug_key(d, paths.raw) for d in catalog.manifests[name].drugs} for name in ready}
+    drugs = sorted(set().union(*declared.values()))
+    on_gdsc = {d for name, keys in declared.items() if catalog.manifests[name].source is None for d in keys}
     requests = [
         dg.RunRequest(
             run_key=f"sc_dataset:{name}:{hashes[name][:12]}",
@@ -65,9 +67,6 @@ def new_dataset_sensor(context: dg.SensorEvaluationContext, paths: PlatformPaths
     ]
     known_drugs = set(context.instance.get_dynamic_partitions(drug_partitions.name))
     new_drugs = [d for d in drugs if d not in known_drugs]
-    on_gdsc = {
-        drug_key(d, paths.raw) for m in catalog.manifests.values() if m.source is None for d in m.drugs
-    }
     requests += [
         dg.RunRequest(
             run_key=f"gdsc_labels:{d}", partition_key=d, asset_selection=[dg.AssetKey("gdsc_labels")]
