@@ -92,23 +92,43 @@ def volcano(table: pd.DataFrame, fc: float = 1.0) -> str:
 def mean_abs_bar(values: pd.Series, title: str, top: int = 20) -> str:
     figure, ax = plt.subplots(figsize=(5, 5))
     largest = values.sort_values().tail(top)
-    ax.barh(largest.index, largest.to_numpy(), color="#6a51a3")
+    ax.barh(np.arange(len(largest)), largest.to_numpy(), color="#6a51a3")
+    ax.set_yticks(np.arange(len(largest)), largest.index)  # numbers, not a category axis: faster
     ax.set(xlabel="mean |SHAP value|", title=title)
     return to_markdown(figure, title)
 
 
 def beeswarm(values: np.ndarray, expression: np.ndarray, genes: list[str], title: str, top: int = 20) -> str:
-    import shap
-
-    figure = plt.figure(figsize=(6, 5))
-    shap.summary_plot(
-        values,
-        expression,
-        feature_names=genes,
-        max_display=top,
-        show=False,
-        plot_size=None,
-        rng=np.random.default_rng(0),
-    )  # the jitter of overlapping dots; seeded, not NumPy's global RNG
-    plt.title(title)
+    """The summary plot of shap, drawn here (importing shap costs more than the plot): per gene, by mean
+    |SHAP|, one dot per cell at its SHAP value, coloured by the cell's expression within the gene
+    (5th–95th percentile), spread vertically where dots pile up."""
+    order = np.argsort(np.abs(values).mean(axis=0))[::-1][:top][::-1]  # the largest at the top
+    figure, ax = plt.subplots(figsize=(6, 0.28 * len(order) + 1.2))
+    level = expression[:, order].astype(float)
+    low, high = np.nanpercentile(level, [5, 95], axis=0)
+    colour = np.clip((level - low) / np.where(high > low, high - low, np.inf), 0, 1)
+    colour[:, high <= low] = 0.5
+    rows = np.arange(len(order)) + np.column_stack([_pile_offsets(values[:, g]) for g in order])
+    dots = ax.scatter(
+        values[:, order].ravel(), rows.ravel(), c=colour.ravel(), cmap="coolwarm", s=9, vmin=0, vmax=1
+    )
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_yticks(range(len(order)), [genes[g] for g in order])
+    ax.set(xlabel="SHAP value (impact on P(sensitive))", title=title, ylim=(-0.6, len(order) - 0.4))
+    bar = figure.colorbar(dots, ax=ax, ticks=[0, 1], aspect=40, pad=0.02)
+    bar.ax.set_yticklabels(["low", "high"])
+    bar.set_label("expression")
     return to_markdown(figure, title)
+
+
+def _pile_offsets(x: np.ndarray, bins: int = 50, height: float = 0.4) -> np.ndarray:
+    """Vertical offsets that fan out dots sharing a bin of x, alternating above and below the row."""
+    edges = np.linspace(x.min(), x.max() + 1e-12, bins + 1)
+    which = np.digitize(x, edges)
+    offsets = np.zeros(len(x))
+    for b in np.unique(which):
+        members = np.flatnonzero(which == b)
+        rank = np.arange(len(members))
+        offsets[members] = np.ceil(rank / 2) * np.where(rank % 2, 1, -1)
+    scale = np.abs(offsets).max()
+    return offsets * (height / scale) if scale else offsets

@@ -4,13 +4,11 @@ GradientExplainer computes them).
 Both explain the ensemble score P(sensitive) = mean over the repetitions' models, as a function
 of the z-scored input, so the all-zero profile (every gene at its training mean) is the baseline.
 
-IG runs the 256 path points of many cells as one batch and uses the shape of the network: up to
-the first ReLU it is affine, so along the path α·x its pre-activation is u(α) = α·p + q with
-p, q computed once per cell; each ReLU unit then switches at most once along the path, so the
-next layer's input needs only the switching points (a running sum of weight columns), not one
-product per step; and the gradients summed over the path go back to genes in one product.
-Only the small layers behind the second one run per path point.
-"""
+Both use the shape of the network: up to the first ReLU it is affine (Linear, then batch norm in
+eval mode), folded here into one matrix A and offset c. A point between two profiles therefore
+has the pre-activation between theirs, so no path point or SHAP draw runs the first (largest)
+layer, and gradients go back to genes in one product with A per cell. IG's steps adapt per cell:
+a cell whose completeness gap is not yet below the target is integrated again with twice the steps."""
 
 import anndata as ad
 import numpy as np
@@ -19,7 +17,7 @@ import torch
 from torch import nn
 
 from ssda_model.model import SSDAModel
-from ssda_model.module.ensemble import SSDAEnsemble, StackedDropout, StackedLinear
+from ssda_model.module.ensemble import SSDAEnsemble, StackedBatchNorm, StackedDropout, StackedLinear
 from ssda_model.threads import share_cores
 
 SHAP_SAMPLES = 200  # GradientExplainer's default: background draws per explained cell
@@ -29,15 +27,13 @@ class EnsembleSensitivity(nn.Module):
     """z-scored cells (n, genes) → mean P(sensitive) over the fitted models, shape (n, 1).
 
     The members run stacked (`SSDAEnsemble`: one batched matmul per layer for all of them), in
-    eval mode, split where IG needs them: `affine` up to the first ReLU, the `second` layer's
-    weight (members, width, width2) and bias behind it (the identity when no Linear follows),
-    and the `tail` after that.
+    eval mode, in two parts: the layers up to the first ReLU folded into `first_weight`
+    (members, genes, width) and `first_bias` (members, width), and the layers behind it.
     """
 
-    affine: nn.Sequential
-    second_weight: torch.Tensor
-    second_bias: torch.Tensor
-    tail: nn.Sequential
+    first_weight: torch.Tensor
+    first_bias: torch.Tensor
+    behind: nn.Sequential
 
     def __init__(self, model: SSDAModel) -> None:
         super().__init__()
@@ -45,30 +41,49 @@ class EnsembleSensitivity(nn.Module):
         stacked = SSDAEnsemble(nets, [torch.Generator() for _ in nets]).eval().requires_grad_(False)
         layers = [*stacked.encoder.net.children(), *stacked.predictor.net.children(), stacked.classifier]
         relu = next(i for i, layer in enumerate(layers) if isinstance(layer, nn.ReLU))
-        self.affine = nn.Sequential(*layers[:relu])
-        rest = [
-            layer for layer in layers[relu + 1 :] if not isinstance(layer, StackedDropout)
-        ]  # identity in eval
-        second = rest[0]
-        if isinstance(second, StackedLinear):
-            rest.pop(0)
-            self.second_weight, self.second_bias = second.weight, second.bias
-        else:
-            width = self.affine(torch.zeros(len(nets), 1, len(model.genes))).shape[-1]
-            self.second_weight = torch.eye(width).expand(len(nets), width, width)
-            self.second_bias = torch.zeros(len(nets), width)
-        self.tail = nn.Sequential(*rest)
+        self.first_weight, self.first_bias = _fold(layers[:relu], len(model.genes))
         self.n_members = len(nets)
+        # (members · width, genes): the transpose of every member's A side by side, for one product
+        self.first_weight_t = self.first_weight.transpose(1, 2).reshape(-1, len(model.genes)).contiguous()
+        self.behind = nn.Sequential(*layers[relu:])
 
-    def behind_second(self, hidden: torch.Tensor) -> torch.Tensor:
-        """P(sensitive), shape (n,), from the second layer's output (members, n, width2)."""
-        return torch.softmax(self.tail(hidden), dim=-1)[..., 1].mean(dim=0)
+    def first(self, x: torch.Tensor) -> torch.Tensor:
+        """The first ReLU's input, (members, n, width), for cells x (n, genes)."""
+        return torch.baddbmm(
+            self.first_bias.unsqueeze(1), x.expand(self.n_members, *x.shape), self.first_weight
+        )
+
+    def to_genes(self, grad: torch.Tensor) -> torch.Tensor:
+        """Gradients at the first ReLU's input (members, n, width) → at the genes (n, genes)."""
+        return grad.permute(1, 0, 2).reshape(grad.shape[1], -1) @ self.first_weight_t
+
+    def behind_first(self, u: torch.Tensor) -> torch.Tensor:
+        """P(sensitive), shape (n,), from the first ReLU's input (members, n, width)."""
+        return torch.softmax(self.behind(u), dim=-1)[..., 1].mean(dim=0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hidden = torch.relu(self.affine(x.expand(self.n_members, *x.shape)))
-        return self.behind_second(
-            torch.baddbmm(self.second_bias.unsqueeze(1), hidden, self.second_weight)
-        ).unsqueeze(1)
+        return self.behind_first(self.first(x)).unsqueeze(1)
+
+
+def _fold(layers: list[nn.Module], n_genes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stacked layers before the first ReLU (Linear, eval-mode batch norm, in any number) as
+    x ↦ x·A + c."""
+    weight, bias = None, None
+    for layer in layers:
+        if isinstance(layer, StackedLinear):
+            w = layer.weight.detach()
+            b = torch.zeros(w.shape[0], w.shape[2]) if layer.bias is None else layer.bias.detach()
+            weight = w if weight is None else torch.bmm(weight, w)
+            bias = b if bias is None else torch.baddbmm(b.unsqueeze(1), bias.unsqueeze(1), w).squeeze(1)
+        elif isinstance(layer, StackedBatchNorm) and weight is not None and bias is not None:
+            scale = torch.rsqrt(layer.running_var + layer.eps) * layer.weight.detach()
+            weight = weight * scale.unsqueeze(1)
+            bias = (bias - layer.running_mean) * scale + layer.bias.detach()
+        elif not isinstance(layer, StackedDropout):  # identity in eval
+            raise TypeError(f"cannot fold {type(layer).__name__} into the first affine map")
+    if weight is None or bias is None or weight.shape[1] != n_genes:
+        raise TypeError("the network does not start with a Linear layer on the genes")
+    return weight.contiguous(), bias.contiguous()
 
 
 def gauss_legendre(n_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,27 +95,6 @@ def gauss_legendre(n_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-def _switch_steps(
-    p: torch.Tensor, q: torch.Tensor, alphas: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where each unit α·p + q > 0 switches along the ascending path points: `rising` units are
-    active from step `switch` on, the others (p ≤ 0) up to step `switch` (excluded)."""
-    rising = p > 0
-    threshold = (-q / torch.where(p == 0, 1.0, p)).contiguous()
-    switch = torch.where(
-        rising, torch.searchsorted(alphas, threshold, right=True), torch.searchsorted(alphas, threshold)
-    )
-    return torch.where(p == 0, torch.where(q > 0, len(alphas), 0), switch), rising
-
-
-def _running_sum(x: torch.Tensor) -> torch.Tensor:
-    """In-place cumulative sum over axis 1; torch's cumsum over a middle axis is ~10× slower than
-    adding whole contiguous rows one step at a time."""
-    for k in range(1, x.shape[1]):
-        x[:, k] += x[:, k - 1]
-    return x
-
-
 def _path_gradient(
     ensemble: EnsembleSensitivity,
     p: torch.Tensor,
@@ -108,67 +102,56 @@ def _path_gradient(
     alphas: torch.Tensor,
     weights: torch.Tensor,
 ) -> torch.Tensor:
-    """Σ_k w_k ∂P/∂u at u = α_k·p + q, the first ReLU's input: (members, cells, width).
-
-    Path tensors are laid out (members, steps, cells, ·) so that sums over steps add contiguous blocks."""
+    """Σ_k w_k ∂P/∂u at u = α_k·p + q, the first ReLU's input: (members, cells, width)."""
     members, cells, width = p.shape
-    n_steps, weight, bias = len(alphas), ensemble.second_weight, ensemble.second_bias
-    q = q.expand_as(p)
-    switch, rising = _switch_steps(p, q, alphas)
-    sign = rising.float() * 2 - 1
-    rows = (
-        (torch.arange(members).view(members, 1, 1) * (n_steps + 1) + switch) * cells
-        + torch.arange(cells).view(1, cells, 1)
-    ).flatten()  # in (members, steps + 1, cells); step n_steps: never
-    # the second layer along the path is α_k·A_k + B_k: running sums of p_j·W_j and q_j·W_j over the
-    # active units,
-    # starting from the units active at step 0 (the falling ones) and changing where a unit switches
-    pq = torch.stack([p, q], dim=-1)  # (members, cells, width, 2)
-    switches = torch.zeros(members, n_steps + 1, cells, 2, weight.shape[2])
-    switches[:, 0] = torch.einsum("mcjt,mjd->mctd", pq * ~rising.unsqueeze(-1), weight)
-    columns = (pq * sign.unsqueeze(-1)).unsqueeze(-1) * weight.view(members, 1, width, 1, -1)
-    switches.view(-1, 2, weight.shape[2]).index_add_(0, rows, columns.flatten(0, 2))
-    slope, offset = _running_sum(switches)[:, :n_steps].unbind(dim=3)
-    hidden = (alphas[:, None, None] * slope + offset + bias[:, None, None]).view(members, n_steps * cells, -1)
-    hidden.requires_grad_()
-    (grad,) = torch.autograd.grad(ensemble.behind_second(hidden).sum(), hidden)
-    # back through the ReLU: unit j collects the weighted gradients of its active steps only
-    prefix = torch.zeros(members, n_steps + 1, cells, grad.shape[2])
-    torch.mul(grad.view(members, n_steps, cells, -1), weights[:, None, None], out=prefix[:, 1:])
-    prefix = _running_sum(prefix)
-    before_switch = torch.einsum(
-        "mcjd,mjd->mcj", prefix.flatten(0, 2)[rows].view(members, cells, width, -1), weight
-    )
-    whole_path = torch.bmm(prefix[:, -1], weight.transpose(1, 2))
-    return torch.where(rising, whole_path - before_switch, before_switch)
+    u = (alphas.view(1, -1, 1, 1) * p.unsqueeze(1) + q.unsqueeze(1)).view(members, -1, width).requires_grad_()
+    (grad,) = torch.autograd.grad(ensemble.behind_first(u).sum(), u)
+    return torch.einsum("k,mkcw->mcw", weights, grad.view(members, len(alphas), cells, width))
 
 
 def integrated_gradients(
-    model: SSDAModel, x: np.ndarray, n_steps: int = 256, cells_per_chunk: int = 8
-) -> tuple[np.ndarray, np.ndarray]:
-    """IG attributions (cells × genes) of P(sensitive) against the all-zero baseline, and the
-    completeness gap per cell (sum of attributions − (score(x) − score(0))), in P units.
+    model: SSDAModel,
+    x: np.ndarray,
+    n_steps: int = 32,
+    max_gap: float | None = 0.01,
+    max_steps: int = 2048,
+    path_points_per_chunk: int = 4096,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """IG attributions (cells × genes) of P(sensitive) against the all-zero baseline, the
+    completeness gap per cell (sum of attributions − (score(x) − score(0))), in P units, and the
+    Gauss–Legendre steps each cell took.
 
-    The cosine classifier with T = 0.05 makes the path integrand sharp: 256 Gauss–Legendre steps
-    keep the gap < 0.01. The result equals captum's IntegratedGradients(method="gausslegendre").
+    Every cell starts at `n_steps`; while a cell's |gap| ≥ `max_gap`, it is integrated again with
+    twice the steps, up to `max_steps` (`max_gap=None`: every cell takes `n_steps`). The cosine
+    classifier with T = 0.05 makes the integrand sharp near a few cells' decision boundary, so a
+    fixed count would spend on every cell what those few need. At a given step count the result
+    equals captum's IntegratedGradients(method="gausslegendre").
     """
     ensemble = EnsembleSensitivity(model).eval()
-    alphas, weights = gauss_legendre(n_steps)
     cells = torch.as_tensor(x, dtype=torch.float32)
-    members = ensemble.n_members
     with torch.no_grad():
-        q = ensemble.affine(torch.zeros(members, 1, cells.shape[1]))  # the baseline's pre-activation
-        gaps = ensemble(torch.zeros(1, cells.shape[1]))[:, 0] - ensemble(cells)[:, 0]
+        q = ensemble.first(torch.zeros(1, cells.shape[1]))  # the baseline's pre-activation
+        score_gaps = ensemble(torch.zeros(1, cells.shape[1]))[:, 0] - ensemble(cells)[:, 0]
     attributions = torch.empty_like(cells)
-    with share_cores():
-        for start in range(0, len(cells), cells_per_chunk):
-            chunk = cells[start : start + cells_per_chunk].clone().requires_grad_()
-            u = ensemble.affine(chunk.expand(members, *chunk.shape))
-            path = _path_gradient(ensemble, u.detach() - q, q, alphas, weights)
-            (to_genes,) = torch.autograd.grad(u, chunk, grad_outputs=path)  # the affine part's transpose
-            attributions[start : start + cells_per_chunk] = chunk.detach() * to_genes
-    gaps += attributions.sum(dim=1)
-    return attributions.numpy(), gaps.numpy()
+    gaps = torch.empty(len(cells))
+    steps = np.zeros(len(cells), dtype=np.int64)
+    todo = torch.arange(len(cells))
+    with share_cores(), torch.no_grad():
+        while len(todo):
+            alphas, weights = gauss_legendre(n_steps)
+            per_chunk = max(1, path_points_per_chunk // n_steps)
+            for start in range(0, len(todo), per_chunk):
+                rows = todo[start : start + per_chunk]
+                with torch.enable_grad():
+                    path = _path_gradient(ensemble, ensemble.first(cells[rows]) - q, q, alphas, weights)
+                attributions[rows] = cells[rows] * ensemble.to_genes(path)
+            gaps[todo] = score_gaps[todo] + attributions[todo].sum(dim=1)
+            steps[todo.numpy()] = n_steps
+            n_steps *= 2
+            if max_gap is None or n_steps > max_steps:
+                break
+            todo = todo[gaps[todo].abs() >= max_gap]
+    return attributions.numpy(), gaps.numpy(), steps
 
 
 def shap_values(
@@ -200,13 +183,19 @@ def shap_values(
     values = torch.empty_like(cells)
     per_chunk = max(1, rows_per_chunk // samples)
     with share_cores():
+        with torch.no_grad():  # the points' pre-activations mix these, so no point runs the first layer
+            u_cells, u_references = ensemble.first(cells), ensemble.first(references)
         for start in range(0, len(cells), per_chunk):
             chunk = cells[start : start + per_chunk, None, :]
-            drawn = references[torch.as_tensor(picks[start : start + per_chunk])]
+            picked = torch.as_tensor(picks[start : start + per_chunk])
             alpha = torch.as_tensor(alphas[start : start + per_chunk, :, None])
-            points = (alpha * chunk + (1 - alpha) * drawn).flatten(0, 1).requires_grad_()
-            (grad,) = torch.autograd.grad(ensemble(points).sum(), points)
-            values[start : start + per_chunk] = (grad.view(drawn.shape) * (chunk - drawn)).mean(dim=1)
+            u = alpha * u_cells[:, start : start + per_chunk, None] + (1 - alpha) * u_references[:, picked]
+            u = u.flatten(1, 2).requires_grad_()
+            (grad,) = torch.autograd.grad(ensemble.behind_first(u).sum(), u)
+            drawn = references[picked]
+            with torch.no_grad():
+                to_genes = ensemble.to_genes(grad).view(drawn.shape)
+                values[start : start + per_chunk] = (to_genes * (chunk - drawn)).mean(dim=1)
     return values.numpy()
 
 

@@ -46,10 +46,27 @@ def test_integrated_gradients_equal_captums(fitted):
         method="gausslegendre",
         return_convergence_delta=True,
     )
-    ig, gaps = integrated_gradients(model, x, n_steps=256, cells_per_chunk=7)
+    ig, gaps, steps = integrated_gradients(model, x, n_steps=256, max_gap=None, path_points_per_chunk=7 * 256)
     np.testing.assert_allclose(ig, expected.detach().numpy(), atol=1e-5)
     np.testing.assert_allclose(gaps, expected_gap.detach().numpy(), atol=1e-5)
     assert np.abs(gaps).max() < 0.01
+    assert (steps == 256).all()
+
+
+def test_adaptive_steps_refine_only_the_cells_above_the_gap(fitted):
+    """From 4 steps, cells whose gap is still ≥ 0.01 are integrated again with twice the steps:
+    every gap ends below 0.01, and each cell's attributions are the fixed-step ones at its count."""
+    model, x = fitted
+    ig, gaps, steps = integrated_gradients(model, x, n_steps=4, max_gap=0.01)
+    assert np.abs(gaps).max() < 0.01
+    assert steps.min() == 4 and steps.max() > 4
+    for n in np.unique(steps):
+        fixed, fixed_gaps, _ = integrated_gradients(model, x[steps == n], n_steps=int(n), max_gap=None)
+        np.testing.assert_allclose(ig[steps == n], fixed, atol=1e-6)
+        np.testing.assert_allclose(gaps[steps == n], fixed_gaps, atol=1e-6)
+        if n > 4:  # refined because the count before did not reach the gap
+            _, coarse_gaps, _ = integrated_gradients(model, x[steps == n], n_steps=int(n) // 2, max_gap=None)
+            assert (np.abs(coarse_gaps) >= 0.01).all()
 
 
 def test_shap_values_equal_gradient_explainers_own_run(fitted):
