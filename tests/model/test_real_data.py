@@ -5,6 +5,7 @@ import pytest
 from ssda_model.config import SSDAConfig
 from ssda_model.datasets import public_plx4720_a375, public_scad_pair
 from ssda_model.model import SSDAModel
+from ssda_model.train.device import cpu_has_bf16
 from tests.conftest import SHARED_DATA
 
 pytestmark = [
@@ -70,3 +71,17 @@ def test_default_method_on_the_gdsc_source_reaches_0_9_on_jhu006(gefitinib_gdsc_
     metrics = SSDAModel.fit(source, target, SSDAConfig(shots=3, repetitions=3)).metrics
     assert metrics["n_genes"] > 1300
     assert metrics["mean_auc"] >= 0.9
+
+
+@GDSC_SOURCE
+@pytest.mark.slow
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16 units, so auto is fp32 here")
+def test_auto_precision_keeps_the_fp32_auc_on_jhu006(gefitinib_gdsc_pair):
+    """bf16 under `auto` is adopted only if the AUC stays within 0.01 of fp32 on real data too
+    (bench/precision.py does the three targets over 10 repetitions)."""
+    source, target = gefitinib_gdsc_pair
+    config = SSDAConfig(shots=3, repetitions=3, device="cpu")
+    auto = SSDAModel.fit(source, target, config).metrics
+    fp32 = SSDAModel.fit(source, target, config.replace(precision="fp32")).metrics
+    assert auto["precision"] == "bf16"
+    assert abs(auto["mean_auc"] - fp32["mean_auc"]) < 0.01, (auto["mean_auc"], fp32["mean_auc"])
