@@ -25,9 +25,10 @@ def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
     return event.pid if event is not None else None
 
 
-def worker_alive(instance: dg.DagsterInstance, run_id: str) -> bool | None:
-    """Whether the run's worker process still runs on this machine; None when not yet known."""
-    pid = worker_pid(instance, run_id)
+def worker_alive(instance: dg.DagsterInstance, run_id: str, pid: int | None = None) -> bool | None:
+    """Whether the run's worker process (`pid`, read from RUN_START when not given) still runs on
+    this machine; None when not yet known."""
+    pid = worker_pid(instance, run_id) if pid is None else pid
     record = instance.get_run_record_by_id(run_id)
     if pid is None or record is None or record.start_time is None:
         return None
@@ -47,12 +48,12 @@ class LocalRunLauncher(DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
-        alive = worker_alive(self._instance, run.run_id)
+        pid = worker_pid(self._instance, run.run_id)
+        alive = worker_alive(self._instance, run.run_id, pid)
         if alive is None:
             return CheckRunHealthResult(WorkerStatus.UNKNOWN, "the run worker has not started yet")
         if alive:
             return CheckRunHealthResult(WorkerStatus.RUNNING)
-        pid = worker_pid(self._instance, run.run_id)
         return CheckRunHealthResult(
             WorkerStatus.FAILED, f"run worker process {pid} is gone (killed or crashed)"
         )
@@ -65,10 +66,11 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     failed = []
     for record in instance.get_run_records(RunsFilter(statuses=ACTIVE)):
         run = record.dagster_run
-        if worker_alive(instance, run.run_id) is False:
+        pid = worker_pid(instance, run.run_id)
+        if worker_alive(instance, run.run_id, pid) is False:
             instance.report_run_failed(
                 run,
-                f"run worker process {worker_pid(instance, run.run_id)} is gone "
+                f"run worker process {pid} is gone "
                 "(killed or crashed); marked failed so later runs can proceed",
             )
             failed.append(run.run_id)
