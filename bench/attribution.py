@@ -6,8 +6,8 @@ Trains the demo's configuration (`DEMO_TRAINING`: 20 epochs, 3 repetitions) on a
 the demo's shape, then times each part of what `attribution_report` computes for its cells with the
 asset's defaults: integrated gradients for every cell (adaptive steps; and, for comparison, the
 fixed 256 steps it used before), SHAP for 32 cells, the figures, `rank_genes_groups` on |IG|. Each
-part is the best of --repeats. Goal (issue 13): the asset's parts together ≤ 10 % of the training. Run it when
-nothing else runs.
+part is the best of --repeats. Goal (issue 13): the asset's parts together ≤ 10 % of the training.
+Run it when nothing else runs.
 """
 
 import argparse
@@ -16,9 +16,9 @@ import time
 import numpy as np
 import pandas as pd
 
+from ssda_assets.defs.analysis.assets import shap_figures
 from ssda_assets.pipeline import DEMO_TRAINING
 from ssda_model.analysis.attribution import (
-    GROUPS,
     attribution_summary,
     integrated_gradients,
     key_genes,
@@ -46,8 +46,6 @@ def main() -> None:
     parser.add_argument("--genes", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    from ssda_assets import plots  # matplotlib, as the asset has it
-
     source, target = synthetic_pair(n_source=args.lines, n_cells=args.cells, n_genes=args.genes, seed=0)
     start = time.perf_counter()
     model = SSDAModel.fit(source, target, SSDAConfig(**DEMO_TRAINING))
@@ -69,16 +67,10 @@ def main() -> None:
     )
     shap_time, values = best(args.repeats, lambda: shap_values(model, x[shap_rows], background))
     rows.append(("SHAP, 32 cells × 200 draws", shap_time, ""))
-
-    def figures() -> str:
-        markdown = plots.mean_abs_bar(pd.Series(np.abs(values).mean(axis=0), index=model.genes), "bar")
-        for group in GROUPS:
-            mask = groups[shap_rows] == group
-            if mask.sum() > 1:
-                markdown += plots.beeswarm(values[mask], x[shap_rows][mask], model.genes, group)
-        return markdown
-
-    rows.append(("figures (bar, beeswarm per group)", best(args.repeats, figures)[0], ""))
+    figures, _ = best(
+        args.repeats, lambda: shap_figures(values, x[shap_rows], groups[shap_rows], model.genes, 20)
+    )
+    rows.append(("figures (bar, beeswarm per group)", figures, ""))
     summary_time, _ = best(
         args.repeats, lambda: attribution_summary(ig, values, shap_rows, groups, model.genes)
     )

@@ -301,21 +301,7 @@ def attribution_report(
     top_ig = summary.sort_values("ig_all", ascending=False).head(config.top_genes)
     key = key_genes(ig, groups, model.genes, config.key_min_log2fc, config.key_max_padj)
     max_gap = float(np.abs(gaps).max())  # in units of P(sensitive)
-    figures = plots.mean_abs_bar(
-        pd.Series(np.abs(shap_matrix).mean(axis=0), index=model.genes),
-        f"Mean |SHAP| of the top {config.top_genes} genes",
-        top=config.top_genes,
-    )
-    for group in GROUPS:
-        mask = groups[shap_rows] == group
-        if mask.sum() > 1:
-            figures += plots.beeswarm(
-                shap_matrix[mask],
-                x[shap_rows][mask],
-                model.genes,
-                f"SHAP values, {group} cells",
-                top=config.top_genes,
-            )
+    figures = shap_figures(shap_matrix, x[shap_rows], groups[shap_rows], model.genes, config.top_genes)
     method = (
         f"Integrated gradients (baseline = gene means, {_step_counts(steps)} Gauss–Legendre steps, "
         f"largest completeness gap {max_gap:.1e} in P(sensitive)) for all {len(x)} cells and SHAP "
@@ -358,6 +344,22 @@ def attribution_report(
             "plots": dg.MetadataValue.md(figures),
         }
     )
+
+
+def shap_figures(
+    values: np.ndarray, expression: np.ndarray, groups: np.ndarray, genes: list[str], top: int
+) -> str:
+    """The mean |SHAP| bar chart and a beeswarm per predicted group of more than one cell."""
+    figures = plots.mean_abs_bar(
+        pd.Series(np.abs(values).mean(axis=0), index=genes), f"Mean |SHAP| of the top {top} genes", top=top
+    )
+    for group in GROUPS:
+        mask = groups == group
+        if mask.sum() > 1:
+            figures += plots.beeswarm(
+                values[mask], expression[mask], genes, f"SHAP values, {group} cells", top=top
+            )
+    return figures
 
 
 def _step_counts(steps: np.ndarray) -> str:
