@@ -186,17 +186,42 @@ def shap_values(
         with torch.no_grad():  # the points' pre-activations mix these, so no point runs the first layer
             u_cells, u_references = ensemble.first(cells), ensemble.first(references)
         for start in range(0, len(cells), per_chunk):
-            chunk = cells[start : start + per_chunk, None, :]
             picked = torch.as_tensor(picks[start : start + per_chunk])
             alpha = torch.as_tensor(alphas[start : start + per_chunk, :, None])
             u = alpha * u_cells[:, start : start + per_chunk, None] + (1 - alpha) * u_references[:, picked]
             u = u.flatten(1, 2).requires_grad_()
             (grad,) = torch.autograd.grad(ensemble.behind_first(u).sum(), u)
-            drawn = references[picked]
             with torch.no_grad():
-                to_genes = ensemble.to_genes(grad).view(drawn.shape)
-                values[start : start + per_chunk] = (to_genes * (chunk - drawn)).mean(dim=1)
+                values[start : start + per_chunk] = _mean_times_difference(
+                    ensemble, grad, picked, cells[start : start + per_chunk], references
+                )
     return values.numpy()
+
+
+def _mean_times_difference(
+    ensemble: EnsembleSensitivity,
+    grad: torch.Tensor,
+    picked: torch.Tensor,
+    cells: torch.Tensor,
+    references: torch.Tensor,
+) -> torch.Tensor:
+    """mean_k ∇P(draw k) ⊙ (x − b_k) per cell, from the draws' gradients at the first ReLU's input
+    (members, cells · draws, width) and the background rows they picked (cells, draws).
+
+    Written as x ⊙ mean_k ∇_k − mean_k ∇_k ⊙ b_k, and the second sum taken per background row, so the
+    product back to the genes runs once per (cell, picked row), about 0.63 of the draws at 200
+    draws from 200 rows, not once per draw."""
+    members, _, width = grad.shape
+    n_cells, draws = picked.shape
+    per_cell = grad.view(members, n_cells, draws, width)
+    pairs, which = torch.unique(
+        picked + len(references) * torch.arange(n_cells)[:, None], return_inverse=True
+    )
+    per_pair = torch.zeros(members, len(pairs), width).index_add_(1, which.flatten(), grad)
+    drawn_part = torch.zeros_like(cells).index_add_(
+        0, pairs // len(references), ensemble.to_genes(per_pair) * references[pairs % len(references)]
+    )
+    return (cells * ensemble.to_genes(per_cell.sum(dim=2)) - drawn_part) / draws
 
 
 GROUPS = ("sensitive", "resistant")
