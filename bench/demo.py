@@ -6,8 +6,8 @@ Each run is `python -m ssda_assets.pipeline --demo` (what `make demo` runs once 
 fresh DAGSTER_HOME. Step times come from Dagster's own run records. "loaded" runs the same
 pipeline while another process (plain torch, OpenMP's default threads and wait policy, as a
 notebook would be) multiplies matrices without pause. Goals (issue 13): the quiet pipeline ≤ 150 s,
-loaded ≤ 2× quiet, attribution_report ≤ 10 % of trained_model per task. Run it when nothing else
-runs: it measures contention.
+loaded ≤ 2× quiet, attribution_report ≤ 10 % of trained_model per task (the default training).
+Run it when nothing else runs: it measures contention.
 """
 
 import argparse
