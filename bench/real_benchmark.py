@@ -2,7 +2,8 @@
 
     nice -n 10 .venv/bin/python bench/real_benchmark.py [data_dir] [--source gdsc|ccle] [--repetitions 20]
         [--shots 1,3,5] [--protocols paper,strict] [--targets PLX4720,Gefitinib,Afatinib]
-        [--competitor-shots 3] [--methods ssda,target_only,...] [--against ssda] [--report]
+        [--competitor-shots 3] [--methods ssda,target_only,...] [--against ssda] [--precision auto]
+        [--report]
 
 Per target and protocol, the ssda family, source_only and target_only at every --shots, and the
 other methods (scad, scdeal, scdeal_nopretrain, codeae) at --competitor-shots under the paper
@@ -22,7 +23,7 @@ import pandas as pd
 
 from ssda_model.benchmark import ALL_METHODS, paired_wilcoxon, run_benchmark
 from ssda_model.benchmark_plots import fewshot_curves
-from ssda_model.config import SSDAConfig
+from ssda_model.config import PRECISIONS, SSDAConfig
 from ssda_model.datasets import PUBLIC_TARGETS, SOURCES, public_scad_pair
 from ssda_model.errors import SSDAInputWarning
 
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace, path: Path) -> None:
             shots=[shots],
             repetitions=args.repetitions - first + 1,
             first_repetition=first,
-            config=SSDAConfig(protocol=protocol),
+            config=SSDAConfig(protocol=protocol, precision=args.precision),
         )
         rows = rows.assign(target=target)
         rows.to_csv(path, mode="a", header=not path.exists(), index=False)
@@ -126,6 +127,7 @@ def main() -> None:
         help="a subset, for a first look (default: every method)",
     )
     parser.add_argument("--against", default="ssda", help="the method the paired p-values test against")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="of every method's training")
     parser.add_argument("--report", action="store_true", help="only print the tables of what the CSV holds")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=SSDAInputWarning)  # both files are z-scored already

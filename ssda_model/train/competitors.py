@@ -5,7 +5,8 @@ source batches and best-epoch selection as SSDA4Drug, through the same loop (`fi
 repetitions train together as a stacked ensemble, member r drawing its batches, masks and dropout
 from generators seeded by r alone, so it ends as it would alone. Comparisons with `ssda` are
 paired. All of them ignore the labeled target shots (they are unsupervised domain adaptation);
-they are evaluated on the same cells. They train in fp32.
+they are evaluated on the same cells. They train in the configured precision, as SSDA4Drug does
+(`auto`: bf16 autocast where the CPU has bf16 units or on a GPU).
 - `scad` (Zheng et al. 2023): encoder + predictor on labeled bulk, a domain discriminator behind a
   gradient-reversal layer on bulk vs unlabeled cells.
 - `scdeal` (Chen et al. 2022): a denoising autoencoder + predictor trained on bulk; a single-cell
@@ -33,10 +34,12 @@ from ssda_model.data.splits import RepetitionSplit
 from ssda_model.module.ensemble import load_member_slice, member_slice, stack_networks
 from ssda_model.module.losses import mask_members
 from ssda_model.module.networks import grad_reverse
+from ssda_model.train.device import resolve_precision
 from ssda_model.train.draws import EpochBatches, MemberDraws
 from ssda_model.train.loop import (
     DomainTensors,
     fit_members,
+    forward_precision,
     in_ensembles,
     make_optimizer,
     score_member_rows,
@@ -92,6 +95,7 @@ class _Ensemble:
     members: list[MemberDraws]
     data: DomainTensors
     steps: int
+    bf16: bool
 
     def bulk(self, batches: EpochBatches, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         rows = cast(torch.Tensor, batches.source)[:, step]
@@ -117,8 +121,10 @@ class _Ensemble:
         for _ in range(epochs):
             batches = EpochBatches.draw(self.members, self.steps, source, False, not source)
             for step in range(self.steps):
+                with forward_precision(self.net, self.data.source_x.device, self.bf16):
+                    per_member = loss(batches, step)
                 optimizer.zero_grad(set_to_none=True)
-                loss(batches, step).sum().backward()
+                per_member.sum().backward()
                 optimizer.step()
 
 
@@ -138,7 +144,9 @@ def _ensemble(
         torch.manual_seed(seed)
         built.append(nn.ModuleDict(networks()))
     net = stack_networks(built, [m.dropout for m in members]).to(data.source_x.device)
-    return _Ensemble(net, members, data, max(1, math.ceil(len(splits[0].source_train) / config.batch_size)))
+    steps = max(1, math.ceil(len(splits[0].source_train) / config.batch_size))
+    bf16 = resolve_precision(config.precision, data.source_x.device) == "bf16"
+    return _Ensemble(net, members, data, steps, bf16)
 
 
 def _train_and_score(
@@ -169,6 +177,7 @@ def _train_and_score(
         config,
         lambda r: member_slice(ens.net, r),
         (True, False, True),
+        bf16=ens.bf16,
     )
     for r, result in enumerate(results):
         load_member_slice(ens.net, r, result.state_dict)

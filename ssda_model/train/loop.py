@@ -152,6 +152,17 @@ def score_member_rows(
     return [member[: len(r)] for member, r in zip(scores, rows, strict=True)]
 
 
+@contextmanager
+def forward_precision(net: nn.Module, device: torch.device, bf16: bool) -> Iterator[None]:
+    """A training step's forward pass: under bf16 autocast with each stacked weight cast once for
+    the step (fp32 master weights), or plain fp32."""
+    with (
+        torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16),
+        cast_weights(net, torch.bfloat16 if bf16 else None),
+    ):
+        yield
+
+
 def fit_members(
     net: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -187,10 +198,7 @@ def fit_members(
         batches = EpochBatches.draw(members, steps, *uses)
         sums = torch.zeros(len(loss_names), len(members), device=device)
         for step in range(steps):
-            with (
-                torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16),
-                cast_weights(net, torch.bfloat16 if bf16 else None),
-            ):
+            with forward_precision(net, device, bf16):
                 per_member, loss = step_losses(batches, step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -190,6 +190,19 @@ def test_batched_competitors_match_one_at_a_time(small_pair, method):
         assert np.allclose(b, a, atol=1e-6)
 
 
+def test_competitors_train_in_the_configured_precision(small_pair):
+    """bf16 reaches the competitors' steps as it reaches SSDA4Drug's: the scores move by rounding."""
+    fp32 = competitor_scores_both_ways(
+        small_pair, "scad", torch.device("cpu"), FAST.replace(repetitions=3, precision="fp32")
+    )[1]
+    bf16 = competitor_scores_both_ways(
+        small_pair, "scad", torch.device("cpu"), FAST.replace(repetitions=3, precision="bf16")
+    )[1]
+    gaps = np.concatenate([np.abs(b - f) for b, f in zip(bf16, fp32, strict=True)])
+    assert gaps.max() > 1e-4  # the precision reached training
+    assert gaps.mean() < 0.05
+
+
 def test_keep_masks_drop_at_the_rate_and_depend_on_the_member_alone():
     shape = torch.Size((3, 64, 301))  # 64 × 301 entries: not a multiple of the four per draw
     masks = member_keep_masks(
