@@ -9,6 +9,10 @@ with achieved GFLOP/s and its share of this machine's GEMM peak measured in the 
 `default` is the batched mode at the precision `auto` picks here. One at a time, a repetition
 takes the same time whatever R is, so that mode is timed over --single-repetitions. `auc_gap` is
 the largest AUC difference between the two modes over the repetitions both trained (same seeds).
+`weight_passes_ms_per_step` times, on tensors the size of all the mode's weights, the passes a step
+makes over every weight (the fused optimiser step; in bf16 also the cast of the weights and of
+their gradient); `ceiling_fraction_of_peak` is the share of the GEMM peak the mode would reach if
+its matmuls ran at that peak and only those passes came on top.
 
 --reference DIR: a checkout of https://github.com/hliulab/SSDA4Drug (never copied into this
 repository; see the README's Performance section for the one edit that makes it run 3
@@ -40,6 +44,7 @@ from ssda_model.data.prepare import PreparedDomains, prepare_domains
 from ssda_model.datasets import synthetic_pair
 from ssda_model.model import SSDAModel
 from ssda_model.train.device import resolve_precision
+from ssda_model.train.loop import make_optimizer
 
 SHAPES = {"gefitinib": ("Gefitinib", 834, 2933, 66), "etoposide": ("Etoposide", 834, 2668, 1393)}
 
@@ -142,6 +147,26 @@ def time_reference(
     return seconds / repetitions, repetitions
 
 
+def weight_passes(n_weights: int, precision: str, device: torch.device, repeats: int = 5) -> float:
+    """Seconds per step of the passes over every weight that no faster matmul shortens: the fused
+    optimiser step, and in bf16 also the cast of the weights to bf16 and of their gradient back."""
+    weight = torch.nn.Parameter(torch.randn(n_weights, device=device))
+    weight.grad = torch.randn(n_weights, device=device)
+    optimizer = make_optimizer(SSDAConfig(), [weight])
+    low = torch.empty(n_weights, dtype=torch.bfloat16, device=device)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        optimizer.step()
+        if precision == "bf16":
+            low.copy_(weight.detach())
+            weight.grad.copy_(low)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def time_ours(key: str, args: argparse.Namespace, reference: float | None) -> list[dict]:
     """Our modes at one shape; `reference` is the reference's seconds per repetition from this run."""
     _, n_lines, n_genes, n_cells = SHAPES[key]
@@ -164,11 +189,18 @@ def time_ours(key: str, args: argparse.Namespace, reference: float | None) -> li
                 batch_repetitions=batched,
             )
             start = time.perf_counter()
-            metrics = SSDAModel.fit(source, target, config).metrics
+            model = SSDAModel.fit(source, target, config)
             per_rep = (time.perf_counter() - start) / repetitions
+            metrics = model.metrics
+            together = repetitions if batched else 1  # models in one training step
+            per_model = sum(p.numel() for p in model.networks("cpu")[0].parameters())
+            passes = weight_passes(per_model * together, precision, device)
             aucs[batched] = [r["auc"] for r in metrics["repetitions"]]
             steps = -(-int(n_lines * (1 - config.val_fraction)) // config.batch_size) * args.epochs
-            achieved = step_flops(n_genes, config, 2 * int(config.shots)) * steps / per_rep / 1e9
+            flops = step_flops(n_genes, config, 2 * int(config.shots))
+            achieved = flops * steps / per_rep / 1e9
+            # the share of peak if every matmul ran at peak and only the weight passes came on top
+            ceiling = flops * together / (flops * together / (peaks[precision] * 1e9) + passes)
             rows.append(
                 {
                     "shape": f"{n_lines}x{n_genes}->{n_cells}",
@@ -178,6 +210,8 @@ def time_ours(key: str, args: argparse.Namespace, reference: float | None) -> li
                     "gflops": round(achieved, 1),
                     "gemm_peak_gflops": round(peaks[precision], 1),
                     "fraction_of_peak": round(achieved / peaks[precision], 3),
+                    "weight_passes_ms_per_step": round(passes * 1e3, 1),
+                    "ceiling_fraction_of_peak": round(ceiling / 1e9 / peaks[precision], 3),
                     "x_reference": round(reference / per_rep, 2) if reference else None,
                     "mean_auc": round(metrics["mean_auc"], 4),
                     "auc_gap": round(
