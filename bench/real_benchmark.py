@@ -98,14 +98,16 @@ def run(args: argparse.Namespace, path: Path) -> None:
 
 
 def report(args: argparse.Namespace, path: Path) -> None:
-    """The tables per protocol and shot count, and the few-shot curves per target."""
-    results = pd.read_csv(path).drop_duplicates([*KEY, "repetition"], keep="last")
-    results = results[(results["repetition"] <= args.repetitions) & results["method"].isin(args.methods)]
+    """The tables per protocol and shot count (of --methods), and the few-shot curves per target (of
+    every method in the CSV, so a run of a few methods does not redraw them without the others)."""
+    every = pd.read_csv(path).drop_duplicates([*KEY, "repetition"], keep="last")
+    every = every[every["repetition"] <= args.repetitions]
+    results = every[every["method"].isin(args.methods)]
     for protocol in args.protocols:
         for shots in sorted(results.loc[results["protocol"] == protocol, "shots"].unique()):
             heading = f"{protocol} protocol, {shots}-shot ({args.source} source)"
             print(f"\n{heading}, p against {args.against}\n{table(results, protocol, shots, args.against)}")
-    for target, group in results[results["protocol"] == "paper"].groupby("target"):
+    for target, group in every[every["protocol"] == "paper"].groupby("target"):  # all methods, always
         fewshot_curves(group.drop(columns=["target"]), RESULTS / f"real_fewshot_{args.source}_{target}.png")
 
 
