@@ -177,7 +177,6 @@ def _train_and_score(
         config,
         lambda r: member_slice(ens.net, r),
         (True, False, True),
-        bf16=ens.bf16,
     )
     for r, result in enumerate(results):
         load_member_slice(ens.net, r, result.state_dict)

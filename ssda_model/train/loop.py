@@ -24,6 +24,7 @@ from ssda_model.data.prepare import PreparedDomains
 from ssda_model.data.splits import RepetitionSplit
 from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.ensemble import cast_weights
+from ssda_model.train.device import resolve_precision
 from ssda_model.train.draws import EpochBatches, MemberDraws
 
 EpochCallback = Callable[[int, dict[str, float]], None]  # (seed of the repetition, epoch record)
@@ -176,7 +177,6 @@ def fit_members(
     config: SSDAConfig,
     snapshot: Callable[[int], dict[str, torch.Tensor]],
     uses: tuple[bool, bool, bool],
-    bf16: bool = False,
     on_epoch: EpochCallback | None = None,
 ) -> list[RepetitionResult]:
     """Train an ensemble `config.epochs` epochs and keep each member's best-epoch weights.
@@ -185,9 +185,11 @@ def fit_members(
     has them (paper protocol), else on source-val AUC (strict protocol and shots = all). `uses`
     says which batches (source, shots, unlabeled) an epoch draws; `step_losses` turns one step of
     them into per-member loss terms and the loss to minimise; `snapshot(r)` copies member r's
-    weights. Data stay on their device; losses are read back once per epoch.
+    weights. The steps run in `config.precision` as resolved for the data's device. Data stay on
+    their device; losses are read back once per epoch.
     """
     device = data.source_x.device
+    bf16 = resolve_precision(config.precision, device) == "bf16"
     steps = max(1, math.ceil(len(splits[0].source_train) / config.batch_size))
     selections = [selection_set(data, split) for split in splits]
     selection, select_pool = selections[0][:2]

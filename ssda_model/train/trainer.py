@@ -20,7 +20,6 @@ from ssda_model.module.losses import (
     per_domain_cross_entropy,
     reconstruction_loss,
 )
-from ssda_model.train.device import resolve_precision
 from ssda_model.train.draws import EpochBatches, MemberDraws
 from ssda_model.train.loop import (
     DomainTensors,
@@ -131,7 +130,6 @@ def train_repetitions(
         config,
         net.member_state_dict,
         uses,
-        bf16=resolve_precision(config.precision, device) == "bf16",
         on_epoch=on_epoch,
     )
 

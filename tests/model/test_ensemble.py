@@ -165,16 +165,21 @@ def test_bf16_forward_uses_the_weights_after_each_optimiser_step():
     assert not torch.allclose(outputs[0].float(), outputs[1].float(), atol=0.05)
 
 
-def competitor_scores_both_ways(pair, method: str, device: torch.device, config: SSDAConfig):
-    """Three repetitions' target scores, batched and one at a time, with their splits."""
+def _three_repetitions(pair, device: torch.device):
+    """The pair as device tensors and the splits of repetitions 1–3 (3 shots, paper protocol)."""
     source, target = pair
     domains = prepare_domains(
         source, target, label_key="response", shots=3, val_fraction=0.2, scaling="per_domain"
     )
-    data = DomainTensors.on_device(domains, device)
     splits = [
         repetition_split(domains.source_y, domains.target_y, 3, "paper", 0.2, seed=r) for r in (1, 2, 3)
     ]
+    return DomainTensors.on_device(domains, device), splits
+
+
+def competitor_scores_both_ways(pair, method: str, device: torch.device, config: SSDAConfig):
+    """Three repetitions' target scores, batched and one at a time, with their splits."""
+    data, splits = _three_repetitions(pair, device)
     batched = competitor_scores(method, data, splits, [1, 2, 3], config)
     alone = competitor_scores(method, data, splits, [1, 2, 3], config.replace(batch_repetitions=False))
     return splits, batched, alone
@@ -192,12 +197,11 @@ def test_batched_competitors_match_one_at_a_time(small_pair, method):
 
 def test_competitors_train_in_the_configured_precision(small_pair):
     """bf16 reaches the competitors' steps as it reaches SSDA4Drug's: the scores move by rounding."""
-    fp32 = competitor_scores_both_ways(
-        small_pair, "scad", torch.device("cpu"), FAST.replace(repetitions=3, precision="fp32")
-    )[1]
-    bf16 = competitor_scores_both_ways(
-        small_pair, "scad", torch.device("cpu"), FAST.replace(repetitions=3, precision="bf16")
-    )[1]
+    data, splits = _three_repetitions(small_pair, torch.device("cpu"))
+    fp32, bf16 = (
+        competitor_scores("scad", data, splits, [1, 2, 3], FAST.replace(repetitions=3, precision=precision))
+        for precision in ("fp32", "bf16")
+    )
     gaps = np.concatenate([np.abs(b - f) for b, f in zip(bf16, fp32, strict=True)])
     assert gaps.max() > 1e-4  # the precision reached training
     assert gaps.mean() < 0.05
