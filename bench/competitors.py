@@ -76,7 +76,9 @@ def main() -> None:
     table = pd.DataFrame(rows).set_index("method")
     seconds = ["batched_s", "one_at_a_time_s"]
     for name, methods in (("the competitors", COMPETITORS), ("the ssda family and baselines", METHODS)):
-        table.loc[name] = table.loc[[m for m in methods if m in args.methods], seconds].sum()
+        timed_here = [m for m in methods if m in args.methods]
+        if timed_here:  # a --methods subset may hold none of a group: no empty sum row
+            table.loc[name] = table.loc[timed_here, seconds].sum()
     table.loc["benchmark of one target"] = table.loc[args.methods, seconds].sum()
     table["speed-up"] = table["one_at_a_time_s"] / table["batched_s"]
     print(
