@@ -53,20 +53,23 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, int, str]]:
     return steps
 
 
-def table(results: pd.DataFrame, protocol: str, shots: int, against: str) -> str:
+def table(results: pd.DataFrame, protocol: str, shots: int, against: str, targets: list[str]) -> str:
     """Methods × targets: mean ± std AUC, the repetitions, and the paired Wilcoxon p of `against`
-    against the method."""
+    against the method. Rows: `against` first, then the benchmark's method order; columns in the
+    order of `targets`, whatever order the CSV's rows were appended in."""
+    chosen = results[(results["protocol"] == protocol) & (results["shots"] == shots)]
+    order = [against, *(m for m in ALL_METHODS if m != against)]
+    chosen = chosen.sort_values("method", key=lambda m: m.map(order.index), kind="stable")
     cells = {}
-    for target, group in results[(results["protocol"] == protocol) & (results["shots"] == shots)].groupby(
-        "target", sort=False
-    ):
+    for target in targets:
+        group = chosen[chosen["target"] == target]
         for method, runs in group.groupby("method", sort=False):
             p = paired_wilcoxon(group, str(method), against)
             note = "" if pd.isna(p) else (" (p < 0.001)" if p < 0.001 else f" (p {p:.3f})")
             cells.setdefault(f"{method} (n = {len(runs)})", {})[target] = (
                 f"{runs['auc'].mean():.3f} ± {runs['auc'].std():.3f}{note}"
             )
-    return pd.DataFrame(cells).T.fillna("").to_markdown()
+    return pd.DataFrame(cells).T.reindex(columns=targets).fillna("").to_markdown()
 
 
 def run(args: argparse.Namespace, path: Path) -> None:
@@ -106,7 +109,8 @@ def report(args: argparse.Namespace, path: Path) -> None:
     for protocol in args.protocols:
         for shots in sorted(results.loc[results["protocol"] == protocol, "shots"].unique()):
             heading = f"{protocol} protocol, {shots}-shot ({args.source} source)"
-            print(f"\n{heading}, p against {args.against}\n{table(results, protocol, shots, args.against)}")
+            rows = table(results, protocol, shots, args.against, args.targets)
+            print(f"\n{heading}, p against {args.against}\n{rows}")
     for target, group in every[every["protocol"] == "paper"].groupby("target"):  # all methods, always
         fewshot_curves(group.drop(columns=["target"]), RESULTS / f"real_fewshot_{args.source}_{target}.png")
 
