@@ -174,8 +174,10 @@ class StackedBatchNorm(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[1] > 1:
+            return self._train_as_one_layer(x)
         x = x.float()  # statistics in fp32 under bf16 autocast too, as BatchNorm1d keeps them
-        if self.training:
+        if self.training:  # a batch of one row: BatchNorm1d refuses it, its variance is 0 here
             var, mean = torch.var_mean(x, dim=1, correction=0, keepdim=True)
             with torch.no_grad():
                 n = x.shape[1]
@@ -186,6 +188,29 @@ class StackedBatchNorm(nn.Module):
             mean, var = self.running_mean.unsqueeze(1), self.running_var.unsqueeze(1)
         scale = torch.rsqrt(var + self.eps) * self.weight.unsqueeze(1)
         return torch.addcmul(self.bias.unsqueeze(1) - mean * scale, x, scale)
+
+    def _train_as_one_layer(self, x: torch.Tensor) -> torch.Tensor:
+        """The R layers as one BatchNorm over R × width channels: (R, B, width) laid out as
+        (B, R·width) in fp32, one copy, so PyTorch's fused batch-norm kernels compute the
+        statistics, the running update and the backward pass. A reduction over the middle axis
+        (torch.var_mean on (R, B, width)) ran about 3× slower forward and backward. Each
+        channel's statistics still come from its own member's rows alone."""
+        members, rows, width = x.shape
+        flat = torch.empty((rows, members, width), dtype=torch.float32, device=x.device)
+        flat.copy_(x.transpose(0, 1))
+        with torch.no_grad():
+            self.num_batches_tracked.add_(1)
+        out = F.batch_norm(
+            flat.view(rows, members * width),
+            self.running_mean.view(-1),
+            self.running_var.view(-1),
+            self.weight.view(-1),
+            self.bias.view(-1),
+            training=True,
+            momentum=self.momentum,
+            eps=self.eps,
+        )
+        return out.view(rows, members, width).transpose(0, 1)
 
 
 def member_keep_masks(

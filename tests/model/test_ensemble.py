@@ -8,7 +8,7 @@ from ssda_model.config import SSDAConfig
 from ssda_model.data.prepare import prepare_domains
 from ssda_model.data.splits import repetition_split
 from ssda_model.model import SSDAModel
-from ssda_model.module.ensemble import SSDAEnsemble, cast_weights, member_keep_masks
+from ssda_model.module.ensemble import SSDAEnsemble, StackedBatchNorm, cast_weights, member_keep_masks
 from ssda_model.module.losses import member_cross_entropy, reconstruction_loss
 from ssda_model.module.networks import SSDANet
 from ssda_model.train.competitors import COMPETITORS, competitor_scores
@@ -130,6 +130,30 @@ def test_stacked_linear_accumulates_its_weight_gradient_like_autograd():
         x = torch.randn(3, 4, 40, requires_grad=True)
         layer(x).sum().backward()
     assert x.grad is not None and torch.equal(layer.weight.grad, before)
+
+
+def test_stacked_batch_norm_trains_like_one_batchnorm1d_per_member():
+    layers = [torch.nn.BatchNorm1d(6, momentum=0.1) for _ in range(3)]
+    gen = torch.Generator().manual_seed(5)
+    for layer in layers:
+        torch.nn.init.normal_(layer.weight, generator=gen)
+        torch.nn.init.normal_(layer.bias, generator=gen)
+    stacked = StackedBatchNorm(layers).train()
+    for rows in (9, 4):  # two steps, so the running statistics are updated from non-initial values
+        x = torch.randn(3, rows, 6, generator=gen, requires_grad=True)
+        coef = torch.randn(3, rows, 6, generator=gen)
+        stacked(x).mul(coef).sum().backward()
+        alone_x = x.detach().clone().requires_grad_()
+        sum(layer(alone_x[r]).mul(coef[r]).sum() for r, layer in enumerate(layers)).backward()
+        assert torch.allclose(x.grad, alone_x.grad, atol=1e-5)
+    for r, layer in enumerate(layers):
+        assert torch.allclose(stacked.running_mean[r], layer.running_mean, atol=1e-6)
+        assert torch.allclose(stacked.running_var[r], layer.running_var, atol=1e-6)
+        assert torch.allclose(stacked.weight.grad[r], layer.weight.grad, atol=1e-5)
+        assert torch.allclose(stacked.bias.grad[r], layer.bias.grad, atol=1e-5)
+    assert stacked.num_batches_tracked.tolist() == [2, 2, 2]
+    one_row = stacked(torch.randn(3, 1, 6, generator=gen))  # BatchNorm1d refuses it; a zero variance here
+    assert torch.isfinite(one_row).all()
 
 
 def test_bf16_weight_gradient_stays_close_to_fp32():
