@@ -57,6 +57,17 @@ def _commands(dagster_port: int, mlflow_port: int) -> dict[str, list[str]]:
     return commands
 
 
+def _environment(name: str) -> dict[str, str]:
+    """The UI's environment. MLflow's UI starts a job runner and about eight job consumers by
+    default, for its GenAI jobs (scorers, trace rollups) that this platform does not use: on two
+    cores their start-up burst of imports slows both UIs and delays a stop past its grace
+    period. They stay off unless the user's environment turns them on."""
+    env = dict(os.environ)
+    if name == "mlflow":
+        env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    return env
+
+
 def _tree(process: subprocess.Popen) -> list[psutil.Process]:
     try:
         root = psutil.Process(process.pid)
@@ -104,7 +115,7 @@ def main() -> int:
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, lambda signum, _frame: stopping.append(signum))
     processes = {
-        name: subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True)
+        name: subprocess.Popen(command, cwd=PROJECT_ROOT, env=_environment(name), start_new_session=True)
         for name, command in _commands(args.dagster_port, args.mlflow_port).items()
     }
     print(

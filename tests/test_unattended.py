@@ -18,6 +18,7 @@ import pytest
 from ssda_assets.pipeline import run_pipeline
 from ssda_assets.registry import CHAMPION, model_name
 from ssda_assets.run_health import worker_pid
+from ssda_assets.ui import GRACE_SECONDS
 from tests.assets.conftest import REPO, make_platform
 from tests.test_ui_browser import free_port, wait_for
 
@@ -28,6 +29,27 @@ NAME = model_name("gefitinib", NEW)
 # Trainings that automation launches (no run config): long enough to be caught in the act.
 AUTOMATIC = {"epochs": 80, "repetitions": 1}
 WAIT = 480  # seconds for the whole chain, kill and retry included
+STOPPED_WITHIN = GRACE_SECONDS + 14  # the supervisor's grace, its kill and slack for a loaded machine
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def kill_everything(pid: int, seen: list[psutil.Process]) -> None:
+    """After a failed check: kill make's tree and every process seen in it before. The UIs run in
+    their own sessions, so killing make's group alone would leave them running into later tests."""
+    leftovers = {*seen, *process_tree(pid)}
+    for process in leftovers:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(list(leftovers), timeout=5)
 
 
 def poll(what: str, check, seconds: float = WAIT, every: float = 1.0):
@@ -77,13 +99,14 @@ def stack(tmp_path_factory):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        seen: list[psutil.Process] = []
         try:
             wait_for(f"http://127.0.0.1:{dagster_port}/server_info", seconds=180)
             wait_for(f"http://127.0.0.1:{mlflow_port}/health", seconds=60)
+            seen = process_tree(ui.pid)
             yield platform, ui, home / "ui.log", mlflow_port, launched
         finally:
-            if ui.poll() is None:
-                os.killpg(ui.pid, signal.SIGKILL)
+            kill_everything(ui.pid, seen)
             log.close()
 
 
@@ -165,7 +188,7 @@ def test_a_new_dataset_folder_becomes_a_champion_and_scored_cells_despite_a_kill
     members = [psutil.Process(ui.pid), *psutil.Process(ui.pid).children(recursive=True)]
     os.killpg(ui.pid, signal.SIGINT)  # Ctrl-C in the terminal
     stopped = time.time()
-    gone, alive = psutil.wait_procs(members, timeout=10)
+    gone, alive = psutil.wait_procs(members, timeout=STOPPED_WITHIN)
     assert alive == [], f"still running {time.time() - stopped:.0f} s after Ctrl-C: {[p.pid for p in alive]}"
     assert "Segmentation fault" not in log.read_text()
     rows = platform.query("SELECT count(*) AS n FROM cell_predictions WHERE dataset = ?", [NEW])
@@ -186,14 +209,18 @@ def test_sigterm_to_make_ui_alone_stops_every_process_it_started(tmp_path):
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+    members: list[psutil.Process] = []
     try:
         wait_for(f"http://127.0.0.1:{dagster_port}/server_info", seconds=180)
         wait_for(f"http://127.0.0.1:{mlflow_port}/health", seconds=60)
-        members = [psutil.Process(ui.pid), *psutil.Process(ui.pid).children(recursive=True)]
+        members = process_tree(ui.pid)
         assert len(members) >= 5  # make, the supervisor, dagster dev with its webserver/daemon, mlflow
+        commands = " ".join(" ".join(p.cmdline()) for p in members)
+        assert "mlflow ui" in commands and "mlflow.server.jobs" not in commands  # its job runner stays off
         ui.send_signal(signal.SIGTERM)
-        gone, alive = psutil.wait_procs(members, timeout=10)
-        assert alive == [], [p.pid for p in alive]
+        stopped = time.time()
+        gone, alive = psutil.wait_procs(members, timeout=STOPPED_WITHIN)
+        late = time.time() - stopped
+        assert alive == [], f"still running {late:.0f} s after SIGTERM: {[p.pid for p in alive]}"
     finally:
-        if ui.poll() is None:
-            os.killpg(ui.pid, signal.SIGKILL)
+        kill_everything(ui.pid, members)
