@@ -68,9 +68,10 @@ def _environment(name: str) -> dict[str, str]:
     return env
 
 
-def _tree(process: subprocess.Popen) -> list[psutil.Process]:
+def process_tree(pid: int) -> list[psutil.Process]:
+    """The process and all its descendants alive now (none if it has ended)."""
     try:
-        root = psutil.Process(process.pid)
+        root = psutil.Process(pid)
         return [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return []
@@ -78,7 +79,7 @@ def _tree(process: subprocess.Popen) -> list[psutil.Process]:
 
 def stop(processes: dict[str, subprocess.Popen], grace: float = GRACE_SECONDS) -> None:
     """Ask each UI to stop, wait up to `grace` seconds, then kill every process they started."""
-    members = [p for process in processes.values() for p in _tree(process)]
+    members = [p for process in processes.values() for p in process_tree(process.pid)]
     for name, process in processes.items():
         try:
             os.killpg(process.pid, signal.SIGINT if name == "dagster" else signal.SIGTERM)

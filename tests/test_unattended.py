@@ -18,7 +18,7 @@ import pytest
 from ssda_assets.pipeline import run_pipeline
 from ssda_assets.registry import CHAMPION, model_name
 from ssda_assets.run_health import worker_pid
-from ssda_assets.ui import GRACE_SECONDS
+from ssda_assets.ui import GRACE_SECONDS, process_tree
 from tests.assets.conftest import REPO, make_platform
 from tests.test_ui_browser import free_port, wait_for
 
@@ -32,12 +32,12 @@ WAIT = 480  # seconds for the whole chain, kill and retry included
 STOPPED_WITHIN = GRACE_SECONDS + 14  # the supervisor's grace, its kill and slack for a loaded machine
 
 
-def process_tree(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
+def default_signals() -> None:
+    """Start `make ui` with the signal dispositions a terminal or a service manager gives it. An
+    ignored signal is inherited across exec, and some library in the test process leaves SIGTERM
+    ignored (found in CI, not yet traced): make would then ignore the SIGTERM under test."""
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
 
 
 def kill_everything(pid: int, seen: list[psutil.Process]) -> None:
@@ -98,6 +98,7 @@ def stack(tmp_path_factory):
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=default_signals,
         )
         seen: list[psutil.Process] = []
         try:
@@ -208,6 +209,7 @@ def test_sigterm_to_make_ui_alone_stops_every_process_it_started(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=default_signals,
     )
     members: list[psutil.Process] = []
     try:

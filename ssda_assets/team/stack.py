@@ -31,7 +31,7 @@ import requests
 
 from ssda_assets.resources import PROJECT_ROOT
 from ssda_assets.team.executor import BACKEND, BROKER, GPU, MODE, TEAM
-from ssda_assets.ui import dagster_dev
+from ssda_assets.ui import dagster_dev, process_tree
 
 INSTANCE_YAML = PROJECT_ROOT / "deploy" / "team" / "dagster.yaml"
 PG_USER, DATABASES = "ssda", ("dagster", "mlflow")
@@ -306,7 +306,7 @@ class TeamStack:
             members = []
             for name, pid in pids.items():
                 if name.startswith(kind):
-                    members += _tree(pid)
+                    members += process_tree(pid)
                     _signal_group(pid, signal.SIGINT if kind in ("postgres", "dagster") else signal.SIGTERM)
             _, alive = psutil.wait_procs(members, timeout=grace)
             for process in alive:
@@ -318,14 +318,6 @@ class TeamStack:
                 if name.startswith(kind):
                     _signal_group(pid, signal.SIGKILL)
                     (self.folder / "pids" / f"{name}.pid").unlink(missing_ok=True)
-
-
-def _tree(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
 
 
 def _signal_group(pid: int, number: int) -> None:
