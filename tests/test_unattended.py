@@ -34,10 +34,14 @@ STOPPED_WITHIN = GRACE_SECONDS + 14  # the supervisor's grace, its kill and slac
 
 def default_signals() -> None:
     """Start `make ui` with the signal dispositions a terminal or a service manager gives it. An
-    ignored signal is inherited across exec, and some library in the test process leaves SIGTERM
-    ignored (found in CI, not yet traced): make would then ignore the SIGTERM under test."""
-    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    ignored or blocked signal is inherited across exec, and GNU make keeps an inherited SIG_IGN.
+    When the tests run as a background job (SIGINT ignored), Dagster's in-process execution
+    leaves SIGTERM ignored too: its interrupt handling sets SIGTERM to SIGINT's disposition
+    (dagster._utils.interrupts.setup_interrupt_handlers), so make would ignore the SIGTERM."""
+    stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    for number in stopping:
         signal.signal(number, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
 
 
 def kill_everything(pid: int, seen: list[psutil.Process]) -> None:
