@@ -35,7 +35,7 @@ from ssda_model.module.ensemble import load_member_slice, member_slice, stack_ne
 from ssda_model.module.losses import mask_members
 from ssda_model.module.networks import grad_reverse
 from ssda_model.train.device import resolve_precision
-from ssda_model.train.draws import EpochBatches, MemberDraws
+from ssda_model.train.draws import EpochBatches, MemberDraws, member_rows
 from ssda_model.train.loop import (
     DomainTensors,
     fit_members,
@@ -99,10 +99,10 @@ class _Ensemble:
 
     def bulk(self, batches: EpochBatches, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         rows = cast(torch.Tensor, batches.source)[:, step]
-        return self.data.source_x[rows], self.data.source_y[rows]
+        return member_rows(self.data.source_x, rows), self.data.source_y[rows]
 
     def cells(self, batches: EpochBatches, step: int) -> torch.Tensor:
-        return self.data.target_x[cast(torch.Tensor, batches.unlabeled)[:, step]]
+        return member_rows(self.data.target_x, cast(torch.Tensor, batches.unlabeled)[:, step])
 
     def masked(self, x: torch.Tensor, rate: float) -> torch.Tensor:
         return mask_members(x, rate, [m.masks for m in self.members])

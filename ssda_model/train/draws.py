@@ -24,6 +24,12 @@ def class_balanced_weights(source_y: torch.Tensor) -> torch.Tensor:
     return (1.0 / counts)[source_y]
 
 
+def member_rows(pool: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """pool[rows] for (R, batch) row indices, as one `index_select`: advanced indexing with a 2-D
+    index takes a slower general path on the CPU (about 3× for a step's batch)."""
+    return pool.index_select(0, rows.flatten()).view(*rows.shape, *pool.shape[1:])
+
+
 def stream_generator(seed: int, stream: int, device: torch.device) -> torch.Generator:
     """An independent generator per (repetition, purpose), so no two random streams coincide."""
     derived = int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])

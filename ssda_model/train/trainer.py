@@ -20,7 +20,7 @@ from ssda_model.module.losses import (
     per_domain_cross_entropy,
     reconstruction_loss,
 )
-from ssda_model.train.draws import EpochBatches, MemberDraws
+from ssda_model.train.draws import EpochBatches, MemberDraws, member_rows
 from ssda_model.train.loop import (
     DomainTensors,
     EpochCallback,
@@ -93,13 +93,15 @@ def train_repetitions(
     def step_losses(batches: EpochBatches, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         labeled_x, labeled_y = [], []
         if batches.source is not None:
-            labeled_x.append(data.source_x[batches.source[:, step]])
+            labeled_x.append(member_rows(data.source_x, batches.source[:, step]))
             labeled_y.append(data.source_y[batches.source[:, step]])
         if batches.shots is not None:
-            labeled_x.append(data.target_x[batches.shots[:, step]])
+            labeled_x.append(member_rows(data.target_x, batches.shots[:, step]))
             labeled_y.append(target_y[batches.shots[:, step]])
         n_labeled = sum(part.shape[1] for part in labeled_x)
-        unlabeled = [data.target_x[batches.unlabeled[:, step]]] if batches.unlabeled is not None else []
+        unlabeled = (
+            [member_rows(data.target_x, batches.unlabeled[:, step])] if batches.unlabeled is not None else []
+        )
         clean = torch.cat(labeled_x + unlabeled, 1)
         labels = torch.cat(labeled_y, dim=1)
         noisy = mask_members(clean, config.noise_rate, [m.masks for m in members])
