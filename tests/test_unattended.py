@@ -181,6 +181,9 @@ def test_a_new_dataset_folder_becomes_a_champion_and_scored_cells_despite_a_kill
     versions = client.search_model_versions(f"name = '{NAME}'")
     assert all(client.get_model_version(NAME, v.version).aliases for v in versions)  # nothing half-registered
     assert victim.run_id not in {client.get_run(v.run_id).data.tags["dagster_run_id"] for v in versions}
+    # only the pair the copied manifest declares ran: no run for the demo's other drugs × NEW
+    task_runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition/dataset": NEW}))
+    assert {r.tags["dagster/partition/drug"] for r in task_runs} == {"gefitinib"}
 
     # The first start of the UI after `make demo` ingested nothing that was already there.
     ingested = [

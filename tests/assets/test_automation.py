@@ -8,7 +8,7 @@ import dagster as dg
 import yaml
 
 from ssda_assets.defs.automation.sensors import gdsc_inputs_sensor, new_dataset_sensor, weekly_retraining
-from ssda_assets.defs.single_cell.assets import HARMONIZE_WHEN
+from ssda_assets.defs.single_cell.assets import HARMONIZE_WHEN, TARGET_WHEN
 from ssda_assets.partitions import task_key
 from ssda_assets.pipeline import main
 from ssda_assets.registry import model_name
@@ -106,8 +106,10 @@ def test_schedule_and_automation_conditions_are_wired(platform):
         ["jhu006_gefitinib|gefitinib", "mcf7_bortezomib|bortezomib", "pc9_erlotinib|erlotinib"]
     )
     eager = dg.AutomationCondition.eager()
-    for name in ("gdsc_labels", "target_dataset", "trained_model"):
+    for name in ("gdsc_labels", "trained_model"):
         assert defs.get_assets_def(name).automation_conditions_by_key[dg.AssetKey(name)] == eager, name
+    target = defs.get_assets_def("target_dataset").automation_conditions_by_key
+    assert target[dg.AssetKey("target_dataset")] == TARGET_WHEN  # eager, declared pairs only
     harmonize = defs.get_assets_def("harmonized_expression").automation_conditions_by_key
     assert (
         harmonize[dg.AssetKey("harmonized_expression")] == HARMONIZE_WHEN

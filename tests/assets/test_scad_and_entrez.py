@@ -221,7 +221,7 @@ def test_a_scad_source_dataset_follows_even_when_gdsc_lacks_the_drug(platform):
     assert ("drug", ("newdrug",)) in added  # the drug is known, only its GDSC labels are not asked for
     register_partitions(platform.instance, platform.paths.raw)
     platform.materialize(["gdsc_expression", "gdsc_response"])
-    selection = dg.AssetSelection.assets("harmonized_expression")
+    selection = dg.AssetSelection.assets("harmonized_expression", "target_dataset")
     tick = dg.evaluate_automation_conditions(
         defs=platform.defs, instance=platform.instance, asset_selection=selection
     )
@@ -233,7 +233,9 @@ def test_a_scad_source_dataset_follows_even_when_gdsc_lacks_the_drug(platform):
     tick = dg.evaluate_automation_conditions(
         defs=platform.defs, instance=platform.instance, asset_selection=selection, cursor=tick.cursor
     )
-    assert task in tick.get_requested_partitions(dg.AssetKey("harmonized_expression"))
+    # only the pair its manifest declares: no run for (bortezomib, own_source) and the like
+    assert tick.get_requested_partitions(dg.AssetKey("harmonized_expression")) == {task}
+    assert tick.get_requested_partitions(dg.AssetKey("target_dataset")) == {task}
     result = platform.materialize(["harmonized_expression"], partition_key=task)
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["source"].value == "SCAD source table" and metadata["source_samples"].value == 60

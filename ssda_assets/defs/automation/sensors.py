@@ -26,6 +26,11 @@ automation = dg.AutomationConditionSensorDefinition(
     minimum_interval_seconds=INTERVAL,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Evaluates every asset's automation condition: what follows new data, trainings, champions.",
+    # One run per requested task, queued at once. With backfills (Dagster's default when a tick
+    # asks for more than one partition), the runs waited for the backfill daemon's next pass,
+    # up to 30 s after the new data landed.
+    emit_backfills=False,
+    use_user_code_server=True,  # DeclaredTask reads the manifests (conditions.py)
 )
 
 

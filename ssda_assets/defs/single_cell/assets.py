@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from ssda_assets.defs.automation.conditions import DeclaredTask
 from ssda_assets.defs.gdsc.assets import gdsc_expression, gdsc_labels
 from ssda_assets.drugs import drug_key
 from ssda_assets.failures import input_errors
@@ -171,12 +172,17 @@ def _gene_id_metadata(source: GeneMapping, target: GeneMapping) -> dict[str, dg.
     }
 
 
-# Like eager(), except that a missing gdsc_labels[drug] does not hold a task back: a dataset with a
-# SCAD source table needs no GDSC labels, and one without fails with a clear message instead.
-HARMONIZE_WHEN = dg.AutomationCondition.eager().replace(
-    "any_deps_missing",
-    dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets("gdsc_labels")),
+# Like eager(), except that a missing gdsc_labels[drug] does not hold a task back (a dataset with a
+# SCAD source table needs no GDSC labels, and one without fails with a clear message instead), and
+# only for the (drug, dataset) pairs a manifest declares.
+HARMONIZE_WHEN = (
+    dg.AutomationCondition.eager().replace(
+        "any_deps_missing",
+        dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets("gdsc_labels")),
+    )
+    & DeclaredTask()
 )
+TARGET_WHEN = dg.AutomationCondition.eager() & DeclaredTask()  # its one input is per dataset
 
 
 @dg.asset(
@@ -274,7 +280,7 @@ def harmonized_expression(
     kinds={"duckdb"},
     partitions_def=task_partitions,
     output_required=False,
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=TARGET_WHEN,
     deps=[dg.AssetDep(sc_dataset, partition_mapping=by_dataset)],
 )
 def target_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths, warehouse: DuckDBResource):
