@@ -63,25 +63,33 @@ def test_gdsc_source_shares_ten_times_the_genes(gefitinib_gdsc_pair):
     assert 0.3 < source.obs["response"].mean() < 0.6  # below the mean over the lines with expression
 
 
+JHU006_3_SHOTS = SSDAConfig(shots=3, repetitions=3, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def jhu006_default_fit(gefitinib_gdsc_pair):
+    """The default method and precision on GDSC bulk → JHU006 cells, 3 shots, trained once for
+    the two tests that read it (the precision test's `auto` side is this very fit)."""
+    source, target = gefitinib_gdsc_pair
+    return SSDAModel.fit(source, target, JHU006_3_SHOTS).metrics
+
+
 @GDSC_SOURCE
 @pytest.mark.slow
-def test_default_method_on_the_gdsc_source_reaches_0_9_on_jhu006(gefitinib_gdsc_pair):
+def test_default_method_on_the_gdsc_source_reaches_0_9_on_jhu006(jhu006_default_fit):
     """The paper's set-up on real data: GDSC bulk → JHU006 cells, 3 shots, the default method."""
-    source, target = gefitinib_gdsc_pair
-    metrics = SSDAModel.fit(source, target, SSDAConfig(shots=3, repetitions=3)).metrics
-    assert metrics["n_genes"] > 1300
-    assert metrics["mean_auc"] >= 0.9
+    assert jhu006_default_fit["n_genes"] > 1300
+    assert jhu006_default_fit["mean_auc"] >= 0.9
 
 
 @GDSC_SOURCE
 @pytest.mark.slow
 @pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16 units, so auto is fp32 here")
-def test_auto_precision_keeps_the_fp32_auc_on_jhu006(gefitinib_gdsc_pair):
+def test_auto_precision_keeps_the_fp32_auc_on_jhu006(gefitinib_gdsc_pair, jhu006_default_fit):
     """bf16 under `auto` is adopted only if the AUC stays within 0.01 of fp32 on real data too
     (bench/precision.py does the three targets over 10 repetitions)."""
     source, target = gefitinib_gdsc_pair
-    config = SSDAConfig(shots=3, repetitions=3, device="cpu")
-    auto = SSDAModel.fit(source, target, config).metrics
-    fp32 = SSDAModel.fit(source, target, config.replace(precision="fp32")).metrics
+    auto = jhu006_default_fit
+    fp32 = SSDAModel.fit(source, target, JHU006_3_SHOTS.replace(precision="fp32")).metrics
     assert auto["precision"] == "bf16"
     assert abs(auto["mean_auc"] - fp32["mean_auc"]) < 0.01, (auto["mean_auc"], fp32["mean_auc"])
