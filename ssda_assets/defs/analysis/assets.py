@@ -27,7 +27,7 @@ from ssda_model.analysis.attribution import (
     key_genes,
     shap_values,
 )
-from ssda_model.analysis.latent import class_silhouette
+from ssda_model.analysis.latent import class_silhouette, umap_2d
 
 # Re-run when the champion changes (trained_model's data version), not on every training.
 FOLLOW_CHAMPION = dg.AutomationCondition.eager().replace(
@@ -143,7 +143,7 @@ def temporal_drift(context: dg.AssetExecutionContext, paths: PlatformPaths, ware
     with warehouse.get_connection() as connection:
         replace_rows(connection, "temporal_drift", DRIFT_SCHEMA, table, {"drug": drug, "dataset": dataset})
     frame = pd.DataFrame({"score": scores.to_numpy(), "time_point": times.to_numpy()})
-    coords = _umap(scored.obsm["X_ssda"])
+    coords = umap_2d(scored.obsm["X_ssda"])
     figures = (
         plots.score_by_time(frame, order)
         + plots.stacked_response(per_point)
@@ -169,19 +169,6 @@ def temporal_drift(context: dg.AssetExecutionContext, paths: PlatformPaths, ware
 
 def _dense(matrix) -> np.ndarray:
     return matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
-
-
-def _umap(space: np.ndarray, pca: bool = False) -> np.ndarray:
-    """2-d UMAP (fixed seed) of cells × dimensions; `pca` first reduces expression to 30 components."""
-    view = ad.AnnData(obs=pd.DataFrame(index=[str(i) for i in range(len(space))]))
-    view.obsm["X_space"] = (
-        sc.pp.pca(space, n_comps=min(30, space.shape[0] - 1, space.shape[1] - 1), random_state=0)
-        if pca
-        else space
-    )
-    sc.pp.neighbors(view, use_rep="X_space", random_state=0)
-    sc.tl.umap(view, random_state=0)
-    return view.obsm["X_umap"]
 
 
 class MarkersConfig(dg.Config):
@@ -384,7 +371,7 @@ def latent_map(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.Ma
     raw = _dense(scored.X)
     silhouette_raw = class_silhouette(raw, labels)
     silhouette_latent = class_silhouette(scored.obsm["X_ssda"], labels)
-    raw_map, latent = _umap(raw, pca=True), _umap(scored.obsm["X_ssda"])
+    raw_map, latent = umap_2d(raw, pca=True), umap_2d(scored.obsm["X_ssda"])
     colour = scored.obs[LABEL].map({1.0: "sensitive", 0.0: "resistant"}).fillna("unlabelled").astype(str)
     figures = (
         plots.embedding(raw_map, colour, "Raw expression, true labels")
