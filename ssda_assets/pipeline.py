@@ -12,14 +12,17 @@ new model version per task in MLflow.
 
 import argparse
 import os
+import signal
 import sys
 import time
+from collections.abc import Callable
 
 import dagster as dg
 import pandas as pd
 
 from ssda_assets.catalog import register_partitions
 from ssda_assets.demo_raw import write_demo_raw
+from ssda_assets.interrupts import PipelineInterrupted, StopSignals
 from ssda_assets.partitions import task_of
 from ssda_assets.resources import mlflow_from_env, paths_from_env, warehouse_from_env
 from ssda_assets.run_health import fail_dead_runs
@@ -44,10 +47,14 @@ def _label(key) -> str:
 
 
 def run_pipeline(
-    instance: dg.DagsterInstance, train_config: dict | None = None, say=lambda line: None
+    instance: dg.DagsterInstance,
+    train_config: dict | None = None,
+    say: Callable[[str], None] = lambda line: None,
+    after_run: Callable[[str], None] = lambda done: None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Materialize every stage for every partition; returns the training summary and the failures.
-    `say` receives one progress line per stage and per partition as it goes."""
+    `say` receives one progress line per stage and per partition as it goes; `after_run` is called
+    with what each run did (stage, partition) once it has ended, and may raise to stop."""
     from ssda_assets.definitions import defs
 
     started = time.perf_counter()
@@ -98,6 +105,7 @@ def run_pipeline(
                 f"[{time.perf_counter() - started:6.1f} s]   {_label(key)}: {outcome} "
                 f"in {time.perf_counter() - step:.1f} s"
             )
+            after_run(f"{title}, {_label(key)}")
             for event in result.get_asset_materialization_events():
                 if event.asset_key == dg.AssetKey("trained_model"):
                     meta = {k: v.value for k, v in event.materialization.metadata.items()}
@@ -136,10 +144,20 @@ def main() -> int:
         print(f"writing the demo raw data to {raw}", flush=True)
         write_demo_raw(raw)
     train_config = {k: v for k, v in (("epochs", args.epochs), ("repetitions", args.repetitions)) if v}
-    with dg.DagsterInstance.get() as instance:
-        summary, failures = run_pipeline(
-            instance, train_config or None, say=lambda line: print(line, flush=True)
+    try:
+        with dg.DagsterInstance.get() as instance, StopSignals() as stop:
+            summary, failures = run_pipeline(
+                instance, train_config or None, say=lambda line: print(line, flush=True), after_run=stop.check
+            )
+    except (KeyboardInterrupt, PipelineInterrupted) as interrupt:
+        received = interrupt.received if isinstance(interrupt, PipelineInterrupted) else signal.SIGINT
+        where = f" during {interrupt.after}" if isinstance(interrupt, PipelineInterrupted) else ""
+        print(
+            f"stopped by {received.name}{where} after {time.perf_counter() - started:.0f} s: every run "
+            "that finished before it is kept; run the command again to do the rest",
+            file=sys.stderr,
         )
+        return 128 + received
     print(summary.to_markdown(index=False) if len(summary) else "no model was trained")
     for failure in failures:
         print(f"failed: {failure}", file=sys.stderr)
