@@ -51,10 +51,14 @@ class StopSignals:
         if not isinstance(unraisable.exc_value, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
             self._unraisable(unraisable)
 
+    def _restore_sigterm(self) -> None:
+        if self._sigterm is not None:  # None: a handler Python did not install, left alone
+            signal.signal(signal.SIGTERM, self._sigterm)
+
     def check(self, after: str) -> None:
         if not self._active:
             return
-        signal.signal(signal.SIGTERM, self._sigterm)
+        self._restore_sigterm()
         try:
             received = self._read.recv(4096)
         except BlockingIOError:
@@ -66,7 +70,7 @@ class StopSignals:
     def __exit__(self, *exc_info: object) -> None:
         if self._active:
             signal.set_wakeup_fd(self._previous_fd)
-            signal.signal(signal.SIGTERM, self._sigterm)
+            self._restore_sigterm()
             sys.unraisablehook = self._unraisable
             self._read.close()
             self._write.close()
