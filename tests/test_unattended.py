@@ -141,6 +141,8 @@ def test_a_new_dataset_folder_becomes_a_champion_and_scored_cells_despite_a_kill
 
     victim = poll("an automatic training of the new task with live metrics", training_in_progress, every=0.3)
     worker = psutil.Process(worker_pid(instance, victim.run_id))
+    started = instance.all_logs(victim.run_id, of_type=dg.DagsterEventType.STEP_START)
+    assert started and {e.dagster_event.pid for e in started} == {worker.pid}  # no process per step
     for process in [worker, *worker.children(recursive=True)]:  # as an OOM kill or a reboot would
         process.kill()
 
