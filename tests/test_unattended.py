@@ -143,7 +143,7 @@ def test_a_new_dataset_folder_becomes_a_champion_and_scored_cells_despite_a_kill
     worker = psutil.Process(worker_pid(instance, victim.run_id))
     started = instance.all_logs(victim.run_id, of_type=dg.DagsterEventType.STEP_START)
     assert started and {e.dagster_event.pid for e in started} == {worker.pid}  # no process per step
-    for process in [worker, *worker.children(recursive=True)]:  # as an OOM kill or a reboot would
+    for process in process_tree(worker.pid):  # as an OOM kill or a reboot would
         process.kill()
 
     poll(

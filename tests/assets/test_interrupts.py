@@ -11,15 +11,17 @@ import dagster as dg
 import pytest
 
 from tests.assets.conftest import REPO, make_platform
+from tests.test_unattended import default_signals
 
 
 def start_as(background: bool):
-    """A terminal's disposition, or a background job's: SIGINT ignored, which Dagster's in-process
+    """A terminal's dispositions, or a background job's: SIGINT ignored, which Dagster's in-process
     runs used to copy onto SIGTERM, so that `kill` did nothing."""
 
     def setup() -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN if background else signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        default_signals()
+        if background:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     return setup
 

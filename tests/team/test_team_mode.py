@@ -17,6 +17,7 @@ import pytest
 from ssda_assets.registry import CHALLENGER, CHAMPION, model_name
 from ssda_assets.resources import mlflow_from_env, warehouse_from_env
 from ssda_assets.run_health import fail_dead_runs
+from ssda_assets.ui import process_tree
 from tests.assets.conftest import make_platform
 from tests.team.conftest import materialize, task_key, train, train_run_id
 
@@ -194,7 +195,7 @@ def test_a_worker_killed_mid_training_fails_the_run_and_leaves_nothing_half_regi
         with team.instance() as instance:
             worker = celery_workers(instance, victim.data.tags["dagster_run_id"])["trained_model"]
         main = psutil.Process(int((team.stack.folder / "pids" / f"{worker.split('@')[0]}.pid").read_text()))
-        for process in [main, *main.children(recursive=True)]:  # as an OOM kill or a lost machine would
+        for process in process_tree(main.pid):  # as an OOM kill or a lost machine would
             process.kill()
         run_id = training.result(timeout=120)
     with team.instance() as instance:
