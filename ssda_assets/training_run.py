@@ -132,8 +132,8 @@ def training_run(
     instance: dg.DagsterInstance,
 ) -> Iterator[TrainingRun]:
     """An MLflow run around a whole training: abandoned runs of the task closed first, RUNNING
-    while the body trains and registers, FAILED with the error in the tag `error` when it raises,
-    FINISHED otherwise."""
+    while the body trains and registers, FAILED with the error in the tag `error` when it raises
+    or is interrupted, FINISHED otherwise."""
     closed = close_abandoned_runs(client, experiment_id, tags["task"], instance)
     # MLflow's fluent API (start_run, log_model, register_model) keeps its store process-wide.
     mlflow.set_tracking_uri(tracking_uri)
@@ -142,6 +142,9 @@ def training_run(
         mlflow.log_params(params)
         try:
             yield TrainingRun(client, run, experiment_id, closed)
+        except dg.DagsterExecutionInterruptedError as exc:  # a BaseException, as KeyboardInterrupt
+            mlflow.set_tag("error", f"interrupted {exc}".strip())
+            raise
         except Exception as exc:
             mlflow.set_tag("error", (getattr(exc, "description", None) or str(exc))[:5000])
             raise

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ssda_assets.interrupts import PipelineInterrupted, StopSignals
 from ssda_assets.registry import model_name
 from ssda_assets.resources import MLflowTracking
 from ssda_model.model import SSDAModel
@@ -201,3 +203,30 @@ def test_shots_all_is_compared_on_source_validation_and_says_so(built_platform):
     assert tags["evaluation"] == "source_validation" and tags["basis"] == "strict/source_validation"
     second = run("3")  # scored on target cells: not comparable with the source-validation champion
     assert second["aliases"] == "challenger" and "not comparable" in second["alias_audit"]
+
+
+def test_a_stop_signal_the_step_missed_stops_the_training_at_its_next_epoch(built_platform):
+    """As `make demo` runs it (inside `StopSignals`): a SIGINT that no handler turned into an
+    interruption, as when Dagster's is swallowed in a garbage-collector callback, stops the
+    training at the end of its first epoch instead of letting it run on and register."""
+    key = dg.MultiPartitionKey({"drug": "erlotinib", "dataset": "pc9_erlotinib"})
+    swallowing = signal.signal(signal.SIGINT, lambda *_: None)
+    try:
+        with StopSignals() as stop:
+            os.kill(os.getpid(), signal.SIGINT)
+            result = built_platform.materialize(
+                ["trained_model"],
+                partition_key=key,
+                raise_on_error=False,
+                run_config={"ops": {"trained_model": {"config": {"epochs": 200, "repetitions": 1}}}},
+            )
+            with pytest.raises(PipelineInterrupted, match="SIGINT during the training"):
+                stop.check("the training")  # the pipeline still stops after the run
+    finally:
+        signal.signal(signal.SIGINT, swallowing)
+    assert not result.success
+    client = built_platform.mlflow.client()
+    assert client.search_model_versions(f"name = '{model_name('erlotinib', 'pc9_erlotinib')}'") == []
+    experiment = client.get_experiment_by_name("ssda-erlotinib")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert (run.info.status, run.data.tags["error"]) == ("FAILED", "interrupted by SIGINT")

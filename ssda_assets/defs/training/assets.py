@@ -10,6 +10,7 @@ from ssda_assets.defs.single_cell.assets import harmonized_expression
 from ssda_assets.defs.training.config import TrainConfig
 from ssda_assets.failures import input_errors
 from ssda_assets.harmonized import read_harmonized
+from ssda_assets.interrupts import interrupt_if_stopping
 from ssda_assets.partitions import task_of, task_partitions
 from ssda_assets.registry import model_name, register_version
 from ssda_assets.resources import MLflowTracking, PlatformPaths
@@ -55,6 +56,11 @@ def trained_model(
     ) as run:
         for run_id in run.closed:
             context.log.warning(f"MLflow run {run_id} of an earlier training that died was marked FAILED")
+
+        def on_epoch(repetition: int, record: dict[str, float]) -> None:
+            run.live(repetition, record)
+            interrupt_if_stopping()
+
         with input_errors():
             started = time.perf_counter()
             model = SSDAModel.fit(
@@ -63,7 +69,7 @@ def trained_model(
                 ssda_config,
                 source_name=str(folder / "source.parquet"),
                 target_name=str(folder / "target.parquet"),
-                on_epoch=run.live,
+                on_epoch=on_epoch,
                 progress=sys.stderr.isatty(),
             )  # an epoch bar in a terminal (make demo)
             wall = time.perf_counter() - started
