@@ -69,6 +69,7 @@ def deterministic_algorithms() -> Iterator[None]:
     bf16 step in our profile), and our code never reads memory it has not written."""
     previous = (
         torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
         torch.utils.deterministic.fill_uninitialized_memory,  # type: ignore[attr-defined]
     )
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -76,8 +77,8 @@ def deterministic_algorithms() -> Iterator[None]:
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(previous[0])
-        torch.utils.deterministic.fill_uninitialized_memory = previous[1]  # type: ignore[attr-defined]
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.utils.deterministic.fill_uninitialized_memory = previous[2]  # type: ignore[attr-defined]
 
 
 def make_optimizer(config: SSDAConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:

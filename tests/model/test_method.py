@@ -4,11 +4,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from ssda_model.config import SSDAConfig
 from ssda_model.datasets import synthetic_pair
 from ssda_model.model import SSDAModel
 from ssda_model.train.device import cpu_has_bf16
+from ssda_model.train.loop import deterministic_algorithms
 from tests.conftest import FAST
 
 
@@ -161,3 +163,19 @@ def test_hvg_and_gene_list_restrict_the_input(tmp_path, small_pair):
         source, target, FAST.replace(repetitions=1), n_top_genes=60, gene_list=tmp_path / "genes.txt"
     )
     assert len(model.genes) == 60 and set(model.genes) <= set(listed)
+
+
+@pytest.mark.parametrize("warn_only", [False, True])
+def test_training_leaves_a_callers_deterministic_mode_as_it_found_it(warn_only):
+    torch.use_deterministic_algorithms(True, warn_only=warn_only)
+    try:
+        with deterministic_algorithms():
+            assert torch.are_deterministic_algorithms_enabled()
+            assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled() == warn_only
+    finally:
+        torch.use_deterministic_algorithms(False)
+    with deterministic_algorithms():
+        assert torch.are_deterministic_algorithms_enabled()
+    assert not torch.are_deterministic_algorithms_enabled()
