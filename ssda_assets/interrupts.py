@@ -1,16 +1,19 @@
-"""Ctrl-C and SIGTERM stop the pipeline's in-process runs (`make demo`) after the run they land in.
+"""Ctrl-C and SIGTERM stop the pipeline's in-process runs (`make demo`) after the run they land in,
+and a training at its next epoch, wherever it runs.
 
-Dagster's in-process execution handles both signals itself. One that lands inside a step
-interrupts the step, but one that lands elsewhere can be swallowed (raised inside a garbage
-collector callback), and either way `dagster.materialize` returns and the pipeline went on to the
-next run. When a run ends, Dagster also leaves SIGTERM with SIGINT's disposition
+Dagster handles both signals itself while it executes a step: its handler raises an interruption
+wherever the main thread is. One that lands inside a garbage-collector callback is swallowed
+(printed as "Exception ignored"), and the step runs on to its end: a training registered its
+model although Ctrl-C in `make demo` or Terminate in the Dagster UI (which sends the run worker a
+SIGINT) asked it to stop. And `dagster.materialize` returns either way, so the pipeline went on
+to the next run. When a run ends, Dagster also leaves SIGTERM with SIGINT's disposition
 (`dagster._utils.interrupts`), which a background job has as ignored, so `kill` stopped working.
-`StopSignals` sees every SIGINT and SIGTERM that reaches a Python handler through the
-interpreter's wakeup fd, whoever's handler ran, and puts SIGTERM's disposition back after each run.
-An interruption that Python could not raise (the swallowed case) is not printed as a traceback:
-the stop that follows the run says what happened in one line. Long steps call
-`interrupt_if_stopping` at safe points (the training: every epoch), so that a swallowed signal
-still stops the step there instead of letting it run to its end.
+
+Both watch through the interpreter's wakeup fd, which sees every SIGINT and SIGTERM that reaches a
+Python handler, whoever's handler ran. `StopSignals` wraps the pipeline: it stops after the run a
+signal landed in, with one line, puts SIGTERM's disposition back after each run and keeps a
+swallowed interruption from printing a traceback. `stop_signal_checks` wraps a long step: its
+check, called at safe points (the training: every epoch), interrupts the step as Dagster would.
 """
 
 from __future__ import annotations
@@ -19,11 +22,39 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 
 STOPPING = (signal.SIGINT, signal.SIGTERM)
-_watching: StopSignals | None = None  # the pipeline's, while its runs execute in this process
+
+
+class _WakeupWatch:
+    """The stop signals that reached a Python handler while this is the interpreter's wakeup fd."""
+
+    def __init__(self) -> None:
+        self._read, self._write = socket.socketpair()
+        for end in (self._read, self._write):
+            end.setblocking(False)
+        self.previous_fd = signal.set_wakeup_fd(self._write.fileno(), warn_on_full_buffer=False)
+
+    def received(self, keep: bool = False) -> signal.Signals | None:
+        """The first stop signal since the last read; `keep` leaves it for the next one."""
+        try:
+            numbers = self._read.recv(4096, socket.MSG_PEEK if keep else 0)
+        except BlockingIOError:
+            return None
+        stops = [signal.Signals(number) for number in numbers if number in STOPPING]
+        return stops[0] if stops else None
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(self.previous_fd)
+        self._read.close()
+        self._write.close()
+
+
+_pipeline_watch: _WakeupWatch | None = None  # StopSignals', while the pipeline runs in this process
 
 
 class PipelineInterrupted(Exception):
@@ -39,14 +70,10 @@ class StopSignals:
     the last check. Outside the main thread (where Python delivers no signal) it does nothing."""
 
     def __enter__(self) -> StopSignals:
-        global _watching
-        self._active = threading.current_thread() is threading.main_thread()
-        if self._active:
-            _watching = self
-            self._read, self._write = socket.socketpair()
-            for end in (self._read, self._write):
-                end.setblocking(False)
-            self._previous_fd = signal.set_wakeup_fd(self._write.fileno(), warn_on_full_buffer=False)
+        global _pipeline_watch
+        self._watch = _WakeupWatch() if threading.current_thread() is threading.main_thread() else None
+        if self._watch is not None:
+            _pipeline_watch = self._watch
             self._sigterm = signal.getsignal(signal.SIGTERM)
             self._unraisable = sys.unraisablehook
             sys.unraisablehook = self._quiet_interruptions
@@ -61,40 +88,49 @@ class StopSignals:
             signal.signal(signal.SIGTERM, self._sigterm)
 
     def check(self, after: str) -> None:
-        if not self._active:
+        if self._watch is None:
             return
         self._restore_sigterm()
-        received = self._received(0)
+        received = self._watch.received()
         if received is not None:
             raise PipelineInterrupted(received, after)
 
-    def pending(self) -> signal.Signals | None:
-        """The first stop signal since the last `check`, left for that check to report."""
-        return self._received(socket.MSG_PEEK) if self._active else None
-
-    def _received(self, flags: int) -> signal.Signals | None:
-        try:
-            received = self._read.recv(4096, flags)
-        except BlockingIOError:
-            return None
-        stops = [signal.Signals(number) for number in received if number in STOPPING]
-        return stops[0] if stops else None
-
     def __exit__(self, *exc_info: object) -> None:
-        global _watching
-        if self._active:
-            _watching = None
-            signal.set_wakeup_fd(self._previous_fd)
+        global _pipeline_watch
+        if self._watch is not None:
+            _pipeline_watch = None
+            self._watch.close()
             self._restore_sigterm()
             sys.unraisablehook = self._unraisable
-            self._read.close()
-            self._write.close()
 
 
-def interrupt_if_stopping() -> None:
-    """Interrupt the running step, as Dagster's own handler would, if a stop signal reached the
-    pipeline since its last run ended; nothing outside the pipeline (runs launched by the daemon,
-    tests)."""
-    received = _watching.pending() if _watching is not None else None
-    if received is not None:
-        raise dg.DagsterExecutionInterruptedError(f"by {received.name}")
+def _interrupt_if(received: Callable[[], signal.Signals | None]) -> Callable[[], None]:
+    def check() -> None:
+        stop = received()
+        if stop is not None:
+            raise dg.DagsterExecutionInterruptedError(f"by {stop.name}")
+
+    return check
+
+
+@contextmanager
+def stop_signal_checks() -> Iterator[Callable[[], None]]:
+    """Within a long step: a check that interrupts the step, as Dagster's own handler would, if
+    SIGINT or SIGTERM arrived since the step began (under `StopSignals`: since the pipeline's
+    last run ended, and left for its check to report). It checks nothing where it cannot watch:
+    outside the main thread, or where another wakeup fd (an event loop's) is in place."""
+    if _pipeline_watch is not None:
+        yield _interrupt_if(lambda: _pipeline_watch.received(keep=True) if _pipeline_watch else None)
+        return
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    watch = _WakeupWatch()
+    if watch.previous_fd != -1:
+        watch.close()
+        yield lambda: None
+        return
+    try:
+        yield _interrupt_if(watch.received)
+    finally:
+        watch.close()

@@ -1,5 +1,6 @@
 """trained_model on the demo data with a real MLflow sqlite store: runs, versions, aliases, pyfunc."""
 
+import contextlib
 import json
 import os
 import signal
@@ -13,10 +14,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from dagster._core import errors as dagster_errors
+from dagster._utils.interrupts import pop_captured_interrupt
 
 from ssda_assets.interrupts import PipelineInterrupted, StopSignals
 from ssda_assets.registry import model_name
 from ssda_assets.resources import MLflowTracking
+from ssda_assets.training_run import LiveMetrics
 from ssda_model.model import SSDAModel
 
 TASK = dg.MultiPartitionKey({"drug": "gefitinib", "dataset": "jhu006_gefitinib"})
@@ -205,18 +209,31 @@ def test_shots_all_is_compared_on_source_validation_and_says_so(built_platform):
     assert second["aliases"] == "challenger" and "not comparable" in second["alias_audit"]
 
 
+# No other test here trains this task.
+ERLOTINIB = dg.MultiPartitionKey({"drug": "erlotinib", "dataset": "pc9_erlotinib"})
+
+
+def assert_stopped_early(platform, result, drug: str, dataset: str) -> None:
+    """The run failed, the training's MLflow run says why, and no version was registered."""
+    assert not result.success
+    client = platform.mlflow.client()
+    assert client.search_model_versions(f"name = '{model_name(drug, dataset)}'") == []
+    experiment = client.get_experiment_by_name(f"ssda-{drug}")
+    (run,) = client.search_runs([experiment.experiment_id], f"tags.dagster_run_id = '{result.run_id}'")
+    assert (run.info.status, run.data.tags["error"]) == ("FAILED", "interrupted by SIGINT")
+
+
 def test_a_stop_signal_the_step_missed_stops_the_training_at_its_next_epoch(built_platform):
     """As `make demo` runs it (inside `StopSignals`): a SIGINT that no handler turned into an
     interruption, as when Dagster's is swallowed in a garbage-collector callback, stops the
     training at the end of its first epoch instead of letting it run on and register."""
-    key = dg.MultiPartitionKey({"drug": "erlotinib", "dataset": "pc9_erlotinib"})
     swallowing = signal.signal(signal.SIGINT, lambda *_: None)
     try:
         with StopSignals() as stop:
             os.kill(os.getpid(), signal.SIGINT)
             result = built_platform.materialize(
                 ["trained_model"],
-                partition_key=key,
+                partition_key=ERLOTINIB,
                 raise_on_error=False,
                 run_config={"ops": {"trained_model": {"config": {"epochs": 200, "repetitions": 1}}}},
             )
@@ -224,9 +241,31 @@ def test_a_stop_signal_the_step_missed_stops_the_training_at_its_next_epoch(buil
                 stop.check("the training")  # the pipeline still stops after the run
     finally:
         signal.signal(signal.SIGINT, swallowing)
-    assert not result.success
-    client = built_platform.mlflow.client()
-    assert client.search_model_versions(f"name = '{model_name('erlotinib', 'pc9_erlotinib')}'") == []
-    experiment = client.get_experiment_by_name("ssda-erlotinib")
-    (run,) = client.search_runs([experiment.experiment_id])
-    assert (run.info.status, run.data.tags["error"]) == ("FAILED", "interrupted by SIGINT")
+    assert_stopped_early(built_platform, result, "erlotinib", "pc9_erlotinib")
+
+
+def test_a_terminate_whose_interruption_was_lost_stops_the_training_at_its_next_epoch(
+    built_platform, monkeypatch
+):
+    """The Dagster UI's Terminate makes the run worker send itself a SIGINT, which Dagster's
+    handler raises wherever the step is; where that raise is lost (here: Dagster only records the
+    signal, as outside a step), the training still stops at its next epoch."""
+    monkeypatch.setattr(dagster_errors, "raise_interrupts_as", lambda error_cls: contextlib.nullcontext())
+    live = LiveMetrics.__call__
+
+    def terminate_at_epoch_2(self, repetition, record):
+        live(self, repetition, record)
+        if record["epoch"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # what dagster_shared.ipc.send_interrupt does
+
+    monkeypatch.setattr(LiveMetrics, "__call__", terminate_at_epoch_2)
+    try:
+        result = built_platform.materialize(
+            ["trained_model"],
+            partition_key=ERLOTINIB,
+            raise_on_error=False,
+            run_config={"ops": {"trained_model": {"config": {"epochs": 200, "repetitions": 1}}}},
+        )
+    finally:
+        pop_captured_interrupt()  # Dagster's record of the signal, for later runs in this process
+    assert_stopped_early(built_platform, result, "erlotinib", "pc9_erlotinib")

@@ -10,7 +10,7 @@ from ssda_assets.defs.single_cell.assets import harmonized_expression
 from ssda_assets.defs.training.config import TrainConfig
 from ssda_assets.failures import input_errors
 from ssda_assets.harmonized import read_harmonized
-from ssda_assets.interrupts import interrupt_if_stopping
+from ssda_assets.interrupts import stop_signal_checks
 from ssda_assets.partitions import task_of, task_partitions
 from ssda_assets.registry import model_name, register_version
 from ssda_assets.resources import MLflowTracking, PlatformPaths
@@ -57,11 +57,12 @@ def trained_model(
         for run_id in run.closed:
             context.log.warning(f"MLflow run {run_id} of an earlier training that died was marked FAILED")
 
-        def on_epoch(repetition: int, record: dict[str, float]) -> None:
-            run.live(repetition, record)
-            interrupt_if_stopping()
+        with input_errors(), stop_signal_checks() as stop_requested:
 
-        with input_errors():
+            def on_epoch(repetition: int, record: dict[str, float]) -> None:
+                run.live(repetition, record)
+                stop_requested()  # Ctrl-C or the UI's Terminate, even if Dagster's raise was lost
+
             started = time.perf_counter()
             model = SSDAModel.fit(
                 source,
