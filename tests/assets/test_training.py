@@ -269,3 +269,30 @@ def test_a_terminate_whose_interruption_was_lost_stops_the_training_at_its_next_
     finally:
         pop_captured_interrupt()  # Dagster's record of the signal, for later runs in this process
     assert_stopped_early(built_platform, result, "erlotinib", "pc9_erlotinib")
+
+
+def test_a_stop_signal_stops_a_benchmark_after_the_method_it_lands_in(built_platform):
+    """The benchmark asset checks between methods: stopped there, it stores and logs nothing."""
+    swallowing = signal.signal(signal.SIGINT, lambda *_: None)
+    try:
+        with StopSignals():
+            os.kill(os.getpid(), signal.SIGINT)  # as in make demo, with Dagster's raise lost
+            result = built_platform.materialize(
+                ["benchmark"],
+                partition_key=ERLOTINIB,
+                raise_on_error=False,
+                run_config={
+                    "ops": {
+                        "benchmark": {
+                            "config": {"methods": ["ssda", "source_only"], "shots": [3], "repetitions": 2}
+                        }
+                    }
+                },
+            )
+    finally:
+        signal.signal(signal.SIGINT, swallowing)
+    (failure,) = result.get_step_failure_events()
+    assert failure.event_specific_data.error.cls_name == "DagsterExecutionInterruptedError"
+    client = built_platform.mlflow.client()
+    experiment = client.get_experiment_by_name("ssda-erlotinib-benchmark")
+    assert experiment is None or client.search_runs([experiment.experiment_id]) == []

@@ -12,6 +12,7 @@ from dagster_duckdb import DuckDBResource
 from ssda_assets.defs.single_cell.assets import harmonized_expression
 from ssda_assets.failures import input_errors
 from ssda_assets.harmonized import read_harmonized
+from ssda_assets.interrupts import stop_signal_checks
 from ssda_assets.partitions import task_of, task_partitions
 from ssda_assets.resources import MLflowTracking, PlatformPaths
 from ssda_assets.storage import replace_rows
@@ -58,7 +59,7 @@ def benchmark(
     drug, dataset = task_of(context.partition_key)
     mlflow_tracking.check_reachable()
     source, target, data_hash = read_harmonized(paths.harmonized(drug, dataset), f"{drug}/{dataset}")
-    with input_errors():
+    with input_errors(), stop_signal_checks() as stop_requested:
         try:
             ssda_config = SSDAConfig(protocol=config.protocol, epochs=config.epochs, device=config.device)
             results = run_benchmark(
@@ -68,6 +69,7 @@ def benchmark(
                 shots=config.shots,
                 repetitions=config.repetitions,
                 config=ssda_config,
+                on_result=lambda row: stop_requested(),  # Ctrl-C or Terminate: stop between methods
             )
         except ValueError as exc:
             raise dg.Failure(description=f"benchmark config: {exc}", allow_retries=False) from None
