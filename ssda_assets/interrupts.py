@@ -119,8 +119,9 @@ def stop_signal_checks() -> Iterator[Callable[[], None]]:
     SIGINT or SIGTERM arrived since the step began (under `StopSignals`: since the pipeline's
     last run ended, and left for its check to report). It checks nothing where it cannot watch:
     outside the main thread, or where another wakeup fd (an event loop's) is in place."""
-    if _pipeline_watch is not None:
-        yield _interrupt_if(lambda: _pipeline_watch.received(keep=True) if _pipeline_watch else None)
+    pipeline = _pipeline_watch
+    if pipeline is not None:
+        yield _interrupt_if(lambda: pipeline.received(keep=True))
         return
     if threading.current_thread() is not threading.main_thread():
         yield lambda: None
