@@ -1,7 +1,8 @@
 """Unattended operation on the real stack: `make ui` (dagster dev: webserver, daemon, code server;
 the MLflow UI) over a platform that `make demo` filled. A dataset folder dropped into the raw zone
 becomes a champion model and scored cells with no other action, through a training whose process
-is killed with -9 on the way; then Ctrl-C stops every process the stack started."""
+is killed with -9 on the way; Terminate in the UI stops another training and registers nothing;
+then Ctrl-C stops every process the stack started."""
 
 import json
 import os
@@ -14,6 +15,7 @@ from datetime import datetime
 import dagster as dg
 import psutil
 import pytest
+from dagster_graphql import DagsterGraphQLClient
 
 from ssda_assets.pipeline import run_pipeline
 from ssda_assets.registry import CHAMPION, model_name
@@ -26,6 +28,7 @@ pytestmark = pytest.mark.e2e
 NEW = "jhu006_copy"
 TASK = dg.MultiPartitionKey({"drug": "gefitinib", "dataset": NEW})
 NAME = model_name("gefitinib", NEW)
+TERMINATED = "jhu006_terminated"
 # Trainings that automation launches (no run config): long enough to be caught in the act.
 AUTOMATIC = {"epochs": 80, "repetitions": 1}
 WAIT = 480  # seconds for the whole chain, kill and retry included
@@ -109,22 +112,22 @@ def stack(tmp_path_factory):
             wait_for(f"http://127.0.0.1:{dagster_port}/server_info", seconds=180)
             wait_for(f"http://127.0.0.1:{mlflow_port}/health", seconds=60)
             seen = process_tree(ui.pid)
-            yield platform, ui, home / "ui.log", mlflow_port, launched
+            yield platform, ui, home / "ui.log", dagster_port, mlflow_port, launched
         finally:
             kill_everything(ui.pid, seen)
             log.close()
 
 
 def test_a_new_dataset_folder_becomes_a_champion_and_scored_cells_despite_a_killed_training(stack):
-    platform, ui, log, mlflow_port, launched = stack
+    platform, ui, log, dagster_port, mlflow_port, launched = stack
     instance, client = platform.instance, platform.mlflow.client()
     shutil.copytree(
         platform.paths.raw / "datasets" / "jhu006_gefitinib", platform.paths.raw / "datasets" / NEW
     )
 
-    def training_in_progress():
+    def training_in_progress(dataset: str = NEW):
         for run in instance.get_runs(
-            dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags={"dagster/partition/dataset": NEW})
+            dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags={"dagster/partition/dataset": dataset})
         ):
             experiment = client.get_experiment_by_name("ssda-gefitinib")
             mlflow_runs = (
@@ -194,6 +197,27 @@ def test_a_new_dataset_folder_becomes_a_champion_and_scored_cells_despite_a_kill
         if r.asset_selection and dg.AssetKey("sc_dataset") in r.asset_selection
     ]
     assert {r.tags.get("dagster/partition") for r in ingested} == {NEW}
+
+    # Terminate in the Dagster UI (GraphQL terminateRun, what its button sends) on another new
+    # dataset's training: the run is canceled, its MLflow run says so, and nothing is registered.
+    shutil.copytree(
+        platform.paths.raw / "datasets" / "jhu006_gefitinib", platform.paths.raw / "datasets" / TERMINATED
+    )
+    doomed = poll(
+        "an automatic training of the second new task", lambda: training_in_progress(TERMINATED), every=0.3
+    )
+    DagsterGraphQLClient("127.0.0.1", port_number=dagster_port).terminate_run(doomed.run_id)
+    poll(
+        "Terminate to cancel the training's run",
+        lambda: instance.get_run_by_id(doomed.run_id).status == dg.DagsterRunStatus.CANCELED,
+        seconds=60,
+    )
+    (stopped,) = client.search_runs(
+        [client.get_experiment_by_name("ssda-gefitinib").experiment_id],
+        f"tags.dagster_run_id = '{doomed.run_id}'",
+    )
+    assert stopped.info.status == "FAILED" and stopped.data.tags["error"].startswith("interrupted")
+    assert client.search_model_versions(f"name = '{model_name('gefitinib', TERMINATED)}'") == []
 
     members = process_tree(ui.pid)
     assert len(members) >= 5  # make, the supervisor, dagster dev with its webserver/daemon, mlflow
