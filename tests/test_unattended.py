@@ -1,8 +1,8 @@
 """Unattended operation on the real stack: `make ui` (dagster dev: webserver, daemon, code server;
 the MLflow UI) over a platform that `make demo` filled. A dataset folder dropped into the raw zone
 becomes a champion model and scored cells with no other action, through a training whose process
-is killed with -9 on the way; Terminate in the UI stops another training and registers nothing;
-then Ctrl-C stops every process the stack started."""
+is killed with -9 on the way; Terminate in the UI stops a training and registers nothing; then
+Ctrl-C stops every process the stack started."""
 
 import json
 import os
@@ -28,7 +28,6 @@ pytestmark = pytest.mark.e2e
 NEW = "jhu006_copy"
 TASK = dg.MultiPartitionKey({"drug": "gefitinib", "dataset": NEW})
 NAME = model_name("gefitinib", NEW)
-TERMINATED = "jhu006_terminated"
 # Trainings that automation launches (no run config): long enough to be caught in the act.
 AUTOMATIC = {"epochs": 80, "repetitions": 1}
 WAIT = 480  # seconds for the whole chain, kill and retry included
@@ -198,15 +197,23 @@ def test_a_new_dataset_folder_becomes_a_champion_and_scored_cells_despite_a_kill
     ]
     assert {r.tags.get("dagster/partition") for r in ingested} == {NEW}
 
-    # Terminate in the Dagster UI (GraphQL terminateRun, what its button sends) on another new
-    # dataset's training: the run is canceled, its MLflow run says so, and nothing is registered.
-    shutil.copytree(
-        platform.paths.raw / "datasets" / "jhu006_gefitinib", platform.paths.raw / "datasets" / TERMINATED
+    # Materialize, then Terminate, in the Dagster UI (the GraphQL calls its buttons send) on a
+    # demo task's training: the run is canceled, its MLflow run says so, and nothing is registered.
+    ui_client = DagsterGraphQLClient("127.0.0.1", port_number=dagster_port)
+    demo_task = dg.MultiPartitionKey({"drug": "gefitinib", "dataset": "jhu006_gefitinib"})
+    ui_client.submit_job_execution(
+        "__ASSET_JOB",
+        asset_selection=["trained_model"],
+        run_config={"ops": {"trained_model": {"config": {"epochs": 300, "repetitions": 1}}}},
+        tags={  # as the UI tags a run of one partition of a multi-partitioned asset
+            "dagster/partition": str(demo_task),
+            **{f"dagster/partition/{k}": v for k, v in demo_task.keys_by_dimension.items()},
+        },
     )
     doomed = poll(
-        "an automatic training of the second new task", lambda: training_in_progress(TERMINATED), every=0.3
+        "the UI's training of a demo task", lambda: training_in_progress("jhu006_gefitinib"), every=0.3
     )
-    DagsterGraphQLClient("127.0.0.1", port_number=dagster_port).terminate_run(doomed.run_id)
+    ui_client.terminate_run(doomed.run_id)
     poll(
         "Terminate to cancel the training's run",
         lambda: instance.get_run_by_id(doomed.run_id).status == dg.DagsterRunStatus.CANCELED,
@@ -217,7 +224,10 @@ def test_a_new_dataset_folder_becomes_a_champion_and_scored_cells_despite_a_kill
         f"tags.dagster_run_id = '{doomed.run_id}'",
     )
     assert stopped.info.status == "FAILED" and stopped.data.tags["error"].startswith("interrupted")
-    assert client.search_model_versions(f"name = '{model_name('gefitinib', TERMINATED)}'") == []
+    demo_name = model_name("gefitinib", "jhu006_gefitinib")
+    assert stopped.info.run_id not in {
+        v.run_id for v in client.search_model_versions(f"name = '{demo_name}'")
+    }
 
     members = process_tree(ui.pid)
     assert len(members) >= 5  # make, the supervisor, dagster dev with its webserver/daemon, mlflow
