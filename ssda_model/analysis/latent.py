@@ -17,8 +17,8 @@ def class_silhouette(space: np.ndarray, labels: np.ndarray) -> float:
 @functools.cache
 def _cache_umap_kernels() -> None:
     """Keep numba's compiled code of UMAP's neighbour-graph kernels on disk. UMAP declares them
-    without `cache=True`, so every process compiled them again (about 4 s), and Dagster runs each
-    latent_map step in a fresh process; with the cache the first run compiles, later ones load."""
+    without `cache=True`, so every process compiled them again (about 4 s), and every Dagster run
+    of latent_map is a fresh process; with the cache the first run compiles, later ones load."""
     from umap import umap_
 
     for kernel in (umap_.smooth_knn_dist, umap_.compute_membership_strengths):

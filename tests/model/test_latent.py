@@ -6,10 +6,10 @@ import sys
 
 
 def test_umap_kernels_go_through_numbas_disk_cache():
-    """latent_map runs in a fresh process per step, and UMAP declares its neighbour-graph kernels
+    """Each run of latent_map is a fresh process, and UMAP declares its neighbour-graph kernels
     without `cache=True`: each process compiled them again (about 4 s). After `umap_2d` both
     kernels have a disk cache (numba reports its folder; without one it reports none) and were
-    looked up in it. Checked in a fresh process, as a step would run."""
+    looked up in it. Checked in a fresh process, as a run would be."""
     code = (
         "import numpy as np; from umap import umap_; "
         "from ssda_model.analysis.latent import umap_2d; "
