@@ -223,24 +223,31 @@ def assert_stopped_early(platform, result, drug: str, dataset: str) -> None:
     assert (run.info.status, run.data.tags["error"]) == ("FAILED", "interrupted by SIGINT")
 
 
-def test_a_stop_signal_the_step_missed_stops_the_training_at_its_next_epoch(built_platform):
-    """As `make demo` runs it (inside `StopSignals`): a SIGINT that no handler turned into an
-    interruption, as when Dagster's is swallowed in a garbage-collector callback, stops the
-    training at the end of its first epoch instead of letting it run on and register."""
-    swallowing = signal.signal(signal.SIGINT, lambda *_: None)
+@contextlib.contextmanager
+def a_sigint_no_handler_raised():
+    """As `make demo` runs its steps (inside `StopSignals`), after a SIGINT that no handler turned
+    into an interruption, as when Dagster's is swallowed in a garbage-collector callback."""
+    previous = signal.signal(signal.SIGINT, lambda *_: None)
     try:
         with StopSignals() as stop:
             os.kill(os.getpid(), signal.SIGINT)
-            result = built_platform.materialize(
-                ["trained_model"],
-                partition_key=ERLOTINIB,
-                raise_on_error=False,
-                run_config={"ops": {"trained_model": {"config": {"epochs": 200, "repetitions": 1}}}},
-            )
-            with pytest.raises(PipelineInterrupted, match="SIGINT during the training"):
-                stop.check("the training")  # the pipeline still stops after the run
+            yield stop
     finally:
-        signal.signal(signal.SIGINT, swallowing)
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_stop_signal_the_step_missed_stops_the_training_at_its_next_epoch(built_platform):
+    """Such a signal stops the training at the end of its first epoch instead of letting it run
+    on and register."""
+    with a_sigint_no_handler_raised() as stop:
+        result = built_platform.materialize(
+            ["trained_model"],
+            partition_key=ERLOTINIB,
+            raise_on_error=False,
+            run_config={"ops": {"trained_model": {"config": {"epochs": 200, "repetitions": 1}}}},
+        )
+        with pytest.raises(PipelineInterrupted, match="SIGINT during the training"):
+            stop.check("the training")  # the pipeline still stops after the run
     assert_stopped_early(built_platform, result, "erlotinib", "pc9_erlotinib")
 
 
@@ -273,24 +280,14 @@ def test_a_terminate_whose_interruption_was_lost_stops_the_training_at_its_next_
 
 def test_a_stop_signal_stops_a_benchmark_after_the_method_it_lands_in(built_platform):
     """The benchmark asset checks between methods: stopped there, it stores and logs nothing."""
-    swallowing = signal.signal(signal.SIGINT, lambda *_: None)
-    try:
-        with StopSignals():
-            os.kill(os.getpid(), signal.SIGINT)  # as in make demo, with Dagster's raise lost
-            result = built_platform.materialize(
-                ["benchmark"],
-                partition_key=ERLOTINIB,
-                raise_on_error=False,
-                run_config={
-                    "ops": {
-                        "benchmark": {
-                            "config": {"methods": ["ssda", "source_only"], "shots": [3], "repetitions": 2}
-                        }
-                    }
-                },
-            )
-    finally:
-        signal.signal(signal.SIGINT, swallowing)
+    config = {"methods": ["ssda", "source_only"], "shots": [3], "repetitions": 2}
+    with a_sigint_no_handler_raised():
+        result = built_platform.materialize(
+            ["benchmark"],
+            partition_key=ERLOTINIB,
+            raise_on_error=False,
+            run_config={"ops": {"benchmark": {"config": config}}},
+        )
     (failure,) = result.get_step_failure_events()
     assert failure.event_specific_data.error.cls_name == "DagsterExecutionInterruptedError"
     client = built_platform.mlflow.client()
