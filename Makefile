@@ -70,8 +70,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The whole suite, then the tests that assert trained numbers (-m numerics) again with oneDNN and
+# ATen capped at AVX2: a second family of CPU kernels wherever CI runs (docs/numerics.md).
 test: lint browser team-services
 	$(BIN)/python -m pytest -q
+	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 $(BIN)/python -m pytest -q -m numerics -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) $(DEMO)

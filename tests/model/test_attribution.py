@@ -9,6 +9,8 @@ from ssda_model.analysis.attribution import integrated_gradients, shap_values
 from ssda_model.model import SSDAModel
 from tests.conftest import FAST
 
+pytestmark = pytest.mark.numerics  # rerun with oneDNN and ATen capped at AVX2 (Makefile: test)
+
 
 @pytest.fixture(
     scope="module",

@@ -1,11 +1,14 @@
 """Precision `auto`: bf16 only where the hardware multiplies bf16; weights and scores stay fp32."""
 
+import pytest
 import torch
 
 from ssda_model.model import SSDAModel
 from ssda_model.train import device as device_module
 from ssda_model.train.device import cpu_has_bf16, resolve_precision
 from tests.conftest import FAST
+
+pytestmark = pytest.mark.numerics  # rerun with oneDNN and ATen capped at AVX2 (Makefile: test)
 
 CPU = torch.device("cpu")
 
@@ -17,9 +20,9 @@ def test_bf16_units_are_read_from_the_cpu_flags(tmp_path):
     skylake.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512bw avx512_vnni\n")
     graviton3 = tmp_path / "graviton3"
     graviton3.write_text("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")
-    assert cpu_has_bf16(zen4) and cpu_has_bf16(graviton3)
-    assert not cpu_has_bf16(skylake)
-    assert not cpu_has_bf16(tmp_path / "absent")
+    assert cpu_has_bf16(zen4, max_isa="") and cpu_has_bf16(graviton3, max_isa="")
+    assert not cpu_has_bf16(skylake, max_isa="")
+    assert not cpu_has_bf16(tmp_path / "absent", max_isa="")
 
 
 def test_auto_chooses_fp32_on_a_cpu_without_bf16_units(monkeypatch, small_pair):
@@ -48,3 +51,12 @@ def test_auto_chooses_bf16_on_a_cpu_with_bf16_units_and_keeps_fp32_weights_and_s
         if v.is_floating_point()
     )
     assert model.predict(target).obs["ssda_score"].dtype == "float32"
+
+
+def test_onednn_capped_below_bf16_means_no_bf16_units(tmp_path):
+    """`ONEDNN_MAX_CPU_ISA=AVX2` leaves PyTorch an emulated bf16 product ~1,000x slower than fp32."""
+    amx = tmp_path / "sapphire_rapids"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
+    assert cpu_has_bf16(amx, max_isa="") and cpu_has_bf16(amx, max_isa="AVX512_CORE_AMX")
+    assert cpu_has_bf16(amx, max_isa="avx512_core_bf16")
+    assert not cpu_has_bf16(amx, max_isa="AVX2") and not cpu_has_bf16(amx, max_isa="avx512_core")

@@ -12,8 +12,11 @@ from ssda_model.module.ensemble import SSDAEnsemble, StackedBatchNorm, cast_weig
 from ssda_model.module.losses import member_cross_entropy, reconstruction_loss
 from ssda_model.module.networks import SSDANet
 from ssda_model.train.competitors import COMPETITORS, competitor_scores
+from ssda_model.train.device import cpu_has_bf16
 from ssda_model.train.loop import DomainTensors, ensemble_size
 from tests.conftest import FAST
+
+pytestmark = pytest.mark.numerics  # rerun with oneDNN and ATen capped at AVX2 (Makefile: test)
 
 CONFIG = SSDAConfig()
 
@@ -63,10 +66,11 @@ def test_members_share_no_gradient():
 
 @pytest.mark.parametrize("method", ["ssda", "ssda_prior", "ssda_no_adv", "ssda_no_mme", "source_only"])
 def test_batched_repetitions_match_one_at_a_time(small_pair, method):
-    """On the CPU, where the batched and the single matmul round alike. A GPU's batched kernels
-    round differently, so there the members only train alike (tests/model/test_gpu.py)."""
+    """Exact in fp32 on the CPU, where the batched and the single matmul round alike by construction
+    (every ISA). bf16 kernels differ by shape on CPUs with AMX, and a GPU's batched kernels round
+    differently, so there the members only train alike (below and tests/model/test_gpu.py)."""
     source, target = small_pair
-    config = FAST.replace(method=method, repetitions=3, device="cpu")
+    config = FAST.replace(method=method, repetitions=3, device="cpu", precision="fp32")
     batched = SSDAModel.fit(source, target, config)
     alone = SSDAModel.fit(source, target, config.replace(batch_repetitions=False))
     for b, a in zip(batched.metrics["repetitions"], alone.metrics["repetitions"], strict=True):
@@ -78,6 +82,16 @@ def test_batched_repetitions_match_one_at_a_time(small_pair, method):
     )
 
 
+@pytest.mark.skipif(not cpu_has_bf16(), reason="no bf16 units (or oneDNN capped below them): emulated")
+def test_batched_repetitions_train_alike_in_bf16(small_pair):
+    """bf16 at the default widths, where oneDNN with AMX picks other kernels for the stacked
+    members than for one: gaps measured at 0.009 per repetition and 0.002 on the mean (docs:
+    numerics), asserted with a 3x margin."""
+    assert_members_train_alike(
+        small_pair, SSDAConfig(epochs=3, repetitions=4, device="cpu", precision="bf16"), 0.03, 0.006
+    )
+
+
 def test_target_only_batched_gives_the_same_kind_of_result(small_pair):
     """Its 6-row batches take the batched matmul's small-matrix kernel, which rounds differently
     from the single one; Adagrad's first steps (±lr whatever the gradient's size) then carry that
@@ -85,7 +99,7 @@ def test_target_only_batched_gives_the_same_kind_of_result(small_pair):
     assert_members_train_alike(small_pair, FAST.replace(method="target_only", repetitions=3))
 
 
-def assert_members_train_alike(pair, config: SSDAConfig) -> None:
+def assert_members_train_alike(pair, config: SSDAConfig, per_repetition=0.05, on_average=0.02) -> None:
     """Batched and one-at-a-time AUCs close per repetition and on average, where rounding differs."""
     source, target = pair
     batched = [r["auc"] for r in SSDAModel.fit(source, target, config).metrics["repetitions"]]
@@ -93,8 +107,8 @@ def assert_members_train_alike(pair, config: SSDAConfig) -> None:
         r["auc"]
         for r in SSDAModel.fit(source, target, config.replace(batch_repetitions=False)).metrics["repetitions"]
     ]
-    assert np.allclose(batched, alone, atol=0.05)
-    assert abs(np.mean(batched) - np.mean(alone)) < 0.02
+    assert np.allclose(batched, alone, atol=per_repetition), (batched, alone)
+    assert abs(np.mean(batched) - np.mean(alone)) < on_average
 
 
 def test_ensemble_size_keeps_the_training_state_under_two_gib():
@@ -211,8 +225,9 @@ def competitor_scores_both_ways(pair, method: str, device: torch.device, config:
 
 @pytest.mark.parametrize("method", COMPETITORS)
 def test_batched_competitors_match_one_at_a_time(small_pair, method):
+    """Exact in fp32 on the CPU, as for the ssda family."""
     splits, batched, alone = competitor_scores_both_ways(
-        small_pair, method, torch.device("cpu"), FAST.replace(repetitions=3)
+        small_pair, method, torch.device("cpu"), FAST.replace(repetitions=3, precision="fp32")
     )
     for split, b, a in zip(splits, batched, alone, strict=True):
         assert len(b) == len(split.target_eval)

@@ -49,18 +49,15 @@ def test_ssda_and_the_default_beat_source_only_and_target_only(benchmark_pair, d
 @pytest.mark.slow
 def test_auto_and_bf16_precision_keep_the_fp32_auc(benchmark_pair, default_metrics):
     """The default precision is bf16 where the CPU has bf16 units, fp32 elsewhere; bf16 stays
-    within 0.01 AUC of fp32 either way (trained explicitly where auto did not choose it)."""
+    within 0.01 AUC of fp32. Without the units bf16 is emulated (~1,000x slower matmuls): not
+    trained there."""
+    assert default_metrics["precision"] == ("bf16" if cpu_has_bf16() else "fp32")
+    if default_metrics["precision"] == "fp32":
+        pytest.skip("no bf16 units here (or oneDNN capped below them): auto is fp32, bf16 emulated")
     fp32 = SSDAModel.fit(*benchmark_pair, BENCHMARK.replace(precision="fp32")).metrics
     assert fp32["precision"] == "fp32"
-    assert default_metrics["precision"] == ("bf16" if cpu_has_bf16() else "fp32")
-    bf16 = (
-        default_metrics
-        if default_metrics["precision"] == "bf16"
-        else SSDAModel.fit(*benchmark_pair, BENCHMARK.replace(precision="bf16")).metrics
-    )
-    assert bf16["precision"] == "bf16"
-    for other in (default_metrics, bf16):
-        assert abs(other["mean_auc"] - fp32["mean_auc"]) < 0.01, (fp32["mean_auc"], other["mean_auc"])
+    auto = default_metrics["mean_auc"]
+    assert abs(auto - fp32["mean_auc"]) < 0.01, (fp32["mean_auc"], auto)
 
 
 def test_synthetic_pair_is_not_trivially_separable(benchmark_pair):
@@ -74,7 +71,9 @@ def test_synthetic_pair_is_not_trivially_separable(benchmark_pair):
     assert (target.layers["counts"] == 0).mean() > 0.2  # sparse counts, as in scRNA-seq
 
 
+@pytest.mark.numerics
 def test_same_seed_same_metrics_and_scores(small_pair):
+    """Exact in any precision: one process runs the same kernels twice."""
     source, target = small_pair
     first = SSDAModel.fit(source, target, FAST)
     second = SSDAModel.fit(source, target, FAST)

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch.nn import functional as F
 
@@ -11,6 +12,8 @@ from ssda_model.module.losses import (
     per_domain_cross_entropy,
 )
 from ssda_model.module.networks import SSDANet, grad_reverse
+
+pytestmark = pytest.mark.numerics  # rerun with oneDNN and ATen capped at AVX2 (Makefile: test)
 
 
 def net_and_batch(n_genes=40, batch=8):

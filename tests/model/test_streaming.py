@@ -9,6 +9,8 @@ from ssda_model.model import SSDAModel
 from ssda_model.streaming import predict_file
 from tests.conftest import FAST
 
+pytestmark = pytest.mark.numerics  # rerun with oneDNN and ATen capped at AVX2 (Makefile: test)
+
 
 @pytest.fixture(scope="module")
 def model(small_pair):
