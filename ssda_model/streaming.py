@@ -1,6 +1,7 @@
 """`ssda predict` for atlases: score an .h5ad chunk by chunk in backed mode, write the result incrementally.
 
-Peak memory is bounded by the chunk (cells × genes of one chunk, densified) and the per-cell
+Peak memory is bounded by the chunk (cells of one chunk × the model's genes, densified; the other
+genes stay sparse or unread) and the per-cell
 outputs (scores and the 32-d features), never by a dense matrix of the whole input: the input
 file is copied as it is, and the new obs columns, obsm["X_ssda"] and uns["ssda"] are written into
 the copy, a uniquely named temporary file renamed into place: concurrent runs into one output never
@@ -25,16 +26,29 @@ from ssda_model.outputs import replace_folder
 CHUNK = 10_000
 
 
-def _chunk_values(chunk, obs_names, var_names, source: str) -> np.ndarray:
-    values = (chunk.toarray() if sparse.issparse(chunk) else np.asarray(chunk)).astype(np.float32, copy=False)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        rows, cols = np.nonzero(bad)
+def _first_non_finite(chunk) -> tuple[int, int] | None:
+    """(row, column) of the chunk's first NaN or infinite value, read from the stored values of a
+    sparse chunk so that no gene is densified; None when all are finite."""
+    if sparse.issparse(chunk):
+        csr = sparse.csr_matrix(chunk)
+        bad = np.flatnonzero(~np.isfinite(csr.data))
+        if not len(bad):
+            return None
+        return int(np.searchsorted(csr.indptr, bad[0], side="right") - 1), int(csr.indices[bad[0]])
+    rows, cols = np.nonzero(~np.isfinite(np.asarray(chunk)))
+    return (int(rows[0]), int(cols[0])) if len(rows) else None
+
+
+def _chunk_values(chunk, columns: np.ndarray, obs_names, var_names, source: str) -> np.ndarray:
+    """The chunk's `columns` (the model's genes) as dense float32, the whole chunk checked finite."""
+    bad = _first_non_finite(chunk)
+    if bad is not None:
         raise SSDAInputError(
             source,
-            f"X has NaN or infinite values (first at obs {obs_names[rows[0]]!r}, var {var_names[cols[0]]!r})",
+            f"X has NaN or infinite values (first at obs {obs_names[bad[0]]!r}, var {var_names[bad[1]]!r})",
         )
-    return values
+    kept = chunk[:, columns]
+    return (kept.toarray() if sparse.issparse(kept) else np.asarray(kept)).astype(np.float32, copy=False)
 
 
 def predict_file(
@@ -45,6 +59,7 @@ def predict_file(
     model_path: str = "",
     device: str = "auto",
     chunk_size: int = CHUNK,
+    provenance: dict | None = None,
 ) -> dict:
     """Score every cell of an .h5ad file into a copy of it, in chunks, at bounded memory.
 
@@ -60,6 +75,8 @@ def predict_file(
         As for `SSDAModel.predict`.
     chunk_size
         Cells scored at once; memory grows with it, not with the file.
+    provenance
+        More entries for ``uns["ssda"]`` (the platform records the registry version and run).
 
     Returns
     -------
@@ -76,8 +93,12 @@ def predict_file(
         ) from None
     var_names = list(map(str, backed.var_names))
     missing = model.missing_genes(var_names, str(input_path))
+    wanted = set(model.genes)
+    # the model's genes, duplicates included (align averages them): the rest is never densified
+    columns = np.array([i for i, g in enumerate(var_names) if g in wanted])
+    kept_names = [var_names[i] for i in columns]
     n_obs = backed.n_obs
-    check_chunk_memory(chunk_size, n_obs, len(var_names), len(model.genes))
+    check_chunk_memory(chunk_size, n_obs, len(columns), len(model.genes))
     means, stds = np.empty(n_obs, np.float32), np.empty(n_obs, np.float32)
 
     def write(staging: Path) -> None:
@@ -94,7 +115,7 @@ def predict_file(
             for start in range(0, n_obs, chunk_size):
                 stop = min(start + chunk_size, n_obs)
                 values = _chunk_values(
-                    backed.X[start:stop], backed.obs_names[start:stop], var_names, str(input_path)
+                    backed.X[start:stop], columns, backed.obs_names[start:stop], var_names, str(input_path)
                 )
                 if not warned and (values < 0).any():
                     warnings.warn(
@@ -104,7 +125,7 @@ def predict_file(
                         stacklevel=3,
                     )
                     warned = True
-                x, _ = model.align_values(values, var_names, str(input_path))
+                x, _ = model.align_values(values, kept_names, str(input_path))
                 means[start:stop], stds[start:stop], features[start:stop] = model.score(x, device)
             obs = backed.obs.copy()
             obs["ssda_score"], obs["ssda_score_std"] = means, stds
@@ -123,6 +144,7 @@ def predict_file(
                     "genes_used": [g for g in model.genes if g not in set(missing)],
                     "genes_missing": missing,
                     "n_models": len(model.state_dicts),
+                    **(provenance or {}),
                 },
             )
 

@@ -3,11 +3,13 @@
 import functools
 
 import numpy as np
+from scipy import sparse
 from sklearn.metrics import silhouette_score
 
 
-def class_silhouette(space: np.ndarray, labels: np.ndarray) -> float:
-    """Silhouette of the two classes (labelled cells only); NaN with fewer than two classes."""
+def class_silhouette(space: np.ndarray | sparse.csr_matrix, labels: np.ndarray) -> float:
+    """Silhouette of the two classes (labelled cells only; a sparse space stays sparse); NaN with
+    fewer than two classes. Quadratic in cells: callers pass a sample of large datasets."""
     keep = ~np.isnan(labels)
     if len(np.unique(labels[keep])) < 2:
         return float("nan")
@@ -25,15 +27,15 @@ def _cache_umap_kernels() -> None:
         kernel.enable_caching()
 
 
-def umap_2d(space: np.ndarray, pca: bool = False) -> np.ndarray:
+def umap_2d(space: np.ndarray | sparse.csr_matrix, pca: bool = False) -> np.ndarray:
     """2-d UMAP (fixed seed) of cells × dimensions, as scanpy computes it; `pca` first reduces
-    expression to 30 components."""
+    expression (sparse or dense) to 30 components."""
     import anndata as ad
     import pandas as pd
     import scanpy as sc
 
     _cache_umap_kernels()
-    view = ad.AnnData(obs=pd.DataFrame(index=[str(i) for i in range(len(space))]))
+    view = ad.AnnData(obs=pd.DataFrame(index=[str(i) for i in range(space.shape[0])]))
     view.obsm["X_space"] = (
         sc.pp.pca(space, n_comps=min(30, space.shape[0] - 1, space.shape[1] - 1), random_state=0)
         if pca

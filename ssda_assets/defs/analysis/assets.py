@@ -28,6 +28,8 @@ from ssda_model.analysis.attribution import (
     shap_values,
 )
 from ssda_model.analysis.latent import class_silhouette, umap_2d
+from ssda_model.analysis.sampling import strata_of, stratified_sample
+from ssda_model.streaming import predict_file
 
 # Re-run when the champion changes (trained_model's data version), not on every training.
 FOLLOW_CHAMPION = dg.AutomationCondition.eager().replace(
@@ -48,13 +50,32 @@ DRIFT_SCHEMA = (
 
 
 def _scored(paths: PlatformPaths, drug: str, dataset: str) -> ad.AnnData:
+    """The scored cells in backed mode: obs and obsm in memory, X read only where a sample asks."""
     path = paths.predictions(drug, dataset) / "scored.h5ad"
     if not path.exists():
         raise dg.Failure(
             description=f"no predictions for {drug}/{dataset}: materialize cell_predictions first",
             allow_retries=False,
         )
-    return ad.read_h5ad(path)
+    return ad.read_h5ad(path, backed="r")
+
+
+def _strata(scored: ad.AnnData, *columns: str) -> np.ndarray:
+    """Label × time point (or the given obs columns) of every cell, for stratified samples."""
+    return strata_of(*(scored.obs[c].to_numpy() for c in columns if c in scored.obs))
+
+
+def _rows_of(scored: ad.AnnData, rows: np.ndarray, genes: np.ndarray | slice = slice(None)) -> ad.AnnData:
+    """The sampled cells (and `genes`, a mask) in memory, read in one go from the backed file; X
+    stays sparse when stored sparse."""
+    return scored[rows, genes].to_memory()
+
+
+class SampleConfig(dg.Config):
+    # UMAPs run on a seeded sample of at most this many cells, stratified by label and time point
+    # (0: every cell); every cell keeps its score and 32-d features in scored.h5ad.
+    umap_cells: int = 10_000
+    seed: int = 0
 
 
 @dg.asset(
@@ -73,30 +94,36 @@ def cell_predictions(
     """Every cell of the dataset scored by the task's champion model: P(sensitive), its spread over
     the repetitions' models, the label at 0.5; the scored .h5ad (features in obsm) beside the table."""
     drug, dataset = task_of(context.partition_key)
+    folder = paths.predictions(drug, dataset)
     with input_errors():
         model, champion = champion_model(
             mlflow_tracking.client(), model_name(drug, dataset), paths.model_cache
         )
-        cells = ad.read_h5ad(paths.sc_dataset(dataset))
-        scored = model.predict(cells, name=str(paths.sc_dataset(dataset)))
-    version = champion.version
-    scored.uns["ssda"].update(model_version=version, model_run_id=champion.run_id)
+        version = champion.version
+        counts = predict_file(  # chunk by chunk from the backed file, as `ssda predict`
+            model,
+            paths.sc_dataset(dataset),
+            folder / "scored.h5ad",
+            model_path=f"models:/{model_name(drug, dataset)}/{version}",
+            provenance={"model_version": version, "model_run_id": champion.run_id},
+        )
+    scored = _scored(paths, drug, dataset)
+    obs = scored.obs
     frame = pd.DataFrame(
         {
             "drug": drug,
             "dataset": dataset,
-            "cell_id": scored.obs_names.astype(str),
-            "score": scored.obs["ssda_score"].to_numpy(float),
-            "score_std": scored.obs["ssda_score_std"].to_numpy(float),
-            "predicted": scored.obs["ssda_label"].astype(str).to_numpy(),
-            "time_point": scored.obs[TIME].astype(str).to_numpy() if TIME in scored.obs else None,
-            "true_label": scored.obs[LABEL].astype("Int8").to_numpy(),
+            "cell_id": obs.index.astype(str),
+            "score": obs["ssda_score"].to_numpy(float),
+            "score_std": obs["ssda_score_std"].to_numpy(float),
+            "predicted": obs["ssda_label"].astype(str).to_numpy(),
+            "time_point": obs[TIME].astype(str).to_numpy() if TIME in obs else None,
+            "true_label": obs[LABEL].astype("Int8").to_numpy(),
             "model_version": version,
         }
     )
-    folder = paths.predictions(drug, dataset)
+    scored.file.close()
     write_atomically(folder / "predictions.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
-    write_atomically(folder / "scored.h5ad", scored.write_h5ad)
     with warehouse.get_connection() as connection:
         replace_rows(
             connection, "cell_predictions", PREDICTIONS_SCHEMA, frame, {"drug": drug, "dataset": dataset}
@@ -108,7 +135,7 @@ def cell_predictions(
             "champion_run_id": champion.run_id,
             "predicted_resistant": int((frame["score"] < 0.5).sum()),
             "pct_resistant": round(100 * float((frame["score"] < 0.5).mean()), 1),
-            "genes_missing": len(scored.uns["ssda"]["genes_missing"]),
+            "genes_missing": counts["genes_missing"],
             "path": str(folder),
             "preview": dg.MetadataValue.md(frame.head(8).to_markdown(index=False)),
         }
@@ -123,10 +150,12 @@ def cell_predictions(
     output_required=False,
     automation_condition=dg.AutomationCondition.eager(),
 )
-def temporal_drift(context: dg.AssetExecutionContext, paths: PlatformPaths, warehouse: DuckDBResource):
+def temporal_drift(
+    context: dg.AssetExecutionContext, config: SampleConfig, paths: PlatformPaths, warehouse: DuckDBResource
+):
     """Per time point: n, mean / median score, % resistant (95 % bootstrap CI); between consecutive
     points a signed Wasserstein-1 drift and the change in % resistant (Fisher); Kendall τ over the
-    order; the manifest's named contrasts."""
+    order; the manifest's named contrasts. Statistics use every cell; the UMAPs a stated sample."""
     drug, dataset = task_of(context.partition_key)
     manifest = read_manifest(paths.raw / "datasets" / dataset)
     if manifest.time is None:
@@ -143,15 +172,21 @@ def temporal_drift(context: dg.AssetExecutionContext, paths: PlatformPaths, ware
     with warehouse.get_connection() as connection:
         replace_rows(connection, "temporal_drift", DRIFT_SCHEMA, table, {"drug": drug, "dataset": dataset})
     frame = pd.DataFrame({"score": scores.to_numpy(), "time_point": times.to_numpy()})
-    coords = umap_2d(scored.obsm["X_ssda"])
+    rows = stratified_sample(_strata(scored, LABEL, TIME), config.umap_cells, config.seed)
+    features = np.asarray(scored.obsm["X_ssda"])[rows]
+    scored.file.close()
+    coords = umap_2d(features)
     figures = (
         plots.score_by_time(frame, order)
         + plots.stacked_response(per_point)
-        + plots.embedding(coords, times, "UMAP of features by time point")
-        + plots.embedding(coords, scores, "UMAP of features by score")
+        + plots.embedding(coords, times.iloc[rows], "UMAP of features by time point")
+        + plots.embedding(coords, scores.iloc[rows], "UMAP of features by score")
     )
     yield dg.MaterializeResult(
         metadata={
+            "cells": len(scores),
+            "umap_cells": len(rows),
+            "umap_sample": _sample_note(len(rows), len(scores), config.seed),
             "kendall_tau": float(trend["kendall_tau"]),
             "trend_p_value": float(trend["p_value"]),
             "pct_resistant_first": float(per_point["pct_resistant"].iloc[0]),
@@ -171,10 +206,20 @@ def _dense(matrix) -> np.ndarray:
     return matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
 
 
+def _sample_note(used: int, total: int, seed: int) -> str:
+    if used == total:
+        return f"every cell ({total})"
+    return f"{used} of {total} cells, stratified by label and time point, seed {seed}"
+
+
 class MarkersConfig(dg.Config):
     min_abs_log2fc: float = 1.0  # a marker's |log2 fold change|, resistant vs sensitive
     max_padj: float = 0.05  # Benjamini–Hochberg adjusted p
     top_per_side: int = 10  # markers shown per side with their fraction of expressing cells
+    # Wilcoxon on the sparse matrix of a seeded sample of at most this many cells, stratified by
+    # prediction and time point (0: every cell); 50,000 cells hold ~25,000 per side.
+    max_cells: int = 50_000
+    seed: int = 0
 
 
 @dg.asset(
@@ -190,7 +235,11 @@ def resistance_markers(
     """Wilcoxon DE of predicted-resistant vs predicted-sensitive cells (|log2FC| > 1, adj. p < 0.05 by
     default), the top 10 of each side with their fraction of expressing cells per time point (Fig. 4h)."""
     drug, dataset = task_of(context.partition_key)
-    scored = _scored(paths, drug, dataset)
+    backed = _scored(paths, drug, dataset)
+    total = backed.n_obs
+    rows = stratified_sample(_strata(backed, "ssda_label", TIME), config.max_cells, config.seed)
+    scored = _rows_of(backed, rows)
+    backed.file.close()
     if scored.obs["ssda_label"].nunique() < 2:
         raise dg.Failure(
             description=f"{drug}/{dataset}: every cell is predicted {scored.obs['ssda_label'].iloc[0]}; "
@@ -226,6 +275,8 @@ def resistance_markers(
         )
     return dg.MaterializeResult(
         metadata={
+            "cells_tested": len(rows),
+            "sample": _sample_note(len(rows), total, config.seed),
             "markers": len(keep),
             "up_in_resistant": int((keep["logfoldchanges"] > 0).sum()),
             "up_in_sensitive": int((keep["logfoldchanges"] < 0).sum()),
@@ -244,6 +295,9 @@ class AttributionConfig(dg.Config):
     # ≥ ig_max_gap (in P(sensitive)) is integrated again with twice the points, up to 2,048.
     ig_steps: int = 32
     ig_max_gap: float = 0.01
+    # IG explains a seeded sample of at most this many cells, stratified by prediction and time
+    # point (0: every cell); every cell keeps its score in cell_predictions.
+    ig_cells: int = 2_000
     shap_background: int = 200  # reference cells, drawn once; their number does not change the cost
     # SHAP costs 200 passes of the whole network per explained cell, so it explains a random sample
     # of this many cells (0: every cell); IG always covers every cell.
@@ -271,11 +325,15 @@ def attribution_report(
     """Integrated gradients of P(sensitive) for every cell and SHAP for a sample of them; per-gene mean
     |attribution| per predicted group, the top genes, rank_genes_groups on |IG|; an HTML report per task."""
     drug, dataset = task_of(context.partition_key)
-    scored = _scored(paths, drug, dataset)
+    backed = _scored(paths, drug, dataset)
+    total = backed.n_obs
     with input_errors():
         model, champion = champion_model(
             mlflow_tracking.client(), model_name(drug, dataset), paths.model_cache
         )
+    rows = stratified_sample(_strata(backed, "ssda_label", TIME), config.ig_cells, config.seed)
+    scored = _rows_of(backed, rows, backed.var_names.isin(model.genes))  # the model's genes only
+    backed.file.close()
     x, _ = model.align(scored)
     ig, gaps, steps = integrated_gradients(model, x, n_steps=config.ig_steps, max_gap=config.ig_max_gap)
     rng = np.random.default_rng(config.seed)
@@ -291,7 +349,8 @@ def attribution_report(
     figures = shap_figures(shap_matrix, x[shap_rows], groups[shap_rows], model.genes, config.top_genes)
     method = (
         f"Integrated gradients (baseline = gene means, {_step_counts(steps)} Gauss–Legendre steps, "
-        f"largest completeness gap {max_gap:.1e} in P(sensitive)) for all {len(x)} cells and SHAP "
+        f"largest completeness gap {max_gap:.1e} in P(sensitive)) for "
+        f"{_sample_note(len(x), total, config.seed)} and SHAP "
         "(expected gradients "
         f"as GradientExplainer, {len(background)} background cells) of P(sensitive) for {n_shap} of them."
     )
@@ -318,7 +377,9 @@ def attribution_report(
     return dg.MaterializeResult(
         metadata={
             "report": dg.MetadataValue.path(str(report_dir / "attribution.html")),
-            "cells": len(x),
+            "cells": total,
+            "ig_cells": len(x),
+            "ig_sample": _sample_note(len(x), total, config.seed),
             "champion_version": champion.version,
             "ig_completeness_max_gap": max_gap,
             "ig_steps": _step_counts(steps),
@@ -355,6 +416,11 @@ def _step_counts(steps: np.ndarray) -> str:
     return ", ".join(f"{n} ({c} cell{'s' * (c > 1)})" for n, c in counts.items())
 
 
+class LatentMapConfig(SampleConfig):
+    # labelled cells in the silhouettes, a seeded sample stratified by label (0: all of them)
+    silhouette_cells: int = 2_000
+
+
 @dg.asset(
     group_name="analysis",
     kinds={"umap"},
@@ -362,27 +428,40 @@ def _step_counts(steps: np.ndarray) -> str:
     deps=[cell_predictions],
     automation_condition=dg.AutomationCondition.eager(),
 )
-def latent_map(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.MaterializeResult:
+def latent_map(
+    context: dg.AssetExecutionContext, config: LatentMapConfig, paths: PlatformPaths
+) -> dg.MaterializeResult:
     """UMAP of raw expression and of the 32-d features, coloured by label and prediction, and the
-    silhouette of the two classes in each space (the paper: mostly > 0.5 in the latent space)."""
+    silhouette of the two classes in each space (the paper: mostly > 0.5 in the latent space), each
+    on a stated, seeded sample: silhouettes are quadratic in cells."""
     drug, dataset = task_of(context.partition_key)
-    scored = _scored(paths, drug, dataset)
-    labels = scored.obs[LABEL].to_numpy(float)
-    raw = _dense(scored.X)
-    silhouette_raw = class_silhouette(raw, labels)
-    silhouette_latent = class_silhouette(scored.obsm["X_ssda"], labels)
-    raw_map, latent = umap_2d(raw, pca=True), umap_2d(scored.obsm["X_ssda"])
-    colour = scored.obs[LABEL].map({1.0: "sensitive", 0.0: "resistant"}).fillna("unlabelled").astype(str)
+    backed = _scored(paths, drug, dataset)
+    total, labels = backed.n_obs, backed.obs[LABEL].to_numpy(float)
+    labelled = np.flatnonzero(~np.isnan(labels))
+    pairs = labelled[stratified_sample(labels[labelled], config.silhouette_cells, config.seed)]
+    rows = stratified_sample(_strata(backed, LABEL, TIME), config.umap_cells, config.seed)
+    pair_cells, cells = _rows_of(backed, pairs), _rows_of(backed, rows)
+    backed.file.close()
+    silhouette_raw = class_silhouette(pair_cells.X, labels[pairs])
+    silhouette_latent = class_silhouette(np.asarray(pair_cells.obsm["X_ssda"]), labels[pairs])
+    raw_map, latent = umap_2d(cells.X, pca=True), umap_2d(np.asarray(cells.obsm["X_ssda"]))
+    colour = cells.obs[LABEL].map({1.0: "sensitive", 0.0: "resistant"}).fillna("unlabelled").astype(str)
     figures = (
         plots.embedding(raw_map, colour, "Raw expression, true labels")
         + plots.embedding(latent, colour, "SSDA features, true labels")
-        + plots.embedding(latent, scored.obs["ssda_label"].astype(str), "SSDA features, predicted")
+        + plots.embedding(latent, cells.obs["ssda_label"].astype(str), "SSDA features, predicted")
     )
     return dg.MaterializeResult(
         metadata={
             "silhouette_raw": silhouette_raw,
             "silhouette_latent": silhouette_latent,
-            "labelled_cells": int((~np.isnan(labels)).sum()),
+            "labelled_cells": len(labelled),
+            "silhouette_cells": len(pairs),
+            "silhouette_sample": _sample_note(len(pairs), len(labelled), config.seed).replace(
+                "label and time point", "label"
+            ),
+            "umap_cells": len(rows),
+            "umap_sample": _sample_note(len(rows), total, config.seed),
             "plots": dg.MetadataValue.md(figures),
         }
     )
