@@ -1,25 +1,37 @@
-"""From a dataset manifest to an annotated AnnData: read the matrix, QC, labels and time points."""
+"""From a dataset manifest to an annotated .h5ad: read the matrix, QC, labels and time points.
+
+Raw counts in an .h5ad are read backed, a block of cells at a time, QC'd and normalised block by
+block (ssda_model.data.qc) and appended to the output, so memory follows the block and the
+per-cell metrics, not the dataset. 10x folders and count tables are parsed whole (sparse) first;
+already-normalised matrices are taken as they are.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
+from anndata.io import sparse_dataset, write_elem
 
 from ssda_assets.manifest import Manifest
-from ssda_model.data.readers import read_h5ad, read_scad_tsv
-from ssda_model.data.single_cell import check_counts, quality_control, read_10x, read_count_table
+from ssda_model.data.qc import BLOCK, StreamingQC, check_barcodes
+from ssda_model.data.readers import open_h5ad, read_h5ad, read_scad_tsv
+from ssda_model.data.single_cell import read_10x, read_count_table
 from ssda_model.errors import SSDAInputError
 
 LABEL = "response"  # obs column of the ingested dataset: 1 sensitive, 0 resistant, NaN unlabeled
 TIME = "time_point"
 
 
-def read_matrix(manifest: Manifest) -> ad.AnnData:
+def read_matrix(manifest: Manifest, backed: bool = False) -> ad.AnnData:
     """The dataset's matrix as AnnData (raw counts, or already normalised values for SCAD files),
-    with the manifest's per-cell metadata table joined to obs."""
+    with the manifest's per-cell metadata table joined to obs; an .h5ad stays on disk if `backed`."""
     if manifest.format == "h5ad":
-        adata = read_h5ad(manifest.matrix)
+        adata = open_h5ad(manifest.matrix) if backed else read_h5ad(manifest.matrix)
     elif manifest.format == "10x":
         adata = read_10x(manifest.matrix, manifest.gene_id)
     elif manifest.format == "scad":
@@ -41,7 +53,7 @@ def read_matrix(manifest: Manifest) -> ad.AnnData:
                 str(manifest.obs),
                 f"{len(unmatched)} cells of the matrix have no row here (first: {unmatched[0]!r})",
             )
-        adata.obs = adata.obs.join(table, how="left")
+        adata.obs = adata.obs.join(table, how="left")  # in memory, backed or not
     return adata
 
 
@@ -58,14 +70,14 @@ def _as_text(column: pd.Series) -> pd.Series:
     return column.astype(object).map(text)
 
 
-def _require_column(adata: ad.AnnData, column: str, where: str, manifest: Manifest) -> pd.Series:
-    if column not in adata.obs.columns:
+def _require_column(obs: pd.DataFrame, column: str, where: str, manifest: Manifest) -> pd.Series:
+    if column not in obs.columns:
         raise SSDAInputError(
             str(manifest.folder / "dataset.yaml"),
             f"{where} column {column!r} is not in the matrix's obs (columns: "
-            f"{', '.join(map(str, adata.obs.columns)) or 'none'})",
+            f"{', '.join(map(str, obs.columns)) or 'none'})",
         )
-    return _as_text(adata.obs[column])
+    return _as_text(obs[column])
 
 
 def _require_values(values: pd.Series, declared: tuple[str, ...], where: str, manifest: Manifest) -> None:
@@ -79,11 +91,12 @@ def _require_values(values: pd.Series, declared: tuple[str, ...], where: str, ma
         )
 
 
-def annotate(adata: ad.AnnData, manifest: Manifest) -> ad.AnnData:
+def annotate_obs(obs: pd.DataFrame, manifest: Manifest) -> pd.DataFrame:
     """Add obs['response'] (from the label column or from time points) and obs['time_point'] (ordered)."""
-    labels = pd.Series(np.nan, index=adata.obs_names)
+    obs = obs.copy()
+    labels = pd.Series(np.nan, index=obs.index)
     if manifest.time is not None:
-        times = _require_column(adata, manifest.time.column, "time", manifest)
+        times = _require_column(obs, manifest.time.column, "time", manifest)
         _require_values(times, manifest.time.order, "time.order", manifest)
         extra = sorted(set(times.dropna()) - set(manifest.time.order))
         if extra:
@@ -91,35 +104,80 @@ def annotate(adata: ad.AnnData, manifest: Manifest) -> ad.AnnData:
                 str(manifest.folder / "dataset.yaml"),
                 f"time points {', '.join(extra)} occur in the data but not in time.order",
             )
-        adata.obs[TIME] = pd.Categorical(times, categories=list(manifest.time.order), ordered=True)
+        obs[TIME] = pd.Categorical(times, categories=list(manifest.time.order), ordered=True)
         if manifest.labels_from_time:
             labels[times.isin(manifest.time.sensitive).to_numpy()] = 1.0
             labels[times.isin(manifest.time.resistant).to_numpy()] = 0.0
     if manifest.label is not None:
-        values = _require_column(adata, manifest.label.column, "label", manifest)
+        values = _require_column(obs, manifest.label.column, "label", manifest)
         _require_values(values, manifest.label.sensitive + manifest.label.resistant, "label", manifest)
         labels[values.isin(manifest.label.sensitive).to_numpy()] = 1.0
         labels[values.isin(manifest.label.resistant).to_numpy()] = 0.0
-    adata.obs[LABEL] = labels.to_numpy()
-    return adata
+    obs[LABEL] = labels.to_numpy()
+    return obs
 
 
-def ingest(manifest: Manifest) -> tuple[ad.AnnData, dict[str, int | str]]:
-    """Read, check, QC + normalise (unless already normalised), annotate."""
-    adata = read_matrix(manifest)
+@dataclass(frozen=True)
+class Ingested:
+    """What the asset reports of a written dataset: its annotated obs and the QC counts."""
+
+    obs: pd.DataFrame
+    n_vars: int
+    report: dict[str, int | str]
+    finite: bool
+
+
+def _write_h5ad(path: Path, qc: StreamingQC, obs: pd.DataFrame, var: pd.DataFrame, manifest: Manifest):
+    """Append each QC block's log1p values (X) and counts (layers["counts"]) to a new .h5ad, then
+    its obs (annotated), var and uns; returns the annotated obs."""
+    with h5py.File(path, "w") as handle:
+        write_elem(handle, "layers", {})
+        stored = None
+        for block in qc.blocks():
+            if stored is None:
+                write_elem(handle, "X", block.values)
+                write_elem(handle["layers"], "counts", block.counts)
+                stored = (sparse_dataset(handle["X"]), sparse_dataset(handle["layers/counts"]))
+            else:
+                stored[0].append(block.values)
+                stored[1].append(block.counts)
+        assert qc.obs is not None and qc.var is not None
+        annotated = annotate_obs(obs.loc[qc.obs.index].join(qc.obs), manifest)
+        write_elem(handle, "obs", annotated)
+        write_elem(handle, "var", var.loc[qc.var.index].join(qc.var))
+        write_elem(handle, "uns", {"log1p": {"base": None}})
+        for name in ("obsm", "varm", "obsp", "varp"):
+            write_elem(handle, name, {})
+        handle.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
+    return annotated
+
+
+def ingest(manifest: Manifest, path: Path, block: int = BLOCK) -> Ingested:
+    """Read, check, QC + normalise (unless already normalised), annotate; write the .h5ad to `path`,
+    `block` cells at a time (memory follows it)."""
     source = str(manifest.matrix)
-    if adata.n_obs == 0:
-        raise SSDAInputError(source, "the matrix has no cells (only a header?)")
-    if manifest.normalized:
-        if adata.obs_names.duplicated().any():
-            raise SSDAInputError(source, "duplicated cell ids")
-        report: dict[str, int | str] = {
-            "qc": "skipped: the matrix is declared already normalised",
-            "cells_out": adata.n_obs,
-            "genes_out": adata.n_vars,
-        }
-    else:
-        check_counts(adata, source)
-        adata, report = quality_control(adata, source)
-        report["qc"] = "paper QC: min 200 genes/cell, min 3 cells/gene, max 5 % mitochondrial counts"
-    return annotate(adata, manifest), report
+    adata = read_matrix(manifest, backed=not manifest.normalized)
+    try:
+        if adata.n_obs == 0:
+            raise SSDAInputError(source, "the matrix has no cells (only a header?)")
+        check_barcodes(adata.obs_names, source)
+        if manifest.normalized:
+            adata.obs = annotate_obs(adata.obs, manifest)
+            adata.write_h5ad(path)
+            values = adata.X.data if hasattr(adata.X, "data") else np.asarray(adata.X)
+            report: dict[str, int | str] = {
+                "qc": "skipped: the matrix is declared already normalised",
+                "cells_out": adata.n_obs,
+                "genes_out": adata.n_vars,
+            }
+            return Ingested(adata.obs, adata.n_vars, report, bool(np.isfinite(values).all()))
+        qc = StreamingQC(lambda a, b: adata.X[a:b], adata.obs_names, adata.var_names, source, block)
+        obs = _write_h5ad(path, qc, adata.obs, adata.var, manifest)
+    finally:
+        if adata.isbacked:
+            adata.file.close()
+    report = {
+        **qc.report,
+        "qc": "paper QC: min 200 genes/cell, min 3 cells/gene, max 5 % mitochondrial counts",
+    }
+    return Ingested(obs, len(qc.var), report, True)  # counts were checked finite block by block

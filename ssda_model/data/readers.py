@@ -28,16 +28,28 @@ _MISSING_WORDS = {"", "nan", "na", "none", "unlabeled", "unknown"}
 
 def read_h5ad(path: str | Path) -> ad.AnnData:
     """Read an .h5ad file; a missing, unreadable or non-AnnData file is one clear error."""
+    return _h5ad(path, backed=False)
+
+
+def open_h5ad(path: str | Path) -> ad.AnnData:
+    """`read_h5ad` in backed mode: obs and var in memory, X read where it is sliced; close its
+    `.file` when done."""
+    return _h5ad(path, backed=True)
+
+
+def _h5ad(path: str | Path, backed: bool) -> ad.AnnData:
     path = Path(path)
     if not path.exists():
         raise SSDAInputError(str(path), "file not found")
     if path.is_dir():
         raise SSDAInputError(str(path), "is a folder, expected an .h5ad file")
     try:
-        adata = ad.read_h5ad(path)
+        adata = ad.read_h5ad(path, backed="r" if backed else None)
     except Exception as exc:  # h5py and anndata raise many types for a bad file
         raise SSDAInputError(str(path), f"not a readable AnnData .h5ad file ({type(exc).__name__})") from None
     if adata.n_obs == 0 or adata.n_vars == 0:
+        if backed:
+            adata.file.close()
         raise SSDAInputError(str(path), f"AnnData is empty ({adata.n_obs} obs × {adata.n_vars} vars)")
     return adata
 

@@ -5,12 +5,17 @@ pynndescent's approximate neighbours, the path real datasets take and the demo n
 output must cover every cell that passed QC, and each sampled analysis must say how many it used.
 """
 
+import tracemalloc
+
 import anndata as ad
 import dagster as dg
 import pytest
 
 from ssda_assets.catalog import register_partitions
+from ssda_assets.demo_raw import write_demo_raw
 from ssda_assets.demo_scale import write_scaled_dataset
+from ssda_assets.ingest import ingest
+from ssda_assets.manifest import read_manifest
 from tests.assets.conftest import make_platform
 
 CELLS, GENES = 9_000, 3_000
@@ -67,3 +72,25 @@ def test_every_asset_covers_every_qc_passing_cell_above_the_exact_neighbour_limi
     attribution = metadata(platform, "attribution_report", TASK)
     assert attribution["cells"] == cells and attribution["ig_cells"] == 2_000
     assert f"2000 of {cells} cells" in attribution["ig_sample"]
+
+
+def ingest_peak(raw, name: str, cells: int) -> tuple[int, int]:
+    """numpy's peak allocation while one generated dataset is ingested, and its cells out."""
+    folder = write_scaled_dataset(raw, name, cells, 3_000, seed=1)
+    tracemalloc.start()
+    try:
+        done = ingest(read_manifest(folder), raw / f"{name}.h5ad", block=1_000)
+        return tracemalloc.get_traced_memory()[1], int(done.report["cells_out"])
+    finally:
+        tracemalloc.stop()
+
+
+def test_ingest_memory_does_not_grow_with_the_cells(tmp_path):
+    """Twice the cells, about the same peak, far below the matrix itself: ingestion holds a block."""
+    write_demo_raw(tmp_path)
+    small, small_out = ingest_peak(tmp_path, "small", 15_000)
+    large, large_out = ingest_peak(tmp_path, "large", 30_000)
+    assert large_out > 2 * small_out - 100
+    assert large < 1.2 * small, (small / 2**20, large / 2**20)
+    whole = ad.read_h5ad(tmp_path / "datasets" / "large" / "counts.h5ad").X
+    assert large < (whole.data.nbytes + whole.indices.nbytes) / 4  # a quarter of the sparse counts

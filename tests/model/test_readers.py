@@ -11,8 +11,9 @@ import pytest
 from scipy import io, sparse
 
 from ssda_model.data.gdsc import binarise_ic50, normalise_drug_name, read_gdsc_expression, read_gdsc_response
+from ssda_model.data.qc import check_counts, quality_control
 from ssda_model.data.readers import read_scad_tsv
-from ssda_model.data.single_cell import check_counts, quality_control, read_10x, read_count_table
+from ssda_model.data.single_cell import read_10x, read_count_table
 from ssda_model.errors import SSDAInputError
 
 RMA = (

@@ -13,7 +13,7 @@ from ssda_assets.defs.gdsc.assets import gdsc_expression, gdsc_labels
 from ssda_assets.drugs import drug_key
 from ssda_assets.failures import input_errors
 from ssda_assets.fingerprint import INPUT_HASH, dataset_hash
-from ssda_assets.ingest import LABEL, TIME, ingest
+from ssda_assets.ingest import LABEL, TIME, Ingested, ingest
 from ssda_assets.manifest import Manifest, read_manifest
 from ssda_assets.partitions import by_dataset, by_drug, dataset_partitions, task_of, task_partitions
 from ssda_assets.resources import PlatformPaths
@@ -57,8 +57,9 @@ def sc_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.Ma
     with input_errors():
         manifest = _manifest(paths, context.partition_key)
         read = dataset_hash(manifest.folder)
-        adata, report = ingest(manifest)
-    write_atomically(paths.sc_dataset(manifest.name), adata.write_h5ad)
+        written: list[Ingested] = []  # ingest writes block by block into write_atomically's staging path
+        write_atomically(paths.sc_dataset(manifest.name), lambda tmp: written.append(ingest(manifest, tmp)))
+    obs, report = written[0].obs, written[0].report
     declared = set()
     if manifest.label is not None:
         declared |= {1.0} if manifest.label.sensitive else set()
@@ -67,10 +68,9 @@ def sc_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.Ma
         declared |= ({1.0} if manifest.time.sensitive else set()) | (
             {0.0} if manifest.time.resistant else set()
         )
-    present = set(pd.unique(adata.obs[LABEL].dropna()))
-    times_ok = manifest.time is None or set(manifest.time.order) <= set(adata.obs[TIME].dropna().astype(str))
-    values = adata.X.data if hasattr(adata.X, "data") else np.asarray(adata.X)
-    obs_preview = adata.obs.head(8).reset_index(names="cell_id")
+    present = set(pd.unique(obs[LABEL].dropna()))
+    times_ok = manifest.time is None or set(manifest.time.order) <= set(obs[TIME].dropna().astype(str))
+    obs_preview = obs.head(8).reset_index(names="cell_id")
     return dg.MaterializeResult(
         metadata={
             "path": str(paths.sc_dataset(manifest.name)),
@@ -78,14 +78,14 @@ def sc_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.Ma
             INPUT_HASH: read,
             "drugs": ", ".join(manifest.drugs),
             **{k: v for k, v in report.items()},
-            "labelled_sensitive": int((adata.obs[LABEL] == 1).sum()),
-            "labelled_resistant": int((adata.obs[LABEL] == 0).sum()),
-            "unlabelled": int(adata.obs[LABEL].isna().sum()),
+            "labelled_sensitive": int((obs[LABEL] == 1).sum()),
+            "labelled_resistant": int((obs[LABEL] == 0).sum()),
+            "unlabelled": int(obs[LABEL].isna().sum()),
             "obs_preview": dg.MetadataValue.md(obs_preview.to_markdown(index=False)),
         },
         check_results=[
-            dg.AssetCheckResult(check_name="unique_cell_ids", passed=bool(adata.obs_names.is_unique)),
-            dg.AssetCheckResult(check_name="finite_expression", passed=bool(np.isfinite(values).all())),
+            dg.AssetCheckResult(check_name="unique_cell_ids", passed=bool(obs.index.is_unique)),
+            dg.AssetCheckResult(check_name="finite_expression", passed=written[0].finite),
             dg.AssetCheckResult(check_name="declared_values_occur", passed=declared <= present and times_ok),
         ],
     )
