@@ -27,7 +27,8 @@ def read_harmonized(folder: Path, task: str) -> tuple[ad.AnnData, ad.AnnData, st
     frames = {}
     for part in ("source", "target"):
         path = folder / f"{part}.parquet"
-        digest.update(path.read_bytes())
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
         frames[part] = pd.read_parquet(path)
 
     def as_anndata(frame: pd.DataFrame) -> ad.AnnData:

@@ -6,7 +6,10 @@ import anndata as ad
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
+from scipy import sparse
 
 from ssda_assets.defs.automation.conditions import DeclaredTask
 from ssda_assets.defs.gdsc.assets import gdsc_expression, gdsc_labels
@@ -27,7 +30,8 @@ from ssda_model.data.gene_ids import (
     read_user_gene_map,
 )
 from ssda_model.data.genes import highly_variable, read_gene_list, shared_genes
-from ssda_model.data.readers import read_h5ad, read_scad_tsv
+from ssda_model.data.qc import BLOCK
+from ssda_model.data.readers import open_h5ad, read_scad_tsv
 from ssda_model.errors import SSDAInputError
 
 GENE_MAP = "gene_map.tsv"
@@ -156,6 +160,55 @@ def _source(
     return frame, mapping
 
 
+def _target(
+    paths: PlatformPaths, dataset: str, manifest: Manifest, user_map: dict[str, str], wanted: set[str]
+) -> tuple[ad.AnnData, GeneMapping]:
+    """The dataset's cells on official symbols, read a block of cells at a time from the backed
+    .h5ad and only on the columns whose symbol is in `wanted` (the source's genes): the filler of a
+    whole transcriptome never reaches memory. The mapping covers every column, for the report."""
+    cells = open_h5ad(paths.sc_dataset(dataset))
+    try:
+        table = human_gene_table() if manifest.species == "human" else None
+        mapping = map_gene_ids(list(map(str, cells.var_names)), manifest.gene_id, table, user_map)
+        needed = np.array([s is not None and s in wanted for s in mapping.symbols])
+        blocks = [
+            sparse.csr_matrix(cells.X[start : start + BLOCK], dtype=np.float32)[:, needed]
+            for start in range(0, cells.n_obs, BLOCK)
+        ]
+        obs = cells.obs.copy()
+    finally:
+        cells.file.close()
+    kept = np.flatnonzero(needed)
+    narrowed = GeneMapping(
+        *([column[i] for i in kept] for column in (mapping.ids, mapping.symbols, mapping.routes))
+    )
+    values, genes = apply_gene_mapping(sparse.vstack(blocks, format="csr"), narrowed)
+    return ad.AnnData(X=values, obs=obs, var=pd.DataFrame(index=genes)), mapping
+
+
+def _write_target(path: Path, target: ad.AnnData) -> None:
+    """cell_id, response, time_point and one column per gene, written in row groups of BLOCK cells
+    from the sparse matrix, so only one group is ever dense. Parquet's dictionary and run-length
+    encoding store the zeros of a column in a few bytes per run: the file follows the nonzeros."""
+    writer = None
+    for start in range(0, target.n_obs, BLOCK):
+        part = target[start : start + BLOCK]
+        frame = pd.DataFrame(
+            sparse.csr_matrix(part.X).toarray(),
+            columns=list(part.var_names),
+            index=part.obs_names.astype(str),
+        )
+        frame.insert(0, TIME, part.obs[TIME].astype(str).to_numpy() if TIME in part.obs else None)
+        frame.insert(0, LABEL, part.obs[LABEL].to_numpy(float))
+        table = pa.Table.from_pandas(frame.rename_axis("cell_id").reset_index(), preserve_index=False)
+        table = table.replace_schema_metadata(None)
+        if writer is None:
+            writer = pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+    assert writer is not None  # QC leaves at least one cell
+    writer.close()
+
+
 def _gene_id_metadata(source: GeneMapping, target: GeneMapping) -> dict[str, dg.MetadataValue]:
     """How many genes each route mapped on each side, and the ambiguous identifiers dropped."""
     reports = {"source": source.report(), "target": target.report()}
@@ -225,14 +278,10 @@ def harmonized_expression(
     with input_errors():
         user_map = _user_gene_map(paths)
         source, source_mapping = _source(paths, manifest, drug, warehouse, user_map)
-        cells = read_h5ad(paths.sc_dataset(dataset))
-        values, target_genes, target_mapping = _to_symbols(
-            cells.X, list(cells.var_names), manifest.gene_id, manifest, user_map
-        )
-        target = ad.AnnData(X=values, obs=cells.obs, var=pd.DataFrame(index=target_genes))
+        target, target_mapping = _target(paths, dataset, manifest, user_map, set(source.columns[1:]))
         genes = shared_genes(
             [str(g) for g in source.columns[1:]],
-            target_genes,
+            list(target.var_names),
             "gdsc_expression" if manifest.source is None else str(manifest.source),
             str(manifest.matrix),
         )
@@ -243,16 +292,13 @@ def harmonized_expression(
             listed = read_gene_list(config.gene_list)
             genes = [g for g in genes if g in listed]
     folder = paths.harmonized(drug, dataset)
-    target_frame = target[:, genes].to_df()
-    target_frame.insert(0, TIME, target.obs[TIME].astype(str).to_numpy() if TIME in target.obs else None)
-    target_frame.insert(0, LABEL, target.obs[LABEL].to_numpy())
 
     def write(tmp: Path) -> None:
         tmp.mkdir()
         source[[LABEL, *genes]].rename_axis("sample_id").reset_index().astype({"sample_id": str}).to_parquet(
             tmp / "source.parquet", index=False
         )
-        target_frame.rename_axis("cell_id").reset_index().to_parquet(tmp / "target.parquet", index=False)
+        _write_target(tmp / "target.parquet", target[:, genes])
         (tmp / "genes.txt").write_text("\n".join(genes) + "\n")
 
     write_atomically(folder, write)
