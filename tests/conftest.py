@@ -8,6 +8,7 @@ import pytest
 
 from ssda_model.config import SSDAConfig
 from ssda_model.datasets import synthetic_pair
+from ssda_model.threads import THREADS_ENV, available_cores
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -27,3 +28,11 @@ def pair_files(tmp_path_factory, small_pair) -> tuple[Path, Path]:
     source.write_h5ad(folder / "source.h5ad")
     target.write_h5ad(folder / "target.h5ad")
     return folder / "source.h5ad", folder / "target.h5ad"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_count_for_numerics(request, monkeypatch):
+    """Tests that compare trained numbers train at one thread count: the core share lowers it while
+    another ssda process trains, and kernels may split their sums by it (docs/numerics.md)."""
+    if request.node.get_closest_marker("numerics"):
+        monkeypatch.setenv(THREADS_ENV, str(available_cores()))

@@ -9,12 +9,18 @@ import tracemalloc
 
 import anndata as ad
 import dagster as dg
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
+from scipy import sparse
 
 from ssda_assets.catalog import register_partitions
+from ssda_assets.defs.single_cell.assets import write_target
 from ssda_assets.demo_raw import write_demo_raw
 from ssda_assets.demo_scale import write_scaled_dataset
-from ssda_assets.ingest import ingest
+from ssda_assets.harmonized import read_target
+from ssda_assets.ingest import LABEL, TIME, ingest
 from ssda_assets.manifest import read_manifest
 from tests.assets.conftest import make_platform
 
@@ -44,15 +50,19 @@ def test_every_asset_covers_every_qc_passing_cell_above_the_exact_neighbour_limi
     platform.materialize(
         ["trained_model"],
         partition_key=TASK,
-        run_config={"ops": {"trained_model": {"config": {"epochs": 3, "repetitions": 2}}}},
+        run_config={
+            "ops": {"trained_model": {"config": {"epochs": 3, "repetitions": 2, "max_target_cells": 4_000}}}
+        },
     )
     platform.materialize(ANALYSES, partition_key=TASK)
 
     qc = metadata(platform, "sc_dataset", DATASET)
     cells = qc["cells_out"]
     assert 8_192 < cells < CELLS  # QC removed the template's empty droplets and high-mito cells
+    trained = metadata(platform, "trained_model", TASK)
+    assert trained["cells"] == 4_000 and trained["cells_in_dataset"] == cells  # trained on a sample...
     count = "SELECT count(*) AS n FROM {} WHERE drug = 'bortezomib' AND dataset = ?"
-    for table in ("target_dataset", "cell_predictions"):
+    for table in ("target_dataset", "cell_predictions"):  # ...scores every cell
         assert platform.query(count.format(table), [DATASET])["n"][0] == cells, table
     scored = ad.read_h5ad(platform.paths.predictions("bortezomib", DATASET) / "scored.h5ad", backed="r")
     assert scored.n_obs == cells and scored.obsm["X_ssda"].shape[0] == cells
@@ -94,3 +104,22 @@ def test_ingest_memory_does_not_grow_with_the_cells(tmp_path):
     assert large < 1.2 * small, (small / 2**20, large / 2**20)
     whole = ad.read_h5ad(tmp_path / "datasets" / "large" / "counts.h5ad").X
     assert large < (whole.data.nbytes + whole.indices.nbytes) / 4  # a quarter of the sparse counts
+
+
+def test_training_reads_a_stratified_sample_of_a_large_target(tmp_path):
+    obs = pd.DataFrame(
+        {LABEL: np.repeat([1.0, 0.0, np.nan], [6_000, 3_000, 3_000]), TIME: np.tile(["t0", "t1"], 6_000)},
+        index=[f"c{i}" for i in range(12_000)],
+    )
+    matrix = sparse.random(12_000, 50, density=0.1, format="csr", dtype="float32", random_state=0)
+    write_target(tmp_path / "target.parquet", ad.AnnData(matrix, obs=obs))
+    assert pq.ParquetFile(tmp_path / "target.parquet").num_row_groups > 1
+    assert len(read_target(tmp_path / "target.parquet")) == 12_000
+    sample = read_target(tmp_path / "target.parquet", 1_200, seed=0)
+    assert len(sample) == 1_200 and sample["cell_id"].is_unique
+    labels = sample[LABEL]
+    assert [(labels == 1).sum(), (labels == 0).sum(), labels.isna().sum()] == [600, 300, 300]
+    expected = pd.read_parquet(tmp_path / "target.parquet").set_index("cell_id").loc[sample["cell_id"]]
+    pd.testing.assert_frame_equal(sample.set_index("cell_id"), expected)
+    again = read_target(tmp_path / "target.parquet", 1_200, seed=0)
+    assert list(again["cell_id"]) == list(sample["cell_id"])

@@ -186,7 +186,7 @@ def _target(
     return ad.AnnData(X=values, obs=obs, var=pd.DataFrame(index=genes)), mapping
 
 
-def _write_target(path: Path, target: ad.AnnData) -> None:
+def write_target(path: Path, target: ad.AnnData) -> None:
     """cell_id, response, time_point and one column per gene, written in row groups of BLOCK cells
     from the sparse matrix, so only one group is ever dense. Parquet's dictionary and run-length
     encoding store the zeros of a column in a few bytes per run: the file follows the nonzeros."""
@@ -298,7 +298,7 @@ def harmonized_expression(
         source[[LABEL, *genes]].rename_axis("sample_id").reset_index().astype({"sample_id": str}).to_parquet(
             tmp / "source.parquet", index=False
         )
-        _write_target(tmp / "target.parquet", target[:, genes])
+        write_target(tmp / "target.parquet", target[:, genes])
         (tmp / "genes.txt").write_text("\n".join(genes) + "\n")
 
     write_atomically(folder, write)

@@ -5,6 +5,7 @@ import time
 
 import dagster as dg
 import pandas as pd
+import pyarrow.parquet as pq
 
 from ssda_assets.defs.single_cell.assets import harmonized_expression
 from ssda_assets.defs.training.config import TrainConfig
@@ -40,7 +41,7 @@ def trained_model(
     except ValueError as exc:
         raise dg.Failure(description=f"trained_model config: {exc}", allow_retries=False) from None
     mlflow_tracking.check_reachable()
-    source, target, data_hash = read_harmonized(folder, f"{drug}/{dataset}")
+    source, target, data_hash = read_harmonized(folder, f"{drug}/{dataset}", config.max_target_cells)
 
     name = model_name(drug, dataset)
     tags = {
@@ -111,6 +112,9 @@ def trained_model(
             "shots": str(metrics["shots"]),
             "genes": metrics["n_genes"],
             "cells": metrics["n_target"],
+            "cells_in_dataset": pq.ParquetFile(folder / "target.parquet").metadata.num_rows,
+            "training_sample": f"at most {config.max_target_cells} cells (max_target_cells; 0: every "
+            "cell), stratified by label and time point, seed 0",
             "device": metrics["device"],
             "wall_seconds": round(wall, 1),
             "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.experiment_id, run.run_id)),

@@ -39,10 +39,15 @@ TRAIN_DEFAULTS = "SSDA_TRAIN_DEFAULTS"
 
 class _TrainConfigBase(dg.Config):
     """Hyper-parameters of a training run; change them in the launchpad to relaunch. `shots` is a
-    number of labeled cells per class or "all"; the rest are `SSDAConfig`'s fields."""
+    number of labeled cells per class or "all"; the rest are `SSDAConfig`'s fields, but for
+    `max_target_cells`: above it the training sees a seeded sample of the cells stratified by
+    label and time point (0: every cell), so its memory stays bounded; every cell is scored."""
+
+    max_target_cells: int = 20_000
 
     def to_ssda(self) -> SSDAConfig:
         values = self.model_dump()
+        values.pop("max_target_cells")
         shots = values.pop("shots")
         return SSDAConfig(shots=shots if shots == "all" else int(shots), **values)
 
