@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import anndata as ad
@@ -35,6 +36,23 @@ def open_h5ad(path: str | Path) -> ad.AnnData:
     """`read_h5ad` in backed mode: obs and var in memory, X read where it is sliced; close its
     `.file` when done."""
     return _h5ad(path, backed=True)
+
+
+def row_blocks(
+    adata: ad.AnnData, block: int, rows: np.ndarray | None = None, columns: np.ndarray | None = None
+) -> Iterator[tuple[np.ndarray, sparse.csr_matrix]]:
+    """(row positions, CSR of X) a block of cells at a time from a backed (or in-memory) AnnData,
+    only the sorted `rows` and the `columns` (a mask) asked for: X alone is read, never its
+    layers, and memory follows the block."""
+    for start in range(0, adata.n_obs, block):
+        stop = min(start + block, adata.n_obs)
+        wanted = np.arange(start, stop) if rows is None else rows[(rows >= start) & (rows < stop)]
+        if not len(wanted):
+            continue
+        values = sparse.csr_matrix(adata.X[start:stop], dtype=np.float32)
+        if len(wanted) < stop - start:
+            values = values[wanted - start]
+        yield wanted, values if columns is None else values[:, columns]
 
 
 def _h5ad(path: str | Path, backed: bool) -> ad.AnnData:

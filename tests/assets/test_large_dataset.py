@@ -112,7 +112,9 @@ def test_training_reads_a_stratified_sample_of_a_large_target(tmp_path):
         index=[f"c{i}" for i in range(12_000)],
     )
     matrix = sparse.random(12_000, 50, density=0.1, format="csr", dtype="float32", random_state=0)
-    write_target(tmp_path / "target.parquet", ad.AnnData(matrix, obs=obs))
+    cells = ad.AnnData(matrix, obs=obs)
+    genes = list(cells.var_names)
+    write_target(tmp_path / "target.parquet", (cells[i : i + 5_000] for i in range(0, 12_000, 5_000)), genes)
     assert pq.ParquetFile(tmp_path / "target.parquet").num_row_groups > 1
     assert len(read_target(tmp_path / "target.parquet")) == 12_000
     sample = read_target(tmp_path / "target.parquet", 1_200, seed=0)

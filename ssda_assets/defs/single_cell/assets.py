@@ -1,5 +1,7 @@
 """Single-cell datasets: ingestion with QC, harmonisation with GDSC, and the per-drug cell table."""
 
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import anndata as ad
@@ -21,6 +23,7 @@ from ssda_assets.manifest import Manifest, read_manifest
 from ssda_assets.partitions import by_dataset, by_drug, dataset_partitions, task_of, task_partitions
 from ssda_assets.resources import PlatformPaths
 from ssda_assets.storage import replace_rows, write_atomically
+from ssda_model.analysis.sampling import strata_of, stratified_sample
 from ssda_model.data.gene_ids import (
     GeneMapping,
     apply_gene_mapping,
@@ -31,7 +34,7 @@ from ssda_model.data.gene_ids import (
 )
 from ssda_model.data.genes import highly_variable, read_gene_list, shared_genes
 from ssda_model.data.qc import BLOCK
-from ssda_model.data.readers import open_h5ad, read_scad_tsv
+from ssda_model.data.readers import open_h5ad, read_scad_tsv, row_blocks
 from ssda_model.errors import SSDAInputError
 
 GENE_MAP = "gene_map.tsv"
@@ -160,44 +163,54 @@ def _source(
     return frame, mapping
 
 
-def _target(
-    paths: PlatformPaths, dataset: str, manifest: Manifest, user_map: dict[str, str], wanted: set[str]
-) -> tuple[ad.AnnData, GeneMapping]:
-    """The dataset's cells on official symbols, read a block of cells at a time from the backed
-    .h5ad and only on the columns whose symbol is in `wanted` (the source's genes): the filler of a
-    whole transcriptome never reaches memory. The mapping covers every column, for the report."""
-    cells = open_h5ad(paths.sc_dataset(dataset))
-    try:
+HVG_CELLS = 20_000  # highly variable genes from a stratified sample of at most this many cells
+
+
+@dataclass
+class _TargetCells:
+    """The dataset's cells on official symbols, read from the backed .h5ad a block at a time and
+    only on the columns whose symbol the source has: a whole transcriptome never reaches memory.
+    `mapping` covers every column, for the report."""
+
+    cells: ad.AnnData
+    mapping: GeneMapping
+    needed: np.ndarray
+
+    @classmethod
+    def open(cls, path: Path, manifest: Manifest, user_map: dict[str, str], wanted: set[str]):
+        cells = open_h5ad(path)
         table = human_gene_table() if manifest.species == "human" else None
         mapping = map_gene_ids(list(map(str, cells.var_names)), manifest.gene_id, table, user_map)
-        needed = np.array([s is not None and s in wanted for s in mapping.symbols])
-        blocks = [
-            sparse.csr_matrix(cells.X[start : start + BLOCK], dtype=np.float32)[:, needed]
-            for start in range(0, cells.n_obs, BLOCK)
-        ]
-        obs = cells.obs.copy()
-    finally:
-        cells.file.close()
-    kept = np.flatnonzero(needed)
-    narrowed = GeneMapping(
-        *([column[i] for i in kept] for column in (mapping.ids, mapping.symbols, mapping.routes))
-    )
-    values, genes = apply_gene_mapping(sparse.vstack(blocks, format="csr"), narrowed)
-    return ad.AnnData(X=values, obs=obs, var=pd.DataFrame(index=genes)), mapping
+        return cls(cells, mapping, np.array([s is not None and s in wanted for s in mapping.symbols]))
+
+    @property
+    def genes(self) -> list[str]:
+        return list(dict.fromkeys(s for s, n in zip(self.mapping.symbols, self.needed, strict=True) if n))
+
+    def blocks(self, rows: np.ndarray | None = None) -> Iterator[ad.AnnData]:
+        """The cells (all, or the sorted `rows`) a block at a time, on symbols."""
+        kept = np.flatnonzero(self.needed)
+        columns = (self.mapping.ids, self.mapping.symbols, self.mapping.routes)
+        narrowed = GeneMapping(*([column[i] for i in kept] for column in columns))
+        for positions, values in row_blocks(self.cells, BLOCK, rows, self.needed):
+            matrix, genes = apply_gene_mapping(values, narrowed)
+            yield ad.AnnData(X=matrix, obs=self.cells.obs.iloc[positions], var=pd.DataFrame(index=genes))
+
+    def sample(self, size: int) -> ad.AnnData:
+        """A seeded sample of at most `size` cells stratified by label and time point, in memory."""
+        obs = self.cells.obs
+        strata = strata_of(*(obs[c].to_numpy() for c in (LABEL, TIME) if c in obs))
+        return ad.concat(list(self.blocks(stratified_sample(strata, size, seed=0))))
 
 
-def write_target(path: Path, target: ad.AnnData) -> None:
-    """cell_id, response, time_point and one column per gene, written in row groups of BLOCK cells
-    from the sparse matrix, so only one group is ever dense. Parquet's dictionary and run-length
-    encoding store the zeros of a column in a few bytes per run: the file follows the nonzeros."""
+def write_target(path: Path, blocks: Iterable[ad.AnnData], genes: list[str]) -> None:
+    """cell_id, response, time_point and one column per gene of `genes`, a row group per block of
+    cells, so only one block is ever dense. Parquet's dictionary and run-length encoding store the
+    zeros of a column in a few bytes per run: the file follows the nonzeros."""
     writer = None
-    for start in range(0, target.n_obs, BLOCK):
-        part = target[start : start + BLOCK]
-        frame = pd.DataFrame(
-            sparse.csr_matrix(part.X).toarray(),
-            columns=list(part.var_names),
-            index=part.obs_names.astype(str),
-        )
+    for part in blocks:
+        values = sparse.csr_matrix(part[:, genes].X).toarray()
+        frame = pd.DataFrame(values, columns=genes, index=part.obs_names.astype(str))
         frame.insert(0, TIME, part.obs[TIME].astype(str).to_numpy() if TIME in part.obs else None)
         frame.insert(0, LABEL, part.obs[LABEL].to_numpy(float))
         table = pa.Table.from_pandas(frame.rename_axis("cell_id").reset_index(), preserve_index=False)
@@ -278,19 +291,23 @@ def harmonized_expression(
     with input_errors():
         user_map = _user_gene_map(paths)
         source, source_mapping = _source(paths, manifest, drug, warehouse, user_map)
-        target, target_mapping = _target(paths, dataset, manifest, user_map, set(source.columns[1:]))
-        genes = shared_genes(
-            [str(g) for g in source.columns[1:]],
-            list(target.var_names),
-            "gdsc_expression" if manifest.source is None else str(manifest.source),
-            str(manifest.matrix),
-        )
-        n_shared = len(genes)
-        if config.n_top_genes and not manifest.normalized:
-            genes = highly_variable(target, genes, config.n_top_genes)
-        if config.gene_list:
-            listed = read_gene_list(config.gene_list)
-            genes = [g for g in genes if g in listed]
+        target = _TargetCells.open(paths.sc_dataset(dataset), manifest, user_map, set(source.columns[1:]))
+        try:  # the backed file stays open until the target is written
+            genes = shared_genes(
+                [str(g) for g in source.columns[1:]],
+                target.genes,
+                "gdsc_expression" if manifest.source is None else str(manifest.source),
+                str(manifest.matrix),
+            )
+            n_shared = len(genes)
+            if config.n_top_genes and not manifest.normalized:
+                genes = highly_variable(target.sample(HVG_CELLS), genes, config.n_top_genes)
+            if config.gene_list:
+                listed = read_gene_list(config.gene_list)
+                genes = [g for g in genes if g in listed]
+        except BaseException:
+            target.cells.file.close()
+            raise
     folder = paths.harmonized(drug, dataset)
 
     def write(tmp: Path) -> None:
@@ -298,20 +315,24 @@ def harmonized_expression(
         source[[LABEL, *genes]].rename_axis("sample_id").reset_index().astype({"sample_id": str}).to_parquet(
             tmp / "source.parquet", index=False
         )
-        write_target(tmp / "target.parquet", target[:, genes])
+        write_target(tmp / "target.parquet", target.blocks(), genes)
         (tmp / "genes.txt").write_text("\n".join(genes) + "\n")
 
-    write_atomically(folder, write)
+    try:
+        write_atomically(folder, write)
+    finally:
+        target.cells.file.close()
     yield dg.MaterializeResult(
         metadata={
             "path": str(folder),
             "source_samples": len(source),
-            "cells": target.n_obs,
+            "cells": target.cells.n_obs,
+            "hvg_cells": min(HVG_CELLS, target.cells.n_obs),
             "shared_genes": n_shared,
             "genes": len(genes),
             "gene_id": manifest.gene_id,
             "source": "SCAD source table" if manifest.source is not None else "GDSC",
-            **_gene_id_metadata(source_mapping, target_mapping),
+            **_gene_id_metadata(source_mapping, target.mapping),
         }
     )
     yield dg.AssetCheckResult(
