@@ -19,9 +19,8 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric
-from mlflow.models import infer_signature
 
-from ssda_assets.pyfunc_model import score_frame
+from ssda_assets.pyfunc_model import pyfunc_signature
 from ssda_assets.registry import MODEL_ARTIFACTS
 from ssda_assets.run_health import worker_alive
 from ssda_model.model import SSDAModel
@@ -113,7 +112,7 @@ class TrainingRun:
                 python_model=str(PYFUNC_CODE),
                 artifacts={MODEL_ARTIFACTS: str(native)},
                 input_example=example,
-                signature=infer_signature(example, score_frame(model, example)),
+                signature=pyfunc_signature(model, example),
                 pip_requirements=PIP_REQUIREMENTS,
                 code_paths=CODE_PATHS,
             )

@@ -17,6 +17,7 @@ from ssda_model.data.readers import read_h5ad
 from ssda_model.errors import SSDAInputError, SSDAInputWarning
 from ssda_model.model import SSDAModel
 from ssda_model.outputs import check_output, replace_folder
+from ssda_model.registry_uri import is_registry_uri, load_registered
 from ssda_model.streaming import CHUNK, predict_file
 
 DEFAULTS = SSDAConfig()  # the one place the defaults are set; the command only exposes them
@@ -118,12 +119,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default=DEFAULTS.device)
     bench.add_argument("--quiet", action="store_true")
     predict = commands.add_parser("predict", help="score cells with a saved model")
-    predict.add_argument("--model", required=True)
+    predict.add_argument(
+        "--model",
+        required=True,
+        help="a model folder written by `ssda fit`, or a models:/ URI of the MLflow registry: "
+        "models:/<name>@<alias> (e.g. @champion, @challenger) or models:/<name>/<version>",
+    )
     predict.add_argument("--input", required=True)
     predict.add_argument("--out", required=True)
     predict.add_argument("--device", default="auto")
     predict.add_argument(
         "--chunk-size", default=CHUNK, type=int, help="cells scored at a time (bounds memory)"
+    )
+    predict.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="the MLflow tracking store and registry a models:/ URI is read from (default: "
+        "MLFLOW_TRACKING_URI, as MLflow reads it)",
     )
     return parser
 
@@ -218,19 +230,26 @@ def _benchmark(args: argparse.Namespace) -> None:
 def _predict(args: argparse.Namespace) -> None:
     out = Path(args.out)
     check_output(out, folder=False)
-    model = SSDAModel.load(args.model)
     if not Path(args.input).exists():
         raise SSDAInputError(args.input, "file not found")
+    provenance, registered = None, ""
+    if is_registry_uri(args.model):
+        model, version = load_registered(args.model, args.tracking_uri)
+        model_path, registered = version.uri, f" ({version.uri}, run {version.run_id})"
+        provenance = {"model_version": version.version, "model_run_id": version.run_id}  # as the platform
+    else:
+        model, model_path = SSDAModel.load(args.model), str(Path(args.model).resolve())
     counts = predict_file(
         model,
         args.input,
         out,
-        model_path=str(Path(args.model).resolve()),
+        model_path=model_path,
         device=args.device,
         chunk_size=args.chunk_size,
+        provenance=provenance,
     )
     print(
-        f"scored {counts['cells']} cells with {len(model.state_dicts)} models: "
+        f"scored {counts['cells']} cells with {len(model.state_dicts)} models{registered}: "
         f"{counts['sensitive']} sensitive, {counts['cells'] - counts['sensitive']} resistant; "
         f"{counts['genes_missing']} model genes missing → {out}"
     )

@@ -93,7 +93,7 @@ def test_champion_pyfunc_scores_like_ssda_model(trained):
     platform, _ = trained
     mlflow.set_tracking_uri(platform.mlflow.tracking_uri)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
-    genes = pyfunc.metadata.get_input_schema().input_names()
+    genes = pyfunc.unwrap_python_model().model.genes  # no input schema: any gene IDs, half may lack
     target = pd.read_parquet(
         platform.paths.data / "harmonized" / "gefitinib" / "jhu006_gefitinib" / "target.parquet"
     )
@@ -129,7 +129,7 @@ import mlflow, pandas as pd
 assert importlib.util.find_spec("ssda_model") is None, "ssda_model is importable before loading"
 mlflow.set_tracking_uri({platform.mlflow.tracking_uri!r})
 model = mlflow.pyfunc.load_model("models:/{NAME}@champion")
-genes = model.metadata.get_input_schema().input_names()
+genes = model.unwrap_python_model().model.genes
 cells = pd.read_parquet({str(target_file)!r})
 print(model.predict(cells.set_index("cell_id")[genes].iloc[:20])["ssda_score"].round(6).tolist())
 """
@@ -147,7 +147,7 @@ print(model.predict(cells.set_index("cell_id")[genes].iloc[:20])["ssda_score"].r
     target = pd.read_parquet(
         platform.paths.data / "harmonized" / "gefitinib" / "jhu006_gefitinib" / "target.parquet"
     )
-    genes = here.metadata.get_input_schema().input_names()
+    genes = here.unwrap_python_model().model.genes
     expected = here.predict(target.set_index("cell_id")[genes].iloc[:20])["ssda_score"].round(6).tolist()
     assert len(scores) == 20 and scores == pytest.approx(expected, abs=2e-6)
 
