@@ -19,7 +19,7 @@ from anndata.io import sparse_dataset, write_elem
 
 from ssda_assets.manifest import Manifest
 from ssda_model.data.qc import BLOCK, StreamingQC, check_barcodes
-from ssda_model.data.readers import open_h5ad, read_h5ad, read_scad_tsv
+from ssda_model.data.readers import close_h5ad, open_h5ad, read_h5ad, read_scad_tsv
 from ssda_model.data.single_cell import read_10x, read_count_table
 from ssda_model.errors import SSDAInputError
 
@@ -174,8 +174,7 @@ def ingest(manifest: Manifest, path: Path, block: int = BLOCK) -> Ingested:
         qc = StreamingQC(lambda a, b: adata.X[a:b], adata.obs_names, adata.var_names, source, block)
         obs = _write_h5ad(path, qc, adata.obs, adata.var, manifest)
     finally:
-        if adata.isbacked:
-            adata.file.close()
+        close_h5ad(adata)
     report = {
         **qc.report,
         "qc": "paper QC: min 200 genes/cell, min 3 cells/gene, max 5 % mitochondrial counts",

@@ -12,12 +12,12 @@ import shutil
 import warnings
 from pathlib import Path
 
-import anndata as ad
 import h5py
 import numpy as np
 from anndata.io import write_elem
 from scipy import sparse
 
+from ssda_model.data.readers import close_h5ad, open_h5ad
 from ssda_model.errors import SSDAInputError, SSDAInputWarning
 from ssda_model.memory import check_chunk_memory
 from ssda_model.model import SSDAModel
@@ -85,12 +85,7 @@ def predict_file(
     ``obs["ssda_label"]``, ``obsm["X_ssda"]``, ``uns["ssda"]``).
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    try:
-        backed = ad.read_h5ad(input_path, backed="r")
-    except Exception as exc:
-        raise SSDAInputError(
-            str(input_path), f"not a readable AnnData .h5ad file ({type(exc).__name__})"
-        ) from None
+    backed = open_h5ad(input_path)  # X on disk, no layer read
     var_names = list(map(str, backed.var_names))
     missing = model.missing_genes(var_names, str(input_path))
     wanted = set(model.genes)
@@ -151,5 +146,5 @@ def predict_file(
     try:
         replace_folder(output_path, write)
     finally:
-        backed.file.close()
+        close_h5ad(backed)
     return {"cells": n_obs, "sensitive": int((means >= 0.5).sum()), "genes_missing": len(missing)}

@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
+from anndata.io import read_elem, sparse_dataset
 from scipy import sparse
 
 from ssda_model.errors import SSDAInputError, SSDAInputWarning
@@ -29,21 +31,54 @@ _MISSING_WORDS = {"", "nan", "na", "none", "unlabeled", "unknown"}
 
 def read_h5ad(path: str | Path) -> ad.AnnData:
     """Read an .h5ad file; a missing, unreadable or non-AnnData file is one clear error."""
-    return _h5ad(path, backed=False)
+    path = _h5ad_path(path)
+    try:
+        adata = ad.read_h5ad(path)
+    except Exception as exc:  # h5py and anndata raise many types for a bad file
+        raise SSDAInputError(str(path), f"not a readable AnnData .h5ad file ({type(exc).__name__})") from None
+    return _non_empty(adata, path)
 
 
 def open_h5ad(path: str | Path) -> ad.AnnData:
-    """`read_h5ad` in backed mode: obs and var in memory, X read where it is sliced; close its
-    `.file` when done."""
-    return _h5ad(path, backed=True)
+    """The cells of an .h5ad with X left on disk (sliced a block at a time: `row_blocks`), obs,
+    var and obsm read, and no layer: anndata's backed mode reads every layer whole, and the raw
+    counts of 10^5 cells are gigabytes. Close it with `close_h5ad`."""
+    path = _h5ad_path(path)
+    try:
+        handle = h5py.File(path, "r")
+    except Exception as exc:
+        raise SSDAInputError(str(path), f"not a readable AnnData .h5ad file ({type(exc).__name__})") from None
+    try:
+        stored = handle["X"]
+        adata = ad.AnnData(
+            X=sparse_dataset(stored) if isinstance(stored, h5py.Group) else stored,
+            obs=read_elem(handle["obs"]),
+            var=read_elem(handle["var"]),
+            obsm=read_elem(handle["obsm"]) if "obsm" in handle else None,
+        )
+    except Exception as exc:
+        handle.close()
+        raise SSDAInputError(str(path), f"not a readable AnnData .h5ad file ({type(exc).__name__})") from None
+    try:
+        return _non_empty(adata, path)
+    except SSDAInputError:
+        handle.close()
+        raise
+
+
+def close_h5ad(adata: ad.AnnData) -> None:
+    """Close the file under an `open_h5ad` AnnData (nothing to do for one in memory)."""
+    stored = adata.X
+    handle = stored.group.file if hasattr(stored, "group") else getattr(stored, "file", None)
+    if isinstance(handle, h5py.File):
+        handle.close()
 
 
 def row_blocks(
     adata: ad.AnnData, block: int, rows: np.ndarray | None = None, columns: np.ndarray | None = None
 ) -> Iterator[tuple[np.ndarray, sparse.csr_matrix]]:
-    """(row positions, CSR of X) a block of cells at a time from a backed (or in-memory) AnnData,
-    only the sorted `rows` and the `columns` (a mask) asked for: X alone is read, never its
-    layers, and memory follows the block."""
+    """(row positions, CSR of X) a block of cells at a time from an `open_h5ad` (or in-memory)
+    AnnData, only the sorted `rows` and the `columns` (a mask) asked for: memory follows the block."""
     for start in range(0, adata.n_obs, block):
         stop = min(start + block, adata.n_obs)
         wanted = np.arange(start, stop) if rows is None else rows[(rows >= start) & (rows < stop)]
@@ -55,19 +90,17 @@ def row_blocks(
         yield wanted, values if columns is None else values[:, columns]
 
 
-def _h5ad(path: str | Path, backed: bool) -> ad.AnnData:
+def _h5ad_path(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise SSDAInputError(str(path), "file not found")
     if path.is_dir():
         raise SSDAInputError(str(path), "is a folder, expected an .h5ad file")
-    try:
-        adata = ad.read_h5ad(path, backed="r" if backed else None)
-    except Exception as exc:  # h5py and anndata raise many types for a bad file
-        raise SSDAInputError(str(path), f"not a readable AnnData .h5ad file ({type(exc).__name__})") from None
+    return path
+
+
+def _non_empty(adata: ad.AnnData, path: Path) -> ad.AnnData:
     if adata.n_obs == 0 or adata.n_vars == 0:
-        if backed:
-            adata.file.close()
         raise SSDAInputError(str(path), f"AnnData is empty ({adata.n_obs} obs × {adata.n_vars} vars)")
     return adata
 

@@ -31,7 +31,7 @@ from ssda_model.analysis.attribution import (
 from ssda_model.analysis.latent import class_silhouette, umap_2d
 from ssda_model.analysis.sampling import strata_of, stratified_sample
 from ssda_model.data.qc import BLOCK
-from ssda_model.data.readers import row_blocks
+from ssda_model.data.readers import close_h5ad, open_h5ad, row_blocks
 from ssda_model.streaming import predict_file
 
 # Re-run when the champion changes (trained_model's data version), not on every training.
@@ -53,14 +53,14 @@ DRIFT_SCHEMA = (
 
 
 def _scored(paths: PlatformPaths, drug: str, dataset: str) -> ad.AnnData:
-    """The scored cells in backed mode: obs and obsm in memory, X read only where a sample asks."""
+    """The scored cells: obs and obsm in memory, X on disk, read only where a sample asks."""
     path = paths.predictions(drug, dataset) / "scored.h5ad"
     if not path.exists():
         raise dg.Failure(
             description=f"no predictions for {drug}/{dataset}: materialize cell_predictions first",
             allow_retries=False,
         )
-    return ad.read_h5ad(path, backed="r")
+    return open_h5ad(path)
 
 
 def _strata(scored: ad.AnnData, *columns: str) -> np.ndarray:
@@ -131,7 +131,7 @@ def cell_predictions(
             "model_version": version,
         }
     )
-    scored.file.close()
+    close_h5ad(scored)
     write_atomically(folder / "predictions.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
     with warehouse.get_connection() as connection:
         replace_rows(
@@ -183,7 +183,7 @@ def temporal_drift(
     frame = pd.DataFrame({"score": scores.to_numpy(), "time_point": times.to_numpy()})
     rows = stratified_sample(_strata(scored, LABEL, TIME), config.umap_cells, config.seed)
     features = np.asarray(scored.obsm["X_ssda"])[rows]
-    scored.file.close()
+    close_h5ad(scored)
     coords = umap_2d(features)
     figures = (
         plots.score_by_time(frame, order)
@@ -249,7 +249,7 @@ def resistance_markers(
     total = backed.n_obs
     rows = stratified_sample(_strata(backed, "ssda_label", TIME), config.max_cells, config.seed)
     scored = _rows_of(backed, rows)
-    backed.file.close()
+    close_h5ad(backed)
     if scored.obs["ssda_label"].nunique() < 2:
         raise dg.Failure(
             description=f"{drug}/{dataset}: every cell is predicted {scored.obs['ssda_label'].iloc[0]}; "
@@ -343,7 +343,7 @@ def attribution_report(
         )
     rows = stratified_sample(_strata(backed, "ssda_label", TIME), config.ig_cells, config.seed)
     scored = _rows_of(backed, rows, backed.var_names.isin(model.genes))  # the model's genes only
-    backed.file.close()
+    close_h5ad(backed)
     x, _ = model.align(scored)
     ig, gaps, steps = integrated_gradients(model, x, n_steps=config.ig_steps, max_gap=config.ig_max_gap)
     rng = np.random.default_rng(config.seed)
@@ -451,7 +451,7 @@ def latent_map(
     pairs = labelled[stratified_sample(labels[labelled], config.silhouette_cells, config.seed)]
     rows = stratified_sample(_strata(backed, LABEL, TIME), config.umap_cells, config.seed)
     pair_cells, cells = _rows_of(backed, pairs), _rows_of(backed, rows)
-    backed.file.close()
+    close_h5ad(backed)
     silhouette_raw = class_silhouette(pair_cells.X, labels[pairs])
     silhouette_latent = class_silhouette(np.asarray(pair_cells.obsm["X_ssda"]), labels[pairs])
     raw_map, latent = umap_2d(cells.X, pca=True), umap_2d(np.asarray(cells.obsm["X_ssda"]))

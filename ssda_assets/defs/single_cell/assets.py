@@ -34,7 +34,7 @@ from ssda_model.data.gene_ids import (
 )
 from ssda_model.data.genes import highly_variable, read_gene_list, shared_genes
 from ssda_model.data.qc import BLOCK
-from ssda_model.data.readers import open_h5ad, read_scad_tsv, row_blocks
+from ssda_model.data.readers import close_h5ad, open_h5ad, read_scad_tsv, row_blocks
 from ssda_model.errors import SSDAInputError
 
 GENE_MAP = "gene_map.tsv"
@@ -306,7 +306,7 @@ def harmonized_expression(
                 listed = read_gene_list(config.gene_list)
                 genes = [g for g in genes if g in listed]
         except BaseException:
-            target.cells.file.close()
+            close_h5ad(target.cells)
             raise
     folder = paths.harmonized(drug, dataset)
 
@@ -321,7 +321,7 @@ def harmonized_expression(
     try:
         write_atomically(folder, write)
     finally:
-        target.cells.file.close()
+        close_h5ad(target.cells)
     yield dg.MaterializeResult(
         metadata={
             "path": str(folder),
@@ -358,7 +358,9 @@ def target_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths, ware
     if drug not in declared:
         context.log.info(f"dataset {dataset} does not declare drug {drug}: no rows")
         return
-    obs = ad.read_h5ad(paths.sc_dataset(dataset), backed="r").obs
+    cells = open_h5ad(paths.sc_dataset(dataset))
+    obs = cells.obs
+    close_h5ad(cells)
     qc = {
         c: obs[c].to_numpy() if c in obs else np.nan
         for c in ("n_genes_by_counts", "total_counts", "pct_counts_mt")
