@@ -122,12 +122,13 @@ class Ingested:
     """What the asset reports of a written dataset: its annotated obs and the QC counts."""
 
     obs: pd.DataFrame
-    n_vars: int
     report: dict[str, int | str]
     finite: bool
 
 
-def _write_h5ad(path: Path, qc: StreamingQC, obs: pd.DataFrame, var: pd.DataFrame, manifest: Manifest):
+def _write_h5ad(
+    path: Path, qc: StreamingQC, obs: pd.DataFrame, var: pd.DataFrame, manifest: Manifest
+) -> pd.DataFrame:
     """Append each QC block's log1p values (X) and counts (layers["counts"]) to a new .h5ad, then
     its obs (annotated), var and uns; returns the annotated obs."""
     with h5py.File(path, "w") as handle:
@@ -170,7 +171,7 @@ def ingest(manifest: Manifest, path: Path, block: int = BLOCK) -> Ingested:
                 "cells_out": adata.n_obs,
                 "genes_out": adata.n_vars,
             }
-            return Ingested(adata.obs, adata.n_vars, report, bool(np.isfinite(values).all()))
+            return Ingested(adata.obs, report, bool(np.isfinite(values).all()))
         qc = StreamingQC(lambda a, b: adata.X[a:b], adata.obs_names, adata.var_names, source, block)
         obs = _write_h5ad(path, qc, adata.obs, adata.var, manifest)
     finally:
@@ -179,4 +180,4 @@ def ingest(manifest: Manifest, path: Path, block: int = BLOCK) -> Ingested:
         **qc.report,
         "qc": "paper QC: min 200 genes/cell, min 3 cells/gene, max 5 % mitochondrial counts",
     }
-    return Ingested(obs, len(qc.var), report, True)  # counts were checked finite block by block
+    return Ingested(obs, report, True)  # counts were checked finite block by block
