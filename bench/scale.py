@@ -16,6 +16,7 @@ runs.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,9 +82,11 @@ def run_chain(cells: int, genes: int, fmt: str) -> dict:
     size = sum(f.stat().st_size for f in folder.rglob("*")) / 2**30
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     started = time.perf_counter()
-    child = subprocess.run(
-        [sys.executable, "-c", CHAIN, DATASET], cwd=REPO, env=env, check=True, capture_output=True, text=True
-    )
+    try:  # a 10^5-cell home holds about 12 GB (raw, sc_dataset with its counts, the scored copy)
+        command = [sys.executable, "-c", CHAIN, DATASET]
+        child = subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True, text=True)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
     total = time.perf_counter() - started
     steps = json.loads(child.stdout.strip().splitlines()[-1])
     return {
