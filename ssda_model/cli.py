@@ -6,8 +6,11 @@ Bad input exits with code 2 and one stderr line starting `error:`; nothing is ha
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
+from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from ssda_model.benchmark import ALL_METHODS, run_benchmark, summarize
@@ -17,9 +20,9 @@ from ssda_model.data.readers import read_h5ad
 from ssda_model.errors import SSDAInputError, SSDAInputWarning
 from ssda_model.model import SSDAModel
 from ssda_model.outputs import check_output, replace_folder
-from ssda_model.registry_uri import is_registry_uri, load_registered
 from ssda_model.streaming import CHUNK, predict_file
 
+MODEL_URI_LOADERS = "ssda4drug.model_uris"  # URI scheme → (uri, tracking_uri) → (SSDAModel, version)
 DEFAULTS = SSDAConfig()  # the one place the defaults are set; the command only exposes them
 
 
@@ -227,13 +230,28 @@ def _benchmark(args: argparse.Namespace) -> None:
     print(f"results written to {out}")
 
 
+def _uri_loader(model: str) -> Callable | None:
+    """The loader an installed package registers (entry point group `MODEL_URI_LOADERS`) for the
+    scheme of a `--model` URI, or None for a folder. The method imports no platform: the registry's
+    `models:/` loader is ssda_assets' (pyproject.toml)."""
+    match = re.match(r"^([a-z][a-z0-9+.-]+):/", model)
+    if match is None:
+        return None
+    for entry in entry_points(group=MODEL_URI_LOADERS):
+        if entry.name == match.group(1):
+            return entry.load()
+    scheme = match.group(1)
+    raise SSDAInputError(model, f"no installed package reads {scheme}:/ URIs; expected a model folder")
+
+
 def _predict(args: argparse.Namespace) -> None:
     out = Path(args.out)
     check_output(out, folder=False)
     if not Path(args.input).exists():
         raise SSDAInputError(args.input, "file not found")
     provenance, registered = None, ""
-    if is_registry_uri(args.model):
+    load_registered = _uri_loader(args.model)
+    if load_registered is not None:
         model, version = load_registered(args.model, args.tracking_uri)
         model_path, registered = version.uri, f" ({version.uri}, run {version.run_id})"
         provenance = {"model_version": version.version, "model_run_id": version.run_id}  # as the platform

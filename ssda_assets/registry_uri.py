@@ -1,9 +1,10 @@
 """`models:/` URIs for `ssda predict`: a version of the MLflow model registry, loaded as the native
-`SSDAModel` the platform logged inside it.
+`SSDAModel` the platform logged inside it. `ssda predict` finds `load_registered` through the
+entry point pyproject.toml declares, so the method package never imports the platform.
 
 A registered version is an MLflow pyfunc model whose `ssda_model` artifact is the folder
 `SSDAModel.save` wrote (`ssda_assets.training_run`), so scoring it is scoring that folder. MLflow
-is imported only when such a URI is given: the method package still runs without it. Which store
+is imported inside the functions: `ssda predict` on a folder does not load it. Which store
 is asked is MLflow's own rule (`--tracking-uri`, else MLFLOW_REGISTRY_URI / MLFLOW_TRACKING_URI).
 """
 
@@ -35,11 +36,6 @@ class RegisteredVersion:
     @property
     def uri(self) -> str:
         return f"{SCHEME}{self.name}/{self.version}"
-
-
-def is_registry_uri(model: str) -> bool:
-    """Whether `--model` names a registry version rather than a folder."""
-    return model.startswith(SCHEME)
 
 
 def load_registered(uri: str, tracking_uri: str | None = None) -> tuple[SSDAModel, RegisteredVersion]:
