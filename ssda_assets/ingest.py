@@ -172,7 +172,7 @@ def ingest(manifest: Manifest, path: Path, block: int = BLOCK) -> Ingested:
                 "genes_out": adata.n_vars,
             }
             return Ingested(adata.obs, report, bool(np.isfinite(values).all()))
-        qc = StreamingQC(lambda a, b: adata.X[a:b], adata.obs_names, adata.var_names, source, block)
+        qc = StreamingQC(adata, source, block)
         obs = _write_h5ad(path, qc, adata.obs, adata.var, manifest)
     finally:
         close_h5ad(adata)

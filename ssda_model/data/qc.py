@@ -10,7 +10,7 @@ the per-cell and per-gene metrics are held whole.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import anndata as ad
@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from ssda_model.data.readers import row_blocks
 from ssda_model.errors import SSDAInputError
 
 MIN_GENES_PER_CELL = 200
@@ -25,8 +26,6 @@ MIN_CELLS_PER_GENE = 3
 MAX_MITO_PERCENT = 5.0
 TARGET_SUM = 1e4
 BLOCK = 5_000  # cells: at 20,000 genes and 9 % nonzero 72 MB a copy; a pass holds about five
-
-RowReader = Callable[[int, int], object]  # counts of cells [start, stop): sparse or dense
 
 
 def _csr(block) -> sparse.csr_matrix:
@@ -89,21 +88,19 @@ def _take(block: sparse.csr_matrix, rows: np.ndarray, genes: np.ndarray | slice)
 
 @dataclass
 class QCBlock:
-    """The kept cells of one block: their positions in the input, raw counts and log1p values."""
+    """The kept cells of one block: their raw counts and log1p values."""
 
-    rows: np.ndarray
     counts: sparse.csr_matrix
     values: sparse.csr_matrix
 
 
 @dataclass
 class StreamingQC:
-    """QC of `n_obs` cells read through `read`; iterate `blocks()` once, then read `obs`, `var`
-    and `report` (the kept cells' and genes' metrics, as `calculate_qc_metrics` names them)."""
+    """QC of the counts of `cells` (in memory, or on disk from `open_h5ad`); iterate `blocks()`
+    once, then read `obs`, `var` and `report` (the kept cells' and genes' metrics, as
+    `calculate_qc_metrics` names them)."""
 
-    read: RowReader
-    obs_names: pd.Index
-    var_names: pd.Index
+    cells: ad.AnnData
     source: str
     block: int = BLOCK
     report: dict[str, int] = field(default_factory=dict)
@@ -111,23 +108,23 @@ class StreamingQC:
     var: pd.DataFrame | None = None
 
     def _blocks(self) -> Iterator[tuple[int, sparse.csr_matrix]]:
-        for start in range(0, len(self.obs_names), self.block):
-            yield start, _csr(self.read(start, min(start + self.block, len(self.obs_names))))
+        for positions, counts in row_blocks(self.cells, self.block):
+            yield int(positions[0]), _csr(counts)
 
     def _plan(self) -> tuple[np.ndarray, np.ndarray]:
         """Pass 1: cells with enough detected genes, and genes detected in enough of them."""
-        enough = np.zeros(len(self.obs_names), bool)
-        in_cells = np.zeros(len(self.var_names), np.int64)
+        enough = np.zeros(self.cells.n_obs, bool)
+        in_cells = np.zeros(self.cells.n_vars, np.int64)
         for start, counts in self._blocks():
             check_count_block(counts, self.source)
             ok = np.diff(counts.indptr) >= MIN_GENES_PER_CELL
             enough[start : start + counts.shape[0]] = ok
             detecting = counts.indices[np.repeat(ok, np.diff(counts.indptr))]
-            in_cells += np.bincount(detecting, minlength=len(self.var_names))
+            in_cells += np.bincount(detecting, minlength=self.cells.n_vars)
         genes = in_cells >= MIN_CELLS_PER_GENE
         self.report = {
-            "cells_in": len(self.obs_names),
-            "genes_in": len(self.var_names),
+            "cells_in": self.cells.n_obs,
+            "genes_in": self.cells.n_vars,
             "cells_removed_min_genes": int((~enough).sum()),
             "genes_removed_min_cells": int((~genes).sum()),
         }
@@ -138,7 +135,7 @@ class StreamingQC:
     def blocks(self) -> Iterator[QCBlock]:
         """Pass 2: the kept cells of each block, on the kept genes, counts and normalised log1p."""
         enough, genes = self._plan()
-        names = self.var_names[genes]
+        names = self.cells.var_names[genes]
         mt = np.asarray(names.str.startswith(("MT-", "mt-")))
         metrics, var_cells, var_total, kept_rows = [], np.zeros(len(names)), np.zeros(len(names)), []
         for start, counts in self._blocks():
@@ -157,7 +154,7 @@ class StreamingQC:
             scale = (TARGET_SUM / total[keep]).astype(np.float32)
             values.data *= np.repeat(scale, np.diff(values.indptr))
             np.log1p(values.data, out=values.data)
-            yield QCBlock(start + rows[keep], counts, values)
+            yield QCBlock(counts, values)
         rows = np.concatenate(kept_rows)
         self.report["cells_removed_mito"] = int(enough.sum()) - len(rows)
         if not len(rows):
@@ -170,7 +167,7 @@ class StreamingQC:
                 "total_counts_mt": total_mt.astype(np.float32),
                 "pct_counts_mt": pct.astype(np.float32),
             },
-            index=self.obs_names[rows],
+            index=self.cells.obs_names[rows],
         )
         n_cells = int(enough.sum())
         self.var = pd.DataFrame(
@@ -190,7 +187,7 @@ def quality_control(adata: ad.AnnData, source: str = "matrix") -> tuple[ad.AnnDa
     """`StreamingQC` of an AnnData held in memory: the kept cells' log1p values in X, their raw
     counts in `layers["counts"]`, the metrics in obs and var; a matrix nothing of which passes is
     an SSDAInputError saying what each rule removed."""
-    qc = StreamingQC(lambda a, b: adata.X[a:b], adata.obs_names, adata.var_names, source)
+    qc = StreamingQC(adata, source)
     blocks = list(qc.blocks())
     assert qc.obs is not None and qc.var is not None
     obs = adata.obs.loc[qc.obs.index].join(qc.obs)
