@@ -82,7 +82,7 @@ def run_chain(cells: int, genes: int, fmt: str) -> dict:
     size = sum(f.stat().st_size for f in folder.rglob("*")) / 2**30
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     started = time.perf_counter()
-    try:  # a 10^5-cell home holds about 12 GB (raw, sc_dataset with its counts, the scored copy)
+    try:  # a 10^5-cell home holds about 7 GB: the raw matrix, and sc_dataset with its counts layer
         command = [sys.executable, "-c", CHAIN, DATASET]
         child = subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True, text=True)
     finally:

@@ -2,7 +2,8 @@
 
 Raw counts in an .h5ad are read backed, a block of cells at a time, QC'd and normalised block by
 block (ssda_model.data.qc) and appended to the output, so memory follows the block and the
-per-cell metrics, not the dataset. 10x folders and count tables are parsed whole (sparse) first;
+per-cell metrics, not the dataset. 10x folders and cells × genes tables are first streamed into a
+staging .h5ad beside the output (ssda_model.data.single_cell) and read the same way;
 already-normalised matrices are taken as they are.
 """
 
@@ -12,14 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anndata as ad
-import h5py
 import numpy as np
 import pandas as pd
-from anndata.io import sparse_dataset, write_elem
 
 from ssda_assets.manifest import Manifest
 from ssda_model.data.qc import BLOCK, StreamingQC, check_barcodes
-from ssda_model.data.readers import close_h5ad, open_h5ad, read_h5ad, read_scad_tsv
+from ssda_model.data.readers import H5adRows, close_h5ad, open_h5ad, read_h5ad, read_scad_tsv
 from ssda_model.data.single_cell import read_10x, read_count_table
 from ssda_model.errors import SSDAInputError
 
@@ -27,17 +26,19 @@ LABEL = "response"  # obs column of the ingested dataset: 1 sensitive, 0 resista
 TIME = "time_point"
 
 
-def read_matrix(manifest: Manifest, backed: bool = False) -> ad.AnnData:
+def read_matrix(manifest: Manifest, staging: Path | None = None, block: int = BLOCK) -> ad.AnnData:
     """The dataset's matrix as AnnData (raw counts, or already normalised values for SCAD files),
-    with the manifest's per-cell metadata table joined to obs; an .h5ad stays on disk if `backed`."""
+    with the manifest's per-cell metadata table joined to obs. With `staging`, X stays on disk: an
+    .h5ad is opened backed, a 10x matrix or cells × genes table is streamed into `staging` first,
+    `block` cells at a time."""
     if manifest.format == "h5ad":
-        adata = open_h5ad(manifest.matrix) if backed else read_h5ad(manifest.matrix)
+        adata = open_h5ad(manifest.matrix) if staging else read_h5ad(manifest.matrix)
     elif manifest.format == "10x":
-        adata = read_10x(manifest.matrix, manifest.gene_id)
+        adata = read_10x(manifest.matrix, manifest.gene_id, staging, block)
     elif manifest.format == "scad":
         adata = read_scad_tsv(manifest.matrix)
     else:
-        adata = read_count_table(manifest.matrix, manifest.orientation or "cells_by_genes")
+        adata = read_count_table(manifest.matrix, manifest.orientation or "cells_by_genes", staging, block)
     if manifest.obs is not None:
         sep = "\t" if manifest.obs.suffix in (".tsv", ".txt") else ","
         try:
@@ -131,25 +132,16 @@ def _write_h5ad(
 ) -> pd.DataFrame:
     """Append each QC block's log1p values (X) and counts (layers["counts"]) to a new .h5ad, then
     its obs (annotated), var and uns; returns the annotated obs."""
-    with h5py.File(path, "w") as handle:
-        write_elem(handle, "layers", {})
-        stored = None
+    out = H5adRows(path)
+    try:
         for block in qc.blocks():
-            if stored is None:
-                write_elem(handle, "X", block.values)
-                write_elem(handle["layers"], "counts", block.counts)
-                stored = (sparse_dataset(handle["X"]), sparse_dataset(handle["layers/counts"]))
-            else:
-                stored[0].append(block.values)
-                stored[1].append(block.counts)
+            out.append("X", block.values)
+            out.append("layers/counts", block.counts)
         assert qc.obs is not None and qc.var is not None
         annotated = annotate_obs(obs.loc[qc.obs.index].join(qc.obs), manifest)
-        write_elem(handle, "obs", annotated)
-        write_elem(handle, "var", var.loc[qc.var.index].join(qc.var))
-        write_elem(handle, "uns", {"log1p": {"base": None}})
-        for name in ("obsm", "varm", "obsp", "varp"):
-            write_elem(handle, name, {})
-        handle.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
+        out.finish(annotated, var.loc[qc.var.index].join(qc.var), {"log1p": {"base": None}})
+    finally:
+        out.close()
     return annotated
 
 
@@ -157,8 +149,10 @@ def ingest(manifest: Manifest, path: Path, block: int = BLOCK) -> Ingested:
     """Read, check, QC + normalise (unless already normalised), annotate; write the .h5ad to `path`,
     `block` cells at a time (memory follows it)."""
     source = str(manifest.matrix)
-    adata = read_matrix(manifest, backed=not manifest.normalized)
+    staging = path.with_name(f".{path.name}.counts.h5ad")  # a 10x or table's counts, streamed
+    adata = None
     try:
+        adata = read_matrix(manifest, None if manifest.normalized else staging, block)
         if adata.n_obs == 0:
             raise SSDAInputError(source, "the matrix has no cells (only a header?)")
         check_barcodes(adata.obs_names, source)
@@ -175,7 +169,9 @@ def ingest(manifest: Manifest, path: Path, block: int = BLOCK) -> Ingested:
         qc = StreamingQC(adata, source, block)
         obs = _write_h5ad(path, qc, adata.obs, adata.var, manifest)
     finally:
-        close_h5ad(adata)
+        if adata is not None:
+            close_h5ad(adata)
+        staging.unlink(missing_ok=True)
     report = {
         **qc.report,
         "qc": "paper QC: min 200 genes/cell, min 3 cells/gene, max 5 % mitochondrial counts",

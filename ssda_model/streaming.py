@@ -1,11 +1,11 @@
 """`ssda predict` for atlases: score an .h5ad chunk by chunk in backed mode, write the result incrementally.
 
 Peak memory is bounded by the chunk (cells of one chunk × the model's genes, densified; the other
-genes stay sparse or unread) and the per-cell
-outputs (scores and the 32-d features), never by a dense matrix of the whole input: the input
-file is copied as it is, and the new obs columns, obsm["X_ssda"] and uns["ssda"] are written into
-the copy, a uniquely named temporary file renamed into place: concurrent runs into one output never
-share a file, and the last one to finish wins.
+genes stay sparse or unread) and the per-cell outputs (scores and the 32-d features), never by a
+dense matrix of the whole input: the input file is copied as it is (or not at all: `copy_matrix`),
+and the new obs columns, obsm["X_ssda"] and uns["ssda"] are written into the copy, a uniquely named
+temporary file renamed into place: concurrent runs into one output never share a file, and the
+last one to finish wins.
 """
 
 import shutil
@@ -60,6 +60,7 @@ def predict_file(
     device: str = "auto",
     chunk_size: int = CHUNK,
     provenance: dict | None = None,
+    copy_matrix: bool = True,
 ) -> dict:
     """Score every cell of an .h5ad file into a copy of it, in chunks, at bounded memory.
 
@@ -77,6 +78,9 @@ def predict_file(
         Cells scored at once; memory grows with it, not with the file.
     provenance
         More entries for ``uns["ssda"]`` (the platform records the registry version and run).
+    copy_matrix
+        False writes the scores alone (obs, var, obsm, uns; no X, no layers): the platform keeps
+        its cells' matrix once, in the ingested dataset, whatever the number of cells.
 
     Returns
     -------
@@ -97,8 +101,12 @@ def predict_file(
     means, stds = np.empty(n_obs, np.float32), np.empty(n_obs, np.float32)
 
     def write(staging: Path) -> None:
-        shutil.copyfile(input_path, staging)
-        with h5py.File(staging, "r+") as handle:
+        if copy_matrix:
+            shutil.copyfile(input_path, staging)
+        with h5py.File(staging, "r+" if copy_matrix else "w") as handle:
+            if not copy_matrix:
+                write_elem(handle, "var", backed.var)
+                handle.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
             obsm = handle.require_group("obsm")
             if "X_ssda" in obsm:
                 del obsm["X_ssda"]
@@ -125,7 +133,8 @@ def predict_file(
             obs = backed.obs.copy()
             obs["ssda_score"], obs["ssda_score_std"] = means, stds
             obs["ssda_label"] = np.where(means >= 0.5, "sensitive", "resistant")
-            del handle["obs"]
+            if "obs" in handle:
+                del handle["obs"]
             write_elem(handle, "obs", obs)
             uns = handle.require_group("uns")
             if "ssda" in uns:

@@ -10,7 +10,7 @@ import anndata as ad
 import h5py
 import numpy as np
 import pandas as pd
-from anndata.io import read_elem, sparse_dataset
+from anndata.io import read_elem, sparse_dataset, write_elem
 from scipy import sparse
 
 from ssda_model.errors import SSDAInputError, SSDAInputWarning
@@ -88,6 +88,37 @@ def row_blocks(
         if len(wanted) < stop - start:
             values = values[wanted - start]
         yield wanted, values if columns is None else values[:, columns]
+
+
+class H5adRows:
+    """An .h5ad written a block of cells at a time: sparse matrices (X, or a layer as
+    "layers/<name>") grow by rows, then `finish` writes obs, var and uns. Memory follows the block."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.handle = h5py.File(path, "w")
+        write_elem(self.handle, "layers", {})
+
+    def append(self, key: str, block: sparse.csr_matrix) -> None:
+        """Append the rows of `block` to the CSR matrix at `key`, created by the first block."""
+        if key in self.handle:
+            sparse_dataset(self.handle[key]).append(block)
+        else:
+            write_elem(self.handle, key, block)
+
+    def finish(self, obs: pd.DataFrame, var: pd.DataFrame, uns: dict | None = None) -> None:
+        """Write the cells' and genes' tables and close the file."""
+        write_elem(self.handle, "obs", obs)
+        write_elem(self.handle, "var", var)
+        write_elem(self.handle, "uns", uns or {})
+        for name in ("obsm", "varm", "obsp", "varp"):
+            write_elem(self.handle, name, {})
+        self.handle.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
+        self.close()
+
+    def close(self) -> None:
+        """Close the file, finished or not (an unfinished one is for the caller to remove)."""
+        if self.handle.id.valid:
+            self.handle.close()
 
 
 def _h5ad_path(path: str | Path) -> Path:

@@ -129,6 +129,63 @@ def test_10x_folder_with_missing_files(tmp_path):
         read_10x(tmp_path / "m")
 
 
+def _random_counts(cells=23, genes=7, seed=0):
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 4, (cells, genes)) * (rng.random((cells, genes)) < 0.4)
+    counts[5] = 0  # a cell without counts, inside a block
+    counts[-1] = 0  # and the last cell
+    return counts
+
+
+@pytest.mark.parametrize("v3", [True, False])
+def test_10x_streamed_by_cell_equals_the_whole_read(tmp_path, v3):
+    """Cell Ranger's order (entries grouped by cell) is streamed a few cells at a time into the
+    staging file; the result equals the whole read, names and values."""
+    counts = _random_counts()
+    genes, barcodes = [f"G{i}" for i in range(7)], [f"C{i}" for i in range(23)]
+    write_10x(tmp_path / "m", counts, genes, barcodes, v3)
+    grouped = sparse.csc_matrix(counts.T)  # genes × cells, column by column: grouped by cell
+    with (
+        gzip.open(tmp_path / "m" / "matrix.mtx.gz", "wb")
+        if v3
+        else open(tmp_path / "m" / "matrix.mtx", "wb") as h
+    ):
+        io.mmwrite(h, grouped, field="integer")
+    whole = read_10x(tmp_path / "m")
+    streamed = read_10x(tmp_path / "m", staging=tmp_path / "staged.h5ad", block=4)
+    assert sparse.issparse(whole.X) and not sparse.issparse(streamed.X)  # on disk, not in memory
+    assert np.array_equal(streamed.X[:].toarray(), counts) and np.array_equal(whole.X.toarray(), counts)
+    pd.testing.assert_frame_equal(streamed.obs, whole.obs)
+    pd.testing.assert_frame_equal(streamed.var, whole.var)
+
+
+def test_10x_not_grouped_by_cell_is_read_whole(tmp_path):
+    counts = _random_counts()
+    write_10x(tmp_path / "m", counts, [f"G{i}" for i in range(7)], [f"C{i}" for i in range(23)])
+    adata = read_10x(tmp_path / "m", staging=tmp_path / "staged.h5ad", block=4)  # gene by gene
+    assert np.array_equal(adata.X.toarray(), counts) and not (tmp_path / "staged.h5ad").exists()
+
+
+def test_truncated_10x_matrix_names_the_file(tmp_path):
+    counts = _random_counts()
+    write_10x(tmp_path / "m", counts, [f"G{i}" for i in range(7)], [f"C{i}" for i in range(23)], v3=False)
+    with open(tmp_path / "m" / "matrix.mtx", "wb") as h:
+        io.mmwrite(h, sparse.csc_matrix(counts.T), field="integer")
+    lines = (tmp_path / "m" / "matrix.mtx").read_text().splitlines()
+    (tmp_path / "m" / "matrix.mtx").write_text("\n".join(lines[:-3]) + "\n")
+    with pytest.raises(SSDAInputError, match=r"matrix\.mtx.*declares \d+ entries but holds"):
+        read_10x(tmp_path / "m", staging=tmp_path / "staged.h5ad")
+
+
+def test_cells_by_genes_table_streamed(tmp_path):
+    counts = _random_counts()
+    table = pd.DataFrame(counts, index=[f"C{i}" for i in range(23)], columns=[f"G{i}" for i in range(7)])
+    table.to_csv(tmp_path / "counts.csv")
+    streamed = read_count_table(tmp_path / "counts.csv", "cells_by_genes", tmp_path / "staged.h5ad", block=4)
+    assert not sparse.issparse(streamed.X) and np.array_equal(streamed.X[:].toarray(), counts)
+    assert list(streamed.obs_names) == list(table.index) and list(streamed.var_names) == list(table.columns)
+
+
 @pytest.mark.parametrize("orientation", ["cells_by_genes", "genes_by_cells"])
 def test_count_tables_in_both_orientations(tmp_path, orientation):
     table = pd.DataFrame([[1, 0], [4, 2], [0, 5]], index=["c1", "c2", "c3"], columns=["G1", "G2"])
