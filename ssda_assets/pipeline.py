@@ -11,6 +11,7 @@ new model version per task in MLflow.
 """
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -26,6 +27,9 @@ from ssda_assets.interrupts import PipelineInterrupted, StopSignals
 from ssda_assets.partitions import task_of
 from ssda_assets.resources import mlflow_from_env, paths_from_env, warehouse_from_env
 from ssda_assets.run_health import fail_dead_runs
+from ssda_model.logs import log_to_stderr
+
+logger = logging.getLogger(__name__)
 
 STAGES = [  # (what a user reads, assets, partition kind) in dependency order
     ("GDSC expression and dose-response", ["gdsc_expression", "gdsc_response"], None),
@@ -60,15 +64,12 @@ def run_pipeline(
     started = time.perf_counter()
     definitions = defs()
     for run_id in fail_dead_runs(instance):
-        print(
-            f"run {run_id} had died (its process is gone): marked failed and its pool slot freed",
-            file=sys.stderr,
-        )
+        logger.warning(f"run {run_id} had died (its process is gone): marked failed and its pool slot freed")
     paths = paths_from_env()
     resources = {"paths": paths, "warehouse": warehouse_from_env(), "mlflow_tracking": mlflow_from_env()}
     catalog = register_partitions(instance, paths.raw)
     for name, reason in catalog.invalid.items():
-        print(f"skipped dataset {name}: {reason}", file=sys.stderr)
+        logger.warning(f"skipped dataset {name}: {reason}")
     keys = {
         None: [None],
         "task": catalog.tasks(paths.raw),
@@ -123,6 +124,13 @@ def run_pipeline(
     return pd.DataFrame(rows), failures
 
 
+def demo_space():
+    """What `make demo` needs free before it starts: SSDA_MIN_FREE_MB in DAGSTER_HOME, the data zone
+    and the local MLflow stores (`ssda_assets.disk_space`)."""
+    tracking = mlflow_from_env()
+    return paths_from_env().space_needed("make demo", (tracking.local_artifacts, tracking.local_store))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ssda_assets.pipeline", description=__doc__.splitlines()[0]
@@ -132,14 +140,23 @@ def main() -> int:
         action="store_true",
         help="generate the demo raw zone first when it is empty",
     )
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--repetitions", type=int)
+    parser.add_argument("--epochs", type=int, help="training epochs per repetition (default: the platform's)")
+    parser.add_argument(
+        "--repetitions", type=int, help="training repetitions per task (default: the platform's)"
+    )
     args = parser.parse_args()
+    log_to_stderr("ssda_assets", "ssda_model")  # the library's warnings, as plain lines on stderr
     # Read when mlflow loads, later: its INFO lines say nothing a demo user needs.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     started = time.perf_counter()
     raw = paths_from_env().raw
+    space = demo_space()
+    try:
+        space.check()
+    except dg.Failure as failure:
+        print(failure.description, file=sys.stderr)
+        return 1
     if args.demo and not any(raw.glob("*fitted_dose_response*")):
         print(f"writing the demo raw data to {raw}", flush=True)
         write_demo_raw(raw)
@@ -158,6 +175,12 @@ def main() -> int:
             file=sys.stderr,
         )
         return 128 + received
+    except Exception as exc:
+        line = space.line_for(exc)  # Dagster's own run storage out of space, say
+        if line is None:
+            raise
+        print(f"{line}; every run that finished before it is kept", file=sys.stderr)
+        return 1
     print(summary.to_markdown(index=False) if len(summary) else "no model was trained")
     for failure in failures:
         print(f"failed: {failure}", file=sys.stderr)

@@ -3,20 +3,25 @@
 
 import math
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repo import ArtifactRepository
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from ssda_assets.registry_lock import registry_lock
+from ssda_assets.registry_uri import NATIVE_ARTIFACT, native_location
 from ssda_assets.storage import write_atomically
 from ssda_model.errors import SSDAInputError
 from ssda_model.model import SSDAModel
 from ssda_model.outputs import MARKER
 
 CHAMPION, CHALLENGER = "champion", "challenger"
-MODEL_ARTIFACTS = "ssda_model"  # the native model folder inside each training's MLflow run
+MODEL_ARTIFACTS = NATIVE_ARTIFACT  # the native model folder inside each logged (pyfunc) model
 
 
 def model_name(drug: str, dataset: str) -> str:
@@ -43,7 +48,8 @@ def _current_champion(client: MlflowClient, name: str, alias: str = CHAMPION):
 def apply_aliases(client: MlflowClient, name: str, version: int, score: float, basis: str) -> Registration:
     """Move `challenger` to `version` unless a newer version holds it; move `champion` to it when
     its score on the same basis (protocol and evaluation set) is at least the champion's. Versions
-    are never deleted. Under the model's registry lock: trainings that finish together (several
+    are never deleted here (retention does, never an aliased one: ssda_assets.retention). Under the
+    model's registry lock: trainings that finish together (several
     workers) take turns, so each compares against the champion the one before it left."""
     with registry_lock(client.tracking_uri, name):
         return _move_aliases(client, name, version, score, basis)
@@ -121,14 +127,36 @@ class Champion:
     run_id: str
 
 
-def _artifact_sizes(client: MlflowClient, run_id: str, path: str = MODEL_ARTIFACTS) -> dict[str, int]:
-    """Relative file name → size of every artifact under `path` of the run, as the store lists it."""
+def native_files(client: MlflowClient, name: str, version: int) -> tuple[str, dict[str, int]]:
+    """The artifact URI of a version's native model folder (inside its logged model, where the
+    weights are stored once) and the size of each file there by relative name; no files when the
+    version is not an ssda4drug model or its files are gone."""
+    source = client.get_model_version_download_uri(name, str(version))
+    with tempfile.TemporaryDirectory(prefix="ssda-mlmodel-") as scratch:
+        location = native_location(source, Path(scratch), client.tracking_uri)
+    if location is None:
+        return source, {}
+    return location, artifact_sizes(get_artifact_repository(location, tracking_uri=client.tracking_uri))
+
+
+def model_bytes(client: MlflowClient, name: str) -> int:
+    """The size of the newest version's native model files (0 when there is none or they cannot be
+    listed): what the next training will store about, to check the free space before it writes."""
+    try:
+        newest = _current_champion(client, name, CHALLENGER)
+        return sum(native_files(client, name, int(newest.version))[1].values()) if newest else 0
+    except (MlflowException, OSError):
+        return 0
+
+
+def artifact_sizes(repository: ArtifactRepository, path: str | None = None) -> dict[str, int]:
+    """Relative file name → size of every artifact under `path` of the repository, as it lists it."""
     sizes = {}
-    for info in client.list_artifacts(run_id, path):
+    for info in repository.list_artifacts(path):
         if info.is_dir:
-            sizes.update(_artifact_sizes(client, run_id, info.path))
+            sizes.update(artifact_sizes(repository, info.path))
         else:
-            sizes[info.path.removeprefix(f"{MODEL_ARTIFACTS}/")] = info.file_size
+            sizes[info.path] = info.file_size or 0
     return sizes
 
 
@@ -156,7 +184,7 @@ def champion_model(client: MlflowClient, name: str, cache: Path) -> tuple[SSDAMo
         f"materialize trained_model for task {version.tags.get('task', name)} to register a new champion"
     )
     try:
-        expected = _artifact_sizes(client, champion.run_id)
+        location, expected = native_files(client, name, champion.version)
     except (MlflowException, OSError) as exc:
         raise SSDAInputError(
             f"{name} v{champion.version}",
@@ -172,8 +200,11 @@ def champion_model(client: MlflowClient, name: str, cache: Path) -> tuple[SSDAMo
 
         def download(staging: Path) -> None:
             staging.mkdir()
-            client.download_artifacts(champion.run_id, MODEL_ARTIFACTS, str(staging))
-            moved = staging / MODEL_ARTIFACTS
+            moved = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=location, dst_path=str(staging), tracking_uri=client.tracking_uri
+                )
+            )
             for item in moved.iterdir():
                 item.rename(staging / item.name)
             moved.rmdir()

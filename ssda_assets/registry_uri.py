@@ -21,6 +21,7 @@ from ssda_model.model import SSDAModel
 SCHEME = "models:/"
 FORMS = "models:/<name>@<alias> or models:/<name>/<version>"
 NATIVE_ARTIFACT = "ssda_model"  # the pyfunc artifact holding the native folder (ssda_assets.registry)
+RETENTION_TAG = "ssda_retention"  # on a version whose files retention removed (ssda_assets.retention)
 _LISTED = 10  # names or versions an error lists
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
 
@@ -62,6 +63,8 @@ def load_registered(uri: str, tracking_uri: str | None = None) -> tuple[SSDAMode
     except MlflowException as exc:
         raise SSDAInputError(uri, f"cannot read the model registry {registry} ({_first_line(exc)})") from None
     found = RegisteredVersion(name, int(version.version), version.run_id or "")
+    if RETENTION_TAG in (version.tags or {}):
+        raise SSDAInputError(uri, f"version {found.version} of {name!r}: {version.tags[RETENTION_TAG]}")
     with tempfile.TemporaryDirectory(prefix="ssda-registry-") as scratch:
         try:
             folder = _download_native(source, Path(scratch), tracking_uri)
@@ -122,26 +125,33 @@ def _resolve(client, uri: str, registry: str, name: str, alias: str | None, numb
 
 
 def _download_native(source: str, scratch: Path, tracking_uri: str | None) -> Path | None:
-    """Download the version's MLmodel, then only the artifact folder it names as the native model."""
+    """Download only the artifact folder the version's MLmodel names as the native model."""
+    import mlflow
+
+    location = native_location(source, scratch / "meta", tracking_uri)
+    if location is None:
+        return None
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=location, dst_path=str(scratch / "model"), tracking_uri=tracking_uri
+        )
+    )
+
+
+def native_location(source: str, scratch: Path, tracking_uri: str | None) -> str | None:
+    """The artifact URI of the native model folder inside the logged model at `source` (a version's
+    download URI), read from its MLmodel (downloaded into `scratch`); None for another kind of model.
+    The weights are stored there once: the training's run does not keep a second copy."""
     import mlflow
     from mlflow.models import Model
 
     described = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"{source.rstrip('/')}/MLmodel",
-        dst_path=str(scratch / "meta"),
-        tracking_uri=tracking_uri,
+        artifact_uri=f"{source.rstrip('/')}/MLmodel", dst_path=str(scratch), tracking_uri=tracking_uri
     )
     artifacts = Model.load(described).flavors.get("python_function", {}).get("artifacts") or {}
     if NATIVE_ARTIFACT not in artifacts:
         return None
-    path = artifacts[NATIVE_ARTIFACT]["path"]
-    return Path(
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=f"{source.rstrip('/')}/{path}",
-            dst_path=str(scratch / "model"),
-            tracking_uri=tracking_uri,
-        )
-    )
+    return f"{source.rstrip('/')}/{artifacts[NATIVE_ARTIFACT]['path']}"
 
 
 def _listing(items: list) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 
 import dagster as dg
@@ -20,6 +20,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
+from ssda_assets.disk_space import SpaceNeeded
 from ssda_assets.pyfunc_model import pyfunc_signature
 from ssda_assets.registry import MODEL_ARTIFACTS
 from ssda_assets.run_health import worker_alive
@@ -87,7 +88,7 @@ def close_abandoned_runs(
 
 class TrainingRun:
     """The active MLflow run of one training: `live` takes the per-epoch metrics, `log_model` the
-    result (summary metrics, tables, the native folder and the pyfunc) and returns its model URI."""
+    result (summary metrics, tables, the pyfunc holding the native folder) and returns its model URI."""
 
     def __init__(
         self, client: MlflowClient, run: mlflow.ActiveRun, experiment_id: str, closed: list[str]
@@ -115,8 +116,7 @@ class TrainingRun:
                 signature=pyfunc_signature(model, example),
                 pip_requirements=PIP_REQUIREMENTS,
                 code_paths=CODE_PATHS,
-            )
-            mlflow.log_artifacts(str(native), MODEL_ARTIFACTS)
+            )  # the weights live once, in the logged model (ssda_assets.registry.native_files)
         return info.model_uri
 
 
@@ -129,21 +129,28 @@ def training_run(
     tags: dict[str, str],
     params: dict,
     instance: dg.DagsterInstance,
+    space: SpaceNeeded | None = None,
 ) -> Iterator[TrainingRun]:
     """An MLflow run around a whole training: abandoned runs of the task closed first, RUNNING
     while the body trains and registers, FAILED with the error in the tag `error` when it raises
-    or is interrupted, FINISHED otherwise."""
-    closed = close_abandoned_runs(client, experiment_id, tags["task"], instance)
-    # MLflow's fluent API (start_run, log_model, register_model) keeps its store process-wide.
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
-        mlflow.log_params(params)
-        try:
-            yield TrainingRun(client, run, experiment_id, closed)
-        except dg.DagsterExecutionInterruptedError as exc:  # a BaseException, as KeyboardInterrupt
-            mlflow.set_tag("error", f"interrupted {exc}".strip())
-            raise
-        except Exception as exc:
-            mlflow.set_tag("error", (getattr(exc, "description", None) or str(exc))[:5000])
-            raise
+    or is interrupted, FINISHED otherwise. A write that runs out of space (`space` names the
+    folders) fails in one line naming the folder, the space needed and free."""
+    with space.translated() if space else nullcontext():
+        closed = close_abandoned_runs(client, experiment_id, tags["task"], instance)
+        # MLflow's fluent API (start_run, log_model, register_model) keeps its store process-wide.
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+            mlflow.log_params(params)
+            try:
+                yield TrainingRun(client, run, experiment_id, closed)
+            except dg.DagsterExecutionInterruptedError as exc:  # a BaseException, as KeyboardInterrupt
+                mlflow.set_tag("error", f"interrupted {exc}".strip())
+                raise
+            except Exception as exc:
+                line = space.line_for(exc) if space else None
+                with suppress(Exception):  # on a full disk this write may fail too: keep the first error
+                    mlflow.set_tag("error", (line or getattr(exc, "description", None) or str(exc))[:5000])
+                if line:
+                    raise dg.Failure(description=line, allow_retries=False) from None
+                raise

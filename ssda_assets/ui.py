@@ -6,7 +6,9 @@ started together and stopped together.
 Each UI runs in its own process group, so a Ctrl-C in the terminal reaches this supervisor only;
 it then asks both to stop (SIGINT to Dagster, which shuts its daemon and code server down; SIGTERM
 to MLflow), and after a grace period kills whatever they started that is still alive, so no
-process outlives it. Dagster's links to MLflow use the MLflow port given here.
+process outlives it. Dagster's links to MLflow name SSDA_MLFLOW_LINK_URL (default
+http://127.0.0.1:5050), which this process redirects to the MLflow UI's port of the day
+(`ssda_assets.links`), so links written under another port keep working.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 
 import psutil
 
+from ssda_assets.links import serve_links
 from ssda_assets.resources import PROJECT_ROOT, dagster_home, mlflow_from_env
 
 GRACE_SECONDS = 6.0
@@ -101,10 +104,34 @@ def stop(processes: dict[str, subprocess.Popen], grace: float = GRACE_SECONDS) -
         process.wait()
 
 
+def _serve_links(link_url: str, ui_url: str, local: bool):
+    """The redirect from the links' stable address to this MLflow UI; a busy address is a warning."""
+    if not local:
+        return None
+    try:
+        return serve_links(link_url, ui_url)
+    except OSError as exc:
+        print(
+            f"warning: links to MLflow ({link_url}, SSDA_MLFLOW_LINK_URL) are not served: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m ssda_assets.ui", description=__doc__.splitlines()[0])
-    parser.add_argument("--dagster-port", type=int, default=int(os.environ.get("DAGSTER_PORT", "3000")))
-    parser.add_argument("--mlflow-port", type=int, default=int(os.environ.get("MLFLOW_PORT", "5000")))
+    parser.add_argument(
+        "--dagster-port",
+        type=int,
+        default=int(os.environ.get("DAGSTER_PORT", "3000")),
+        help="port of the Dagster UI (default: DAGSTER_PORT or 3000)",
+    )
+    parser.add_argument(
+        "--mlflow-port",
+        type=int,
+        default=int(os.environ.get("MLFLOW_PORT", "5000")),
+        help="port of the MLflow UI (default: MLFLOW_PORT or 5000)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("DAGSTER_HOME", str(dagster_home()))
     tracking = mlflow_from_env()
@@ -112,6 +139,7 @@ def main() -> int:
     os.environ["SSDA_MLFLOW_UI_URL"] = (
         f"http://127.0.0.1:{args.mlflow_port}" if _local(tracking.tracking_uri) else tracking.ui_url
     )
+    links = _serve_links(tracking.link_url, os.environ["SSDA_MLFLOW_UI_URL"], _local(tracking.tracking_uri))
     stopping: list[int] = []
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, lambda signum, _frame: stopping.append(signum))
@@ -121,7 +149,8 @@ def main() -> int:
     }
     print(
         f"Dagster UI: http://127.0.0.1:{args.dagster_port}    "
-        f"MLflow UI: {os.environ['SSDA_MLFLOW_UI_URL']}    "
+        f"MLflow UI: {os.environ['SSDA_MLFLOW_UI_URL']}"
+        f"{f' (links via {tracking.link_url})' if links is not None else ''}    "
         "(Ctrl-C stops both)",
         flush=True,
     )
@@ -129,6 +158,8 @@ def main() -> int:
         time.sleep(0.2)
     ended = [name for name, p in processes.items() if p.poll() is not None]
     stop(processes)
+    if links is not None:
+        links.shutdown()
     if ended and not stopping:
         print(f"{', '.join(ended)} stopped by itself; stopped the rest", file=sys.stderr)
         return 1

@@ -67,7 +67,11 @@ def make_platform(home: Path, monkeypatch, persistent: bool = False) -> Platform
         "MLFLOW_TRACKING_URI",
         "SSDA_MLFLOW_ARTIFACTS",
         "SSDA_MLFLOW_UI_URL",
+        "SSDA_MLFLOW_LINK_URL",
         "SSDA_TRAIN_DEFAULTS",
+        "SSDA_KEEP_VERSIONS",
+        "SSDA_RETENTION",
+        "SSDA_MIN_FREE_MB",
     ):
         monkeypatch.delenv(name, raising=False)
     write_demo_raw(home / "data" / "raw")

@@ -126,11 +126,15 @@ def test_both_models_are_registered_in_the_mlflow_server_with_their_aliases(team
         assert sorted(version.aliases) == [CHALLENGER, CHAMPION]
         run = client.get_run(version.run_id)
         assert run.info.status == "FINISHED" and run.info.artifact_uri.startswith("mlflow-artifacts:/")
-        # Served by the server into its artifact folder: the team's stand-in for object storage.
-        stored = (
-            team.stack.folder / "mlartifacts" / f"ssda-{drug}" / version.run_id / "artifacts" / "ssda_model"
+        # Served by the server into its artifact folder: the team's stand-in for object storage. The
+        # weights are stored once, in the logged model the version names (models:/m-…).
+        logged = (
+            team.stack.folder / "mlartifacts" / f"ssda-{drug}" / "models" / version.source[len("models:/") :]
         )
-        assert (stored / "metrics.json").is_file()
+        assert (logged / "artifacts" / "artifacts" / "ssda_model" / "metrics.json").is_file()
+        assert not (
+            team.stack.folder / "mlartifacts" / f"ssda-{drug}" / version.run_id / "artifacts" / "ssda_model"
+        ).exists()
 
 
 def test_warehouse_and_data_zone_match_embedded_mode(team, materialized, tmp_path, monkeypatch):
