@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ssda_assets.resources import dagster_home
+from ssda_assets.team import missing_team_package
 
 LOCK_ENV = "SSDA_REGISTRY_LOCK"
 WAIT_S = 120.0  # far longer than an alias move takes; a holder this slow is stuck
@@ -48,7 +49,10 @@ def lock_target(tracking_uri: str) -> str:
 
 @contextmanager
 def _advisory_lock(url: str, name: str, wait_s: float) -> Iterator[None]:
-    import psycopg2
+    try:
+        import psycopg2  # the team extra (dagster-postgres): only a postgresql:// store gets here
+    except ImportError as error:
+        raise missing_team_package(error) from None
 
     key = int.from_bytes(hashlib.sha256(f"ssda-registry:{name}".encode()).digest()[:8], "big", signed=True)
     connection = psycopg2.connect(url.replace("postgresql+psycopg2:", "postgresql:"))

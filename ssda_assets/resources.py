@@ -13,6 +13,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_LINK_URL = "http://127.0.0.1:5050"  # `make ui` redirects it to the MLflow UI's current port
 
 
 def dagster_home() -> Path:
@@ -26,6 +27,15 @@ class PlatformPaths(dg.ConfigurableResource):
     raw_dir: str
     data_dir: str
     reports_dir: str
+    min_free_mb: int = 256  # free space a training or an ingest needs beyond its own estimate
+
+    def space_needed(self, what: str, folders: tuple[Path | None, ...] = (), estimate: int = 0):
+        """What `what` needs free before it writes: `estimate` bytes plus SSDA_MIN_FREE_MB in
+        DAGSTER_HOME, the data zone and `folders` (`ssda_assets.disk_space.SpaceNeeded`)."""
+        from ssda_assets.disk_space import SpaceNeeded
+
+        writes = (dagster_home(), self.data, *(f for f in folders if f is not None))
+        return SpaceNeeded(what, writes, self.min_free_mb * 2**20 + estimate)
 
     @property
     def raw(self) -> Path:
@@ -65,6 +75,7 @@ def paths_from_env() -> PlatformPaths:
         raw_dir=str(Path(os.environ.get("SSDA_RAW_DIR") or data / "raw").resolve()),
         data_dir=str(data.resolve()),
         reports_dir=str(Path(os.environ.get("SSDA_REPORTS_DIR") or home / "reports").resolve()),
+        min_free_mb=int(os.environ.get("SSDA_MIN_FREE_MB") or 256),
     )
 
 
@@ -107,7 +118,8 @@ class Warehouse(DuckDBResource):
             f"warehouse {self.database} is locked by {who} and stayed locked for {self.lock_wait_s:g} s: "
             "close "
             "that connection and materialize again; to read the warehouse while the platform runs, query a "
-            "snapshot copy instead (README: Reading the warehouse); SSDA_WAREHOUSE_LOCK_WAIT_S sets the wait"
+            "snapshot copy instead (docs/platform.md: Reading the warehouse); SSDA_WAREHOUSE_LOCK_WAIT_S "
+            "sets the wait"
         )
 
 
@@ -124,7 +136,12 @@ class MLflowTracking(dg.ConfigurableResource):
 
     tracking_uri: str
     artifact_root: str
-    ui_url: str = "http://127.0.0.1:5000"
+    ui_url: str = "http://127.0.0.1:5000"  # where the MLflow UI is now (`make ui` serves it)
+    # The stable address Dagster's links to MLflow name: the tracking server's, or for a local store
+    # `make ui`'s redirect to wherever the MLflow UI runs now (ssda_assets/links.py).
+    link_url: str = ""
+    keep_versions: int = 5  # per model, besides champion and challenger (ssda_assets/retention.py)
+    retention: str = "archive"  # archive: remove the files, keep the records; delete: both
 
     def client(self):
         from mlflow import MlflowClient
@@ -144,8 +161,7 @@ class MLflowTracking(dg.ConfigurableResource):
                     f"({type(exc).__name__}); start it or set MLFLOW_TRACKING_URI",
                     allow_retries=True,
                 ) from None
-        elif self.tracking_uri.startswith("sqlite:///"):
-            folder = Path(self.tracking_uri.removeprefix("sqlite:///")).parent
+        elif (folder := self.local_store) is not None:
             if not folder.is_dir() or not os.access(folder, os.W_OK):
                 raise dg.Failure(
                     description=f"MLflow tracking store {self.tracking_uri}: folder {folder} "
@@ -166,27 +182,63 @@ class MLflowTracking(dg.ConfigurableResource):
         return client.create_experiment(name, artifact_location=location)
 
     def training_run(
-        self, experiment: str, run_name: str, tags: dict[str, str], params: dict, instance: dg.DagsterInstance
+        self,
+        experiment: str,
+        run_name: str,
+        tags: dict[str, str],
+        params: dict,
+        instance: dg.DagsterInstance,
+        space=None,
     ):
         """The MLflow run of one training in `experiment` (created when new): see
         `ssda_assets.training_run.training_run`."""
         from ssda_assets.training_run import training_run
 
         return training_run(
-            self.client(), self.tracking_uri, self.experiment_id(experiment), run_name, tags, params, instance
+            self.client(),
+            self.tracking_uri,
+            self.experiment_id(experiment),
+            run_name,
+            tags,
+            params,
+            instance,
+            space,
         )
 
+    def experiment_url(self, experiment_id: str) -> str:
+        return f"{(self.link_url or self.ui_url).rstrip('/')}/#/experiments/{experiment_id}"
+
     def run_url(self, experiment_id: str, run_id: str) -> str:
-        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{self.experiment_url(experiment_id)}/runs/{run_id}"
+
+    @property
+    def local_store(self) -> Path | None:
+        """The folder of a sqlite tracking store (None for a server)."""
+        if self.tracking_uri.startswith("sqlite:///"):
+            return Path(self.tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]).parent
+        return None
+
+    @property
+    def local_artifacts(self) -> Path | None:
+        """The artifact store's folder when it is on this machine (a path or file: URI)."""
+        if "://" not in self.artifact_root:
+            return Path(self.artifact_root)
+        if self.artifact_root.startswith("file://"):
+            return Path(self.artifact_root.removeprefix("file://"))
+        return None
 
 
 def mlflow_from_env() -> MLflowTracking:
     home = dagster_home()
     tracking = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
+    server = tracking if tracking.startswith("http") else None
     return MLflowTracking(
         tracking_uri=tracking,
         artifact_root=os.environ.get("SSDA_MLFLOW_ARTIFACTS") or str(home / "mlartifacts"),
         ui_url=os.environ.get("SSDA_MLFLOW_UI_URL")
-        or (tracking if tracking.startswith("http") else None)
+        or server
         or f"http://127.0.0.1:{os.environ.get('MLFLOW_PORT') or 5000}",
+        link_url=os.environ.get("SSDA_MLFLOW_LINK_URL") or server or DEFAULT_LINK_URL,
+        keep_versions=int(os.environ.get("SSDA_KEEP_VERSIONS") or 5),
+        retention=os.environ.get("SSDA_RETENTION") or "archive",
     )

@@ -10,7 +10,7 @@ import re
 import sys
 import warnings
 from collections.abc import Callable
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
 
 from ssda_model.benchmark import ALL_METHODS, run_benchmark, summarize
@@ -18,12 +18,21 @@ from ssda_model.benchmark_plots import boxplots, fewshot_curves
 from ssda_model.config import METHODS, PRECISIONS, PROTOCOLS, SCALINGS, SSDAConfig
 from ssda_model.data.readers import read_h5ad
 from ssda_model.errors import SSDAInputError, SSDAInputWarning
+from ssda_model.logs import log_to_stderr
 from ssda_model.model import SSDAModel
 from ssda_model.outputs import check_output, replace_folder
 from ssda_model.streaming import CHUNK, predict_file
 
 MODEL_URI_LOADERS = "ssda4drug.model_uris"  # URI scheme → (uri, tracking_uri) → (SSDAModel, version)
 DEFAULTS = SSDAConfig()  # the one place the defaults are set; the command only exposes them
+LABEL_KEY_HELP = "obs column of the labels: 1 sensitive, 0 resistant (default: %(default)s)"
+REPETITIONS_HELP = "independent repetitions (seeds 1..R), each with its own shots (default: %(default)s)"
+PROTOCOL_HELP = (
+    "strict: the epoch is chosen on source validation; paper: on labeled target cells, as published "
+    "(default: %(default)s)"
+)
+EPOCHS_HELP = "training epochs per repetition; the best epoch is kept (default: %(default)s)"
+DEVICE_HELP = "auto (a GPU when present), cpu, cuda or cuda:N (default: %(default)s)"
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -63,9 +72,18 @@ def _counts(value: str) -> list[int]:
     return counts
 
 
+def _version() -> str:
+    """The installed ssda4drug's version (the package metadata pip wrote)."""
+    try:
+        return version("ssda4drug")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `ssda fit | predict | benchmark` parser; its defaults are SSDAConfig's."""
     parser = _OneLineParser(prog="ssda", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     fit = commands.add_parser("fit", help="train with the repetition protocol and save a model directory")
     fit.add_argument("--source", required=True, help="bulk .h5ad: X log expression, obs[label-key] 1/0")
@@ -73,16 +91,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--target", required=True, help="cells .h5ad: X log1p-normalised, obs[label-key] 1/0/missing"
     )
     fit.add_argument("--out", required=True, help="model directory to write")
-    fit.add_argument("--label-key", default="response")
-    fit.add_argument("--method", default=DEFAULTS.method, choices=METHODS)
+    fit.add_argument("--label-key", default="response", help=LABEL_KEY_HELP)
+    fit.add_argument(
+        "--method",
+        default=DEFAULTS.method,
+        choices=METHODS,
+        help="ssda_prior: the paper's losses with the bulk as a prior the shots outweigh; ssda: as "
+        "published; the others are ablations and baselines (default: %(default)s)",
+    )
     fit.add_argument(
         "--shots", default=DEFAULTS.shots, type=_shots, help="labeled target cells per class, or 'all'"
     )
-    fit.add_argument("--repetitions", default=DEFAULTS.repetitions, type=int)
-    fit.add_argument("--protocol", default=DEFAULTS.protocol, choices=PROTOCOLS)
-    fit.add_argument("--epochs", default=DEFAULTS.epochs, type=int)
-    fit.add_argument("--device", default=DEFAULTS.device, help="auto, cpu, cuda or cuda:N")
-    fit.add_argument("--scaling", default=DEFAULTS.scaling, choices=SCALINGS)
+    fit.add_argument("--repetitions", default=DEFAULTS.repetitions, type=int, help=REPETITIONS_HELP)
+    fit.add_argument("--protocol", default=DEFAULTS.protocol, choices=PROTOCOLS, help=PROTOCOL_HELP)
+    fit.add_argument("--epochs", default=DEFAULTS.epochs, type=int, help=EPOCHS_HELP)
+    fit.add_argument("--device", default=DEFAULTS.device, help=DEVICE_HELP)
+    fit.add_argument(
+        "--scaling",
+        default=DEFAULTS.scaling,
+        choices=SCALINGS,
+        help="z-score genes per domain or with one scaler for both (default: %(default)s)",
+    )
     fit.add_argument(
         "--precision",
         default=DEFAULTS.precision,
@@ -105,10 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "benchmark", help="compare methods on the same splits and shots (paper Fig. 2, 3)"
     )
-    bench.add_argument("--source", required=True)
-    bench.add_argument("--target", required=True)
+    bench.add_argument("--source", required=True, help="bulk .h5ad: X log expression, obs[label-key] 1/0")
+    bench.add_argument(
+        "--target", required=True, help="cells .h5ad: X log1p-normalised, obs[label-key] 1/0/missing"
+    )
     bench.add_argument("--out", required=True, help="folder for results.csv, summary.csv and the plots")
-    bench.add_argument("--label-key", default="response")
+    bench.add_argument("--label-key", default="response", help=LABEL_KEY_HELP)
     bench.add_argument(
         "--methods",
         default=",".join(ALL_METHODS),
@@ -116,11 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated, from {','.join(ALL_METHODS)}",
     )
     bench.add_argument("--shots", default=[1, 2, 3, 5, 10], type=_counts, help="comma-separated shot counts")
-    bench.add_argument("--repetitions", default=50, type=int)
-    bench.add_argument("--protocol", default=DEFAULTS.protocol, choices=PROTOCOLS)
-    bench.add_argument("--epochs", default=DEFAULTS.epochs, type=int)
-    bench.add_argument("--device", default=DEFAULTS.device)
-    bench.add_argument("--quiet", action="store_true")
+    bench.add_argument("--repetitions", default=50, type=int, help=REPETITIONS_HELP)
+    bench.add_argument("--protocol", default=DEFAULTS.protocol, choices=PROTOCOLS, help=PROTOCOL_HELP)
+    bench.add_argument("--epochs", default=DEFAULTS.epochs, type=int, help=EPOCHS_HELP)
+    bench.add_argument("--device", default=DEFAULTS.device, help=DEVICE_HELP)
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
     predict = commands.add_parser("predict", help="score cells with a saved model")
     predict.add_argument(
         "--model",
@@ -128,9 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a model folder written by `ssda fit`, or a models:/ URI of the MLflow registry: "
         "models:/<name>@<alias> (e.g. @champion, @challenger) or models:/<name>/<version>",
     )
-    predict.add_argument("--input", required=True)
-    predict.add_argument("--out", required=True)
-    predict.add_argument("--device", default="auto")
+    predict.add_argument(
+        "--input", required=True, help="cells .h5ad to score (read a chunk at a time; genes matched by name)"
+    )
+    predict.add_argument(
+        "--out", required=True, help="scored .h5ad to write: obs ssda_score, ssda_score_std, ssda_label"
+    )
+    predict.add_argument("--device", default="auto", help=DEVICE_HELP)
     predict.add_argument(
         "--chunk-size", default=CHUNK, type=int, help="cells scored at a time (bounds memory)"
     )
@@ -280,6 +315,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def main(argv: list[str] | None = None) -> int:
     """Run one `ssda` command; 0 when done, 2 with one `error:` line on stderr for bad input."""
+    log_to_stderr("ssda_model")
     with warnings.catch_warnings():
         warnings.simplefilter("always", SSDAInputWarning)
         warnings.showwarning = _one_line_warning

@@ -18,11 +18,16 @@ import dagster as dg
 from dagster._core.execution.plan.plan import ExecutionPlan
 from dagster._core.execution.plan.step import ExecutionStep
 from dagster._core.execution.retries import RetryMode
-from dagster_celery.core_execution_loop import core_celery_execution_loop
-from dagster_celery.executor import CELERY_CONFIG, CeleryExecutor, _submit_task
-from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG
 
-MODE, TEAM = "SSDA_MODE", "team"
+from ssda_assets.team import missing_team_package
+
+try:
+    from dagster_celery.core_execution_loop import core_celery_execution_loop
+    from dagster_celery.executor import CELERY_CONFIG, CeleryExecutor, _submit_task
+    from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG
+except ImportError as error:  # a single-user install: the team extra is not there
+    raise missing_team_package(error) from None
+
 BROKER, BACKEND = "SSDA_CELERY_BROKER", "SSDA_CELERY_BACKEND"
 GPU = "gpu"  # the pool of trained_model, and the Celery queue of the GPU workers
 SETTINGS = {
@@ -33,10 +38,6 @@ SETTINGS = {
     "worker_disable_prefetch": True,
     "broker_connection_retry_on_startup": True,
 }
-
-
-def team_mode() -> bool:
-    return os.environ.get(MODE, "").strip().lower() == TEAM
 
 
 class StepWorkerLost(Exception):

@@ -30,7 +30,8 @@ import psutil
 import requests
 
 from ssda_assets.resources import PROJECT_ROOT
-from ssda_assets.team.executor import BACKEND, BROKER, GPU, MODE, TEAM
+from ssda_assets.team import MODE, TEAM
+from ssda_assets.team.executor import BACKEND, BROKER, GPU
 from ssda_assets.ui import dagster_dev, process_tree
 
 INSTANCE_YAML = PROJECT_ROOT / "deploy" / "team" / "dagster.yaml"
@@ -331,12 +332,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ssda_assets.team.stack", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("action", choices=["up", "down"], help="start the team stack, or stop it")
     parser.add_argument(
-        "--dir", type=Path, default=Path(os.environ.get("SSDA_TEAM_DIR") or "/tmp/ssda4drug-team")
+        "--dir",
+        type=Path,
+        default=Path(os.environ.get("SSDA_TEAM_DIR") or "/tmp/ssda4drug-team"),
+        help="folder of the stack's state (default: SSDA_TEAM_DIR or /tmp/ssda4drug-team)",
     )
-    parser.add_argument("--dagster-port", type=int, default=3000)
-    parser.add_argument("--mlflow-port", type=int, default=5000)
+    parser.add_argument(
+        "--dagster-port", type=int, default=3000, help="port of the Dagster UI (default: 3000)"
+    )
+    parser.add_argument(
+        "--mlflow-port", type=int, default=5000, help="port of the MLflow server (default: 5000)"
+    )
     args = parser.parse_args()
     stack = TeamStack(args.dir, Ports(free_port(), free_port(), args.mlflow_port, args.dagster_port))
     if args.action == "down":

@@ -39,6 +39,9 @@ def test_cell_predictions_table_and_scored_h5ad(analysed):
 
     adata = ad.read_h5ad(scored)
     assert {"ssda_score", "ssda_score_std", "ssda_label"} <= set(adata.obs) and "X_ssda" in adata.obsm
+    assert adata.X is None and not adata.layers  # the cells' matrix is kept once, in sc_dataset
+    cells = ad.read_h5ad(analysed.paths.sc_dataset("mcf7_bortezomib"), backed="r")
+    assert list(adata.obs_names) == list(cells.obs_names)
 
 
 def test_resistance_rises_over_the_time_course(analysed):

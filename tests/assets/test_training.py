@@ -19,9 +19,9 @@ from dagster._utils.interrupts import pop_captured_interrupt
 
 from ssda_assets.interrupts import PipelineInterrupted, StopSignals
 from ssda_assets.registry import model_name
+from ssda_assets.registry_uri import load_registered
 from ssda_assets.resources import MLflowTracking
 from ssda_assets.training_run import LiveMetrics
-from ssda_model.model import SSDAModel
 
 TASK = dg.MultiPartitionKey({"drug": "gefitinib", "dataset": "jhu006_gefitinib"})
 NAME = model_name("gefitinib", "jhu006_gefitinib")
@@ -70,7 +70,8 @@ def test_mlflow_run_has_params_epoch_metrics_and_artifacts(trained):
     assert {m.key for m in [*client.get_metric_history(run_id, "rep1/loss_cls")]} == {"rep1/loss_cls"}
     assert run.data.metrics["mean_auc"] == pytest.approx(runs[0]["mean_auc"])
     artifacts = {a.path for a in client.list_artifacts(run_id)}
-    assert {"metrics.json", "repetitions.json", "ssda_model"} <= artifacts
+    assert {"metrics.json", "repetitions.json"} <= artifacts
+    assert "ssda_model" not in artifacts  # the weights are stored once, in the logged model
     logged = json.loads(open(client.download_artifacts(run_id, "metrics.json", str(platform.home))).read())
     assert logged["protocol"] == "strict" and len(logged["repetitions"]) == 2
 
@@ -101,11 +102,7 @@ def test_champion_pyfunc_scores_like_ssda_model(trained):
     scores = pyfunc.predict(frame)
     assert len(scores) == 50 and scores["ssda_score"].between(0, 1).all()
 
-    client = platform.mlflow.client()
-    champion = client.get_model_version_by_alias(NAME, "champion")
-    native = SSDAModel.load(
-        client.download_artifacts(champion.tags["mlflow_run_id"], "ssda_model", str(platform.home))
-    )
+    native, _ = load_registered(f"models:/{NAME}@champion", platform.mlflow.tracking_uri)
     cells = ad.AnnData(
         X=frame.to_numpy(np.float32), obs=pd.DataFrame(index=frame.index), var=pd.DataFrame(index=genes)
     )
@@ -172,7 +169,7 @@ def test_benchmark_asset_stores_results_and_one_mlflow_run_per_method(built_plat
         ["benchmark"], partition_key=TASK, run_config={"ops": {"benchmark": {"config": config}}}
     )
     metadata = metadata_of(result)
-    assert metadata["rows"] == 6 and "wilcoxon_p_vs_ssda" in metadata["summary"]
+    assert metadata["dagster/row_count"] == 6 and "wilcoxon_p_vs_ssda" in metadata["summary"]
     assert metadata["plots"].count("data:image/png;base64,") == 3
     rows = built_platform.query(
         "SELECT method, count(*) AS n FROM benchmark_results WHERE drug = ? AND dataset = ? "

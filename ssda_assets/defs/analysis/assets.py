@@ -3,10 +3,13 @@ resist, how resistance moves over time, which genes drive it, how the latent spa
 
 import anndata as ad
 import dagster as dg
+import h5py
 import numpy as np
 import pandas as pd
 import scanpy as sc
+from anndata.io import read_elem
 from dagster_duckdb import DuckDBResource
+from pydantic import Field
 from scipy import sparse
 
 from ssda_assets import plots
@@ -20,6 +23,7 @@ from ssda_assets.registry import champion_model, model_name
 from ssda_assets.reports import attribution_html
 from ssda_assets.resources import MLflowTracking, PlatformPaths
 from ssda_assets.storage import replace_rows, write_atomically
+from ssda_assets.table_metadata import OWNERS, schema_of_ddl, schema_of_frame, table_metadata
 from ssda_model.analysis import drift
 from ssda_model.analysis.attribution import (
     GROUPS,
@@ -34,6 +38,9 @@ from ssda_model.data.qc import BLOCK
 from ssda_model.data.readers import close_h5ad, open_h5ad, row_blocks
 from ssda_model.streaming import predict_file
 
+# The assets' code version: bump it when a change here changes what an asset writes, so the UI marks
+# materializations made by the old code as stale.
+CODE_VERSION = "1"
 # Re-run when the champion changes (trained_model's data version), not on every training.
 FOLLOW_CHAMPION = dg.AutomationCondition.eager().replace(
     "any_deps_updated",
@@ -50,17 +57,33 @@ DRIFT_SCHEMA = (
     "median_score DOUBLE, pct_resistant DOUBLE, pct_resistant_low DOUBLE, pct_resistant_high DOUBLE, "
     "drift_w1 DOUBLE, delta_pct DOUBLE, statistic DOUBLE, p_value DOUBLE"
 )
+MARKERS_SCHEMA = (
+    "drug VARCHAR, dataset VARCHAR, gene VARCHAR, scores DOUBLE, logfoldchanges DOUBLE, "
+    "pvals DOUBLE, pvals_adj DOUBLE"
+)
 
 
 def _scored(paths: PlatformPaths, drug: str, dataset: str) -> ad.AnnData:
-    """The scored cells: obs and obsm in memory, X on disk, read only where a sample asks."""
+    """The scored cells: the ingested dataset's X on disk (read only where a sample asks), with the
+    scores' obs and 32-d features from scored.h5ad, which holds no matrix of its own."""
     path = paths.predictions(drug, dataset) / "scored.h5ad"
     if not path.exists():
         raise dg.Failure(
             description=f"no predictions for {drug}/{dataset}: materialize cell_predictions first",
             allow_retries=False,
         )
-    return open_h5ad(path)
+    with h5py.File(path, "r") as handle:
+        obs, features = read_elem(handle["obs"]), read_elem(handle["obsm/X_ssda"])
+    cells = open_h5ad(paths.sc_dataset(dataset))
+    if not cells.obs_names.equals(obs.index):
+        close_h5ad(cells)
+        raise dg.Failure(
+            description=f"{drug}/{dataset}: the predictions ({len(obs)} cells) are older than sc_dataset "
+            f"({cells.n_obs} cells): materialize cell_predictions again",
+            allow_retries=False,
+        )
+    cells.obs, cells.obsm["X_ssda"] = obs, features
+    return cells
 
 
 def _strata(scored: ad.AnnData, *columns: str) -> np.ndarray:
@@ -81,15 +104,19 @@ def _rows_of(scored: ad.AnnData, rows: np.ndarray, genes: np.ndarray | None = No
 
 
 class SampleConfig(dg.Config):
-    # UMAPs run on a seeded sample of at most this many cells, stratified by label and time point
-    # (0: every cell); every cell keeps its score and 32-d features in scored.h5ad.
-    umap_cells: int = 10_000
-    seed: int = 0
+    umap_cells: int = Field(
+        default=10_000,
+        description="UMAPs run on a seeded sample of at most this many cells, stratified by label and "
+        "time point (0: every cell); every cell keeps its score and 32-d features in scored.h5ad.",
+    )
+    seed: int = Field(default=0, description="Seed of the samples.")
 
 
 @dg.asset(
     group_name="analysis",
     kinds={"duckdb", "parquet", "anndata"},
+    code_version=CODE_VERSION,
+    owners=OWNERS,
     partitions_def=task_partitions,
     deps=[trained_model, dg.AssetDep(sc_dataset, partition_mapping=by_dataset)],
     automation_condition=FOLLOW_CHAMPION,
@@ -101,7 +128,8 @@ def cell_predictions(
     mlflow_tracking: MLflowTracking,
 ) -> dg.MaterializeResult:
     """Every cell of the dataset scored by the task's champion model: P(sensitive), its spread over
-    the repetitions' models, the label at 0.5; the scored .h5ad (features in obsm) beside the table."""
+    the repetitions' models, the label at 0.5; scored.h5ad (obs and the features in obsm, no
+    matrix: the cells' X is sc_dataset's) beside the table."""
     drug, dataset = task_of(context.partition_key)
     folder = paths.predictions(drug, dataset)
     with input_errors():
@@ -115,6 +143,7 @@ def cell_predictions(
             folder / "scored.h5ad",
             model_path=f"models:/{model_name(drug, dataset)}/{version}",
             provenance={"model_version": version, "model_run_id": champion.run_id},
+            copy_matrix=False,  # the cells' matrix stays sc_dataset's alone (`_scored`)
         )
     scored = _scored(paths, drug, dataset)
     obs = scored.obs
@@ -139,7 +168,7 @@ def cell_predictions(
         )
     return dg.MaterializeResult(
         metadata={
-            "cells": len(frame),
+            **table_metadata(len(frame), schema_of_ddl(PREDICTIONS_SCHEMA)),
             "champion_version": version,
             "champion_run_id": champion.run_id,
             "predicted_resistant": int((frame["score"] < 0.5).sum()),
@@ -155,6 +184,8 @@ def cell_predictions(
     group_name="analysis",
     kinds={"duckdb"},
     partitions_def=task_partitions,
+    code_version=CODE_VERSION,
+    owners=OWNERS,
     deps=[cell_predictions],
     output_required=False,
     automation_condition=dg.AutomationCondition.eager(),
@@ -194,6 +225,7 @@ def temporal_drift(
     yield dg.MaterializeResult(
         metadata={
             "cells": len(scores),
+            **table_metadata(len(table), schema_of_ddl(DRIFT_SCHEMA)),
             "umap_cells": len(rows),
             "umap_sample": _sample_note(len(rows), len(scores), config.seed),
             "kendall_tau": float(trend["kendall_tau"]),
@@ -222,19 +254,29 @@ def _sample_note(used: int, total: int, seed: int) -> str:
 
 
 class MarkersConfig(dg.Config):
-    min_abs_log2fc: float = 1.0  # a marker's |log2 fold change|, resistant vs sensitive
-    max_padj: float = 0.05  # Benjamini–Hochberg adjusted p
-    top_per_side: int = 10  # markers shown per side with their fraction of expressing cells
-    # Wilcoxon on the sparse matrix of a seeded sample of at most this many cells, stratified by
-    # prediction and time point (0: every cell); 20,000 cells hold ~10,000 per side, and the test
-    # took 177 s on 50,000 cells of 20,000 genes here.
-    max_cells: int = 20_000
-    seed: int = 0
+    min_abs_log2fc: float = Field(
+        default=1.0, description="A marker's |log2 fold change|, resistant vs sensitive, is above this."
+    )
+    max_padj: float = Field(
+        default=0.05, description="A marker's Benjamini–Hochberg adjusted p is below this."
+    )
+    top_per_side: int = Field(
+        default=10, description="Markers shown per side with their fraction of expressing cells."
+    )
+    # 20,000 cells hold ~10,000 per side, and the test took 177 s on 50,000 cells of 20,000 genes here.
+    max_cells: int = Field(
+        default=20_000,
+        description="Wilcoxon on a seeded sample of at most this many cells, stratified by prediction "
+        "and time point (0: every cell).",
+    )
+    seed: int = Field(default=0, description="Seed of the sample.")
 
 
 @dg.asset(
     group_name="analysis",
     kinds={"duckdb"},
+    code_version=CODE_VERSION,
+    owners=OWNERS,
     partitions_def=task_partitions,
     deps=[cell_predictions],
     automation_condition=dg.AutomationCondition.eager(),
@@ -278,8 +320,7 @@ def resistance_markers(
         replace_rows(
             connection,
             "resistance_markers",
-            "drug VARCHAR, dataset VARCHAR, gene VARCHAR, scores DOUBLE, logfoldchanges DOUBLE, "
-            "pvals DOUBLE, pvals_adj DOUBLE",
+            MARKERS_SCHEMA,
             out[["drug", "dataset", "gene", "scores", "logfoldchanges", "pvals", "pvals_adj"]],
             {"drug": drug, "dataset": dataset},
         )
@@ -288,6 +329,7 @@ def resistance_markers(
             "cells_tested": len(rows),
             "sample": _sample_note(len(rows), total, config.seed),
             "markers": len(keep),
+            **table_metadata(len(out), schema_of_ddl(MARKERS_SCHEMA)),
             "up_in_resistant": int((keep["logfoldchanges"] > 0).sum()),
             "up_in_sensitive": int((keep["logfoldchanges"] < 0).sum()),
             "marker_rule": f"|log2FC| > {config.min_abs_log2fc:g}, adjusted p < {config.max_padj:g}",
@@ -301,27 +343,39 @@ def resistance_markers(
 
 
 class AttributionConfig(dg.Config):
-    # IG: Gauss–Legendre points per cell to start with; a cell whose completeness gap is still
-    # ≥ ig_max_gap (in P(sensitive)) is integrated again with twice the points, up to 2,048.
-    ig_steps: int = 32
-    ig_max_gap: float = 0.01
-    # IG explains a seeded sample of at most this many cells, stratified by prediction and time
-    # point (0: every cell); every cell keeps its score in cell_predictions.
-    ig_cells: int = 2_000
-    shap_background: int = 200  # reference cells, drawn once; their number does not change the cost
-    # SHAP costs 200 passes of the whole network per explained cell, so it explains a random sample
-    # of this many cells (0: every cell); IG always covers every cell.
-    shap_cells: int = 32
-    top_genes: int = 20  # genes in the top table and the SHAP bar chart
-    key_min_log2fc: float = 1.0  # key genes: log2 fold change of mean |IG| between the groups
-    key_max_padj: float = 0.05
-    key_genes_shown: int = 40  # rows of the key-gene table in the HTML report
-    seed: int = 0  # which cells SHAP explains, which background cells it draws
+    ig_steps: int = Field(
+        default=32,
+        description="Integrated gradients: Gauss–Legendre points per cell to start with; a cell whose "
+        "completeness gap is still ≥ ig_max_gap is integrated again with twice the points, up to 2,048.",
+    )
+    ig_max_gap: float = Field(default=0.01, description="Largest completeness gap accepted, in P(sensitive).")
+    ig_cells: int = Field(
+        default=2_000,
+        description="IG explains a seeded sample of at most this many cells, stratified by prediction "
+        "and time point (0: every cell); every cell keeps its score in cell_predictions.",
+    )
+    shap_background: int = Field(
+        default=200, description="SHAP's reference cells, drawn once; their number does not change the cost."
+    )
+    shap_cells: int = Field(
+        default=32,
+        description="SHAP costs 200 passes of the network per explained cell, so it explains a random "
+        "sample of this many cells (0: every cell).",
+    )
+    top_genes: int = Field(default=20, description="Genes in the top table and the SHAP bar chart.")
+    key_min_log2fc: float = Field(
+        default=1.0, description="Key genes: log2 fold change of mean |IG| between the groups is above this."
+    )
+    key_max_padj: float = Field(default=0.05, description="Key genes: adjusted p is below this.")
+    key_genes_shown: int = Field(default=40, description="Rows of the key-gene table in the HTML report.")
+    seed: int = Field(default=0, description="Which cells SHAP explains and which background cells it draws.")
 
 
 @dg.asset(
     group_name="analysis",
     kinds={"html"},
+    code_version=CODE_VERSION,
+    owners=OWNERS,
     partitions_def=task_partitions,
     deps=[cell_predictions],
     automation_condition=dg.AutomationCondition.eager(),
@@ -388,6 +442,8 @@ def attribution_report(
         metadata={
             "report": dg.MetadataValue.path(str(report_dir / "attribution.html")),
             "cells": total,
+            # the table of the asset: attribution_genes.parquet, one row per gene
+            **table_metadata(len(summary), schema_of_frame(summary.rename_axis("gene").reset_index())),
             "ig_cells": len(x),
             "ig_sample": _sample_note(len(x), total, config.seed),
             "champion_version": champion.version,
@@ -427,13 +483,17 @@ def _step_counts(steps: np.ndarray) -> str:
 
 
 class LatentMapConfig(SampleConfig):
-    # labelled cells in the silhouettes, a seeded sample stratified by label (0: all of them)
-    silhouette_cells: int = 2_000
+    silhouette_cells: int = Field(
+        default=2_000,
+        description="Labelled cells in the silhouettes: a seeded sample stratified by label (0: all).",
+    )
 
 
 @dg.asset(
     group_name="analysis",
     kinds={"umap"},
+    code_version=CODE_VERSION,
+    owners=OWNERS,
     partitions_def=task_partitions,
     deps=[cell_predictions],
     automation_condition=dg.AutomationCondition.eager(),

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import mlflow
 from dagster_duckdb import DuckDBResource
+from pydantic import Field
 
 from ssda_assets.defs.single_cell.assets import harmonized_expression
 from ssda_assets.failures import input_errors
@@ -16,10 +17,14 @@ from ssda_assets.interrupts import stop_signal_checks
 from ssda_assets.partitions import task_of, task_partitions
 from ssda_assets.resources import MLflowTracking, PlatformPaths
 from ssda_assets.storage import replace_rows
+from ssda_assets.table_metadata import OWNERS, schema_of_ddl, table_metadata
 from ssda_model.benchmark import ALL_METHODS, run_benchmark, summarize
 from ssda_model.benchmark_plots import boxplots, fewshot_curves
-from ssda_model.config import SSDAConfig
+from ssda_model.config import Protocol, SSDAConfig
 
+# The assets' code version: bump it when a change here changes what an asset writes, so the UI marks
+# materializations made by the old code as stale.
+CODE_VERSION = "1"
 RESULTS_SCHEMA = (
     "drug VARCHAR, dataset VARCHAR, method VARCHAR, shots INTEGER, repetition INTEGER, seed INTEGER, "
     "auc DOUBLE, aupr DOUBLE, protocol VARCHAR, n_eval INTEGER"
@@ -27,12 +32,19 @@ RESULTS_SCHEMA = (
 
 
 class BenchmarkConfig(dg.Config):
-    methods: list[str] = list(ALL_METHODS)
-    shots: list[int] = [1, 2, 3, 5, 10]
-    repetitions: int = 50
-    protocol: str = "paper"
-    epochs: int = 50
-    device: str = "auto"
+    methods: list[str] = Field(
+        default=list(ALL_METHODS), description=f"Methods to compare, from {', '.join(ALL_METHODS)}."
+    )
+    shots: list[int] = Field(
+        default=[1, 2, 3, 5, 10], description="Labeled target cells per class; one comparison per count."
+    )
+    repetitions: int = Field(default=50, description="Repetitions (seeds) per method and shot count.")
+    protocol: Protocol = Field(
+        default="paper",
+        description="paper: labeled target cells choose the epoch, as published; strict: source validation.",
+    )
+    epochs: int = Field(default=50, description="Training epochs per repetition.")
+    device: str = Field(default="auto", description='"auto" (a GPU when present), "cpu", "cuda" or "cuda:N".')
 
 
 def _png_markdown(path: Path, title: str) -> str:
@@ -44,6 +56,8 @@ def _png_markdown(path: Path, title: str) -> str:
 @dg.asset(
     group_name="benchmark",
     kinds={"duckdb", "mlflow"},
+    code_version=CODE_VERSION,
+    owners=OWNERS,
     partitions_def=task_partitions,
     pool="gpu",
     deps=[harmonized_expression],
@@ -121,10 +135,8 @@ def benchmark(
     return dg.MaterializeResult(
         metadata={
             "summary": dg.MetadataValue.md(summary.round(4).to_markdown(index=False)),
-            "rows": len(results),
-            "mlflow_experiment": dg.MetadataValue.url(
-                f"{mlflow_tracking.ui_url.rstrip('/')}/#/experiments/{experiment_id}"
-            ),
+            **table_metadata(len(results), schema_of_ddl(RESULTS_SCHEMA)),
+            "mlflow_experiment": dg.MetadataValue.url(mlflow_tracking.experiment_url(experiment_id)),
             "plots": dg.MetadataValue.md(figures),
         }
     )

@@ -13,9 +13,13 @@ from ssda_assets.fingerprint import INPUT_HASH, gdsc_hash
 from ssda_assets.partitions import drug_partitions
 from ssda_assets.resources import PlatformPaths
 from ssda_assets.storage import replace_rows, replace_table, write_atomically
+from ssda_assets.table_metadata import OWNERS, schema_of_ddl, schema_of_frame, table_metadata
 from ssda_model.data.gdsc import binarise_ic50, read_gdsc_expression, read_gdsc_response
 from ssda_model.errors import SSDAInputError
 
+# The assets' code version: bump it when a change here changes what an asset writes, so the UI marks
+# materializations made by the old code as stale.
+CODE_VERSION = "1"
 MIN_LINES_PER_CLASS = 10
 LABELS_SCHEMA = (
     "drug VARCHAR, gdsc_drug_name VARCHAR, cosmic_id BIGINT, ln_ic50 DOUBLE, threshold DOUBLE, label TINYINT"
@@ -32,6 +36,8 @@ def _one_file(raw: Path, patterns: tuple[str, ...], what: str) -> list[Path]:
 @dg.asset(
     group_name="gdsc",
     kinds={"parquet"},
+    code_version=CODE_VERSION,
+    owners=OWNERS,
     check_specs=[dg.AssetCheckSpec("finite_expression", asset="gdsc_expression", blocking=True)],
 )
 def gdsc_expression(paths: PlatformPaths) -> dg.MaterializeResult:
@@ -57,12 +63,13 @@ def gdsc_expression(paths: PlatformPaths) -> dg.MaterializeResult:
             "genes": report["genes"],
             "genes_dropped_empty_symbol": report["genes_dropped_empty_symbol"],
             "rows_with_duplicated_symbol": report["rows_with_duplicated_symbol"],
+            **table_metadata(len(frame), schema_of_ddl("cosmic_id BIGINT", genes=frame.shape[1] - 1)),
         },
         check_results=[dg.AssetCheckResult(check_name="finite_expression", passed=finite)],
     )
 
 
-@dg.asset(group_name="gdsc", kinds={"duckdb"})
+@dg.asset(group_name="gdsc", kinds={"duckdb"}, code_version=CODE_VERSION, owners=OWNERS)
 def gdsc_response(paths: PlatformPaths, warehouse: DuckDBResource) -> dg.MaterializeResult:
     """Every GDSC1/GDSC2 fitted dose-response file of the raw zone, in long form."""
     read = gdsc_hash(paths.raw)
@@ -79,7 +86,7 @@ def gdsc_response(paths: PlatformPaths, warehouse: DuckDBResource) -> dg.Materia
         metadata={
             INPUT_HASH: read,
             "files": ", ".join(f.name for f in files),
-            "rows": len(frame),
+            **table_metadata(len(frame), schema_of_frame(frame)),
             "drugs": int(frame["drug"].nunique()),
             "cell_lines": int(frame["cosmic_id"].nunique()),
             "preview": dg.MetadataValue.md(frame.head(5).to_markdown(index=False)),
@@ -90,6 +97,8 @@ def gdsc_response(paths: PlatformPaths, warehouse: DuckDBResource) -> dg.Materia
 @dg.asset(
     group_name="gdsc",
     kinds={"duckdb"},
+    code_version=CODE_VERSION,
+    owners=OWNERS,
     partitions_def=drug_partitions,
     deps=[gdsc_response, gdsc_expression],
     automation_condition=dg.AutomationCondition.eager(),
@@ -141,7 +150,7 @@ def gdsc_labels(
             "gdsc_drug_name": ", ".join(matches),
             "threshold_ln_ic50": threshold,
             **counts,
-            "cell_lines": len(frame),
+            **table_metadata(len(frame), schema_of_ddl(LABELS_SCHEMA)),
         },
         check_results=[
             dg.AssetCheckResult(

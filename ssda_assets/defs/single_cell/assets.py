@@ -11,10 +11,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
+from pydantic import Field
 from scipy import sparse
 
 from ssda_assets.defs.automation.conditions import DeclaredTask
 from ssda_assets.defs.gdsc.assets import gdsc_expression, gdsc_labels
+from ssda_assets.disk_space import folder_bytes
 from ssda_assets.drugs import drug_key
 from ssda_assets.failures import input_errors
 from ssda_assets.fingerprint import INPUT_HASH, dataset_hash
@@ -23,6 +25,7 @@ from ssda_assets.manifest import Manifest, read_manifest
 from ssda_assets.partitions import by_dataset, by_drug, dataset_partitions, task_of, task_partitions
 from ssda_assets.resources import PlatformPaths
 from ssda_assets.storage import replace_rows, write_atomically
+from ssda_assets.table_metadata import OWNERS, schema_of_ddl, table_metadata
 from ssda_model.analysis.sampling import strata_of, stratified_sample
 from ssda_model.data.gene_ids import (
     GeneMapping,
@@ -37,6 +40,9 @@ from ssda_model.data.qc import BLOCK
 from ssda_model.data.readers import close_h5ad, open_h5ad, read_scad_tsv, row_blocks
 from ssda_model.errors import SSDAInputError
 
+# The assets' code version: bump it when a change here changes what an asset writes, so the UI marks
+# materializations made by the old code as stale.
+CODE_VERSION = "1"
 GENE_MAP = "gene_map.tsv"
 TARGET_SCHEMA = (
     "drug VARCHAR, dataset VARCHAR, cell_id VARCHAR, label TINYINT, time_point VARCHAR, "
@@ -51,6 +57,8 @@ def _manifest(paths: PlatformPaths, dataset: str) -> Manifest:
 @dg.asset(
     group_name="single_cell",
     kinds={"anndata"},
+    code_version=CODE_VERSION,
+    owners=OWNERS,
     partitions_def=dataset_partitions,
     check_specs=[
         dg.AssetCheckSpec("unique_cell_ids", asset="sc_dataset", blocking=True),
@@ -65,7 +73,13 @@ def sc_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.Ma
         manifest = _manifest(paths, context.partition_key)
         read = dataset_hash(manifest.folder)
         written: list[Ingested] = []  # ingest writes block by block into write_atomically's staging path
-        write_atomically(paths.sc_dataset(manifest.name), lambda tmp: written.append(ingest(manifest, tmp)))
+        # The h5ad is larger than the (often compressed) raw files: room for four times their size.
+        space = paths.space_needed(f"ingesting {manifest.name}", estimate=4 * folder_bytes(manifest.folder))
+        space.check()
+        with space.translated():
+            write_atomically(
+                paths.sc_dataset(manifest.name), lambda tmp: written.append(ingest(manifest, tmp))
+            )
     obs, report = written[0].obs, written[0].report
     declared = set()
     if manifest.label is not None:
@@ -99,9 +113,17 @@ def sc_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.Ma
 
 
 class HarmonizeConfig(dg.Config):
-    n_top_genes: int = 3000
-    gene_list: str | None = None  # a prior gene list file (one gene per line)
-    min_shared_genes: int = 200
+    n_top_genes: int = Field(
+        default=3000,
+        description="Keep the target's highly variable genes, this many (0: every shared gene; "
+        "skipped for a dataset that is already normalised).",
+    )
+    gene_list: str | None = Field(
+        default=None, description="A prior gene list file (one gene per line) the genes are restricted to."
+    )
+    min_shared_genes: int = Field(
+        default=200, description="The enough_shared_genes check fails below this many genes."
+    )
 
 
 def _user_gene_map(paths: PlatformPaths) -> dict[str, str]:
@@ -254,6 +276,8 @@ TARGET_WHEN = dg.AutomationCondition.eager() & DeclaredTask()  # its one input i
 @dg.asset(
     group_name="single_cell",
     kinds={"parquet"},
+    code_version=CODE_VERSION,
+    owners=OWNERS,
     partitions_def=task_partitions,
     output_required=False,
     automation_condition=HARMONIZE_WHEN,
@@ -326,7 +350,11 @@ def harmonized_expression(
         metadata={
             "path": str(folder),
             "source_samples": len(source),
-            "cells": target.cells.n_obs,
+            # the target table (target.parquet): one row per cell
+            **table_metadata(
+                target.cells.n_obs,
+                schema_of_ddl("cell_id VARCHAR, response DOUBLE, time_point VARCHAR", len(genes)),
+            ),
             "hvg_cells": min(HVG_CELLS, target.cells.n_obs),
             "shared_genes": n_shared,
             "genes": len(genes),
@@ -345,6 +373,8 @@ def harmonized_expression(
 @dg.asset(
     group_name="single_cell",
     kinds={"duckdb"},
+    code_version=CODE_VERSION,
+    owners=OWNERS,
     partitions_def=task_partitions,
     output_required=False,
     automation_condition=TARGET_WHEN,
@@ -381,7 +411,7 @@ def target_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths, ware
         replace_rows(connection, "target_dataset", TARGET_SCHEMA, frame, {"drug": drug, "dataset": dataset})
     yield dg.MaterializeResult(
         metadata={
-            "cells": len(frame),
+            **table_metadata(len(frame), schema_of_ddl(TARGET_SCHEMA)),
             "labelled": int(frame["label"].notna().sum()),
             "time_points": int(frame["time_point"].nunique()) if TIME in obs else 0,
         }

@@ -13,14 +13,22 @@ from ssda_assets.failures import input_errors
 from ssda_assets.harmonized import read_harmonized
 from ssda_assets.interrupts import stop_signal_checks
 from ssda_assets.partitions import task_of, task_partitions
-from ssda_assets.registry import model_name, register_version
+from ssda_assets.registry import model_bytes, model_name, register_version
 from ssda_assets.resources import MLflowTracking, PlatformPaths
+from ssda_assets.retention import apply_retention
+from ssda_assets.table_metadata import OWNERS
 from ssda_model.model import SSDAModel
+
+# The assets' code version: bump it when a change here changes what an asset writes, so the UI marks
+# materializations made by the old code as stale.
+CODE_VERSION = "1"
 
 
 @dg.asset(
     group_name="training",
     kinds={"pytorch", "mlflow"},
+    code_version=CODE_VERSION,
+    owners=OWNERS,
     partitions_def=task_partitions,
     pool="gpu",
     deps=[harmonized_expression],
@@ -41,9 +49,16 @@ def trained_model(
     except ValueError as exc:
         raise dg.Failure(description=f"trained_model config: {exc}", allow_retries=False) from None
     mlflow_tracking.check_reachable()
+    name = model_name(drug, dataset)
+    # Room for the logged model and the analyses' local copy of it, sized by the newest version's.
+    space = paths.space_needed(
+        f"training {drug}/{dataset}",
+        (mlflow_tracking.local_artifacts, mlflow_tracking.local_store),
+        2 * model_bytes(mlflow_tracking.client(), name),
+    )
+    space.check()
     source, target, data_hash = read_harmonized(folder, f"{drug}/{dataset}", config.max_target_cells)
 
-    name = model_name(drug, dataset)
     tags = {
         "task": f"{drug}/{dataset}",
         "drug": drug,
@@ -53,7 +68,7 @@ def trained_model(
         "data_hash": data_hash,
     }
     with mlflow_tracking.training_run(
-        f"ssda-{drug}", f"{name} {context.run.run_id[:8]}", tags, config.model_dump(), context.instance
+        f"ssda-{drug}", f"{name} {context.run.run_id[:8]}", tags, config.model_dump(), context.instance, space
     ) as run:
         for run_id in run.closed:
             context.log.warning(f"MLflow run {run_id} of an earlier training that died was marked FAILED")
@@ -95,6 +110,7 @@ def trained_model(
         )
     client = mlflow_tracking.client()
     champion_run = client.get_model_version(name, str(registration.champion)).run_id
+    retention = prune_versions(context, mlflow_tracking, name, paths.model_cache)
     fmt = lambda m, s: "n/a" if m is None else f"{m:.3f} ± {s:.3f}"  # noqa: E731
     # The data version is the champion's run (unique across stores, unlike version numbers):
     # downstream analyses re-run when the champion changes, not on every training.
@@ -124,8 +140,26 @@ def trained_model(
             "aliases": ", ".join(registration.aliases),
             "data_hash": data_hash,
             "alias_audit": dg.MetadataValue.md("\n".join(f"- {line}" for line in registration.audit)),
+            "retention": retention,
             "repetition_table": dg.MetadataValue.md(
                 pd.DataFrame(metrics["repetitions"]).to_markdown(index=False)
             ),
         },
     )
+
+
+def prune_versions(
+    context: dg.AssetExecutionContext, mlflow_tracking: MLflowTracking, name: str, cache
+) -> str:
+    """Apply the retention policy after a registration (`ssda_assets.retention`); what it removed, in
+    one line. A failure to clean up is a warning: the new version is registered either way."""
+    try:
+        pruned = apply_retention(
+            mlflow_tracking.client(), name, mlflow_tracking.keep_versions, mlflow_tracking.retention, cache
+        )
+    except Exception as exc:  # noqa: BLE001 - cleaning up never fails a training that succeeded
+        context.log.warning(f"retention of {name} failed ({type(exc).__name__}: {exc}); nothing else changed")
+        return f"failed ({type(exc).__name__}: {exc})"
+    if pruned.removed:
+        context.log.info(f"retention of {name}: {pruned.summary}")
+    return f"{mlflow_tracking.retention}, last {mlflow_tracking.keep_versions}: {pruned.summary}"
