@@ -1,18 +1,19 @@
-# The two set-up-and-run commands of the README. Both create .venv on a fresh machine.
+# The two set-up-and-run commands of the README (make demo, make test). Both create .venv on a fresh machine.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo ui cli-demo test lint install clean reset browser team-services team-up team-down
+.PHONY: demo ui cli-demo test lint docs install clean reset browser team-services team-up team-down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 # Reinstall when the dependency list changes; torch==2.13.0 resolves to the CPU build on this disk.
+# The team extra too, so that the team tests (tests/team/) run wherever make test does.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,docs,team]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -70,9 +71,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The whole suite, then the tests that assert trained numbers (-m numerics) again with oneDNN and
-# ATen capped at AVX2: a second family of CPU kernels wherever CI runs (docs/numerics.md).
-test: lint browser team-services
+# The docs site (docs/, Sphinx + MyST) with warnings as errors: a broken link, a missing page or an API
+# entry for something the code no longer has fails; the results tables are generated from bench/results/.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+# Lint and the docs build, then the whole suite, then the tests that assert trained numbers (-m numerics)
+# again with oneDNN and ATen capped at AVX2: a second family of CPU kernels wherever CI runs (docs/numerics.md).
+test: lint docs browser team-services
 	$(BIN)/python -m pytest -q
 	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 $(BIN)/python -m pytest -q -m numerics -p no:cacheprovider
 

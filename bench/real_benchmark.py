@@ -11,8 +11,8 @@ protocol. Repetition r uses seed r for every method, so results are paired. Each
 shots, method) is appended to bench/results/real_benchmark_<source>.csv once done; only the
 repetitions the CSV lacks run (repetition r is seeded by r alone, so they pair with the earlier
 ones), so an interrupted or extended run continues where it stopped; the cheapest, most telling parts
-run first (paper protocol, 3 shots, then 1 and 5, then strict). Prints the tables quoted in the
-README and writes the few-shot curves next to the CSV.
+run first (paper protocol, 3 shots, then 1 and 5, then strict). Prints the tables of docs/results.md
+(which the docs build makes with `table` from the CSV) and writes the few-shot curves next to the CSV.
 """
 
 import argparse

@@ -8,7 +8,7 @@ does): class balance; how well the cells' first principal components separate th
 gives alone, as the AUC on the cells of (a) the bulk's sensitive-minus-resistant mean difference
 and (b) logistic regressions on the bulk, from strongly to weakly regularised. Also the drugs whose
 SCAD labels are the same cells with the labels inverted (AR-42 on JHU006, Sorafenib on SCC47).
-Prints the table quoted in the README.
+Prints the table quoted in docs/method.md.
 """
 
 import sys

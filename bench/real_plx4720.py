@@ -1,7 +1,7 @@
 """Real-data check on ../shared/data: GDSC PLX-4720 labels on CCLE bulk → A375 cells (SCAD).
 
 Prints mean ± std AUC / AUPR over 5 repetitions (3-shot) for ssda, source_only and target_only
-under both protocols: the numbers quoted in the README.
+under both protocols: the numbers quoted in docs/results.md.
     .venv/bin/python bench/real_plx4720.py [path/to/shared/data]
 """
 

@@ -15,7 +15,7 @@ their gradient); `ceiling_fraction_of_peak` is the share of the GEMM peak the mo
 its matmuls ran at that peak and only those passes came on top.
 
 --reference DIR: a checkout of https://github.com/hliulab/SSDA4Drug (never copied into this
-repository; see the README's Performance section for the one edit that makes it run 3
+repository; see docs/performance.md, Training, for the one edit that makes it run 3
 repetitions). Its `experiment_shot.py` trains on the same z-scored matrices, written as the CSV
 files it reads into a temporary folder, with the same thread count; "× reference" divides its
 seconds per repetition by ours from this run. Without --reference only our numbers are printed.

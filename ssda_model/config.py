@@ -1,4 +1,4 @@
-"""Hyper-parameters of SSDA4Drug in one frozen dataclass; the reference code's defaults (README: Defaults)."""
+"""Hyper-parameters of SSDA4Drug in one frozen dataclass; the reference code's defaults (docs/method.md)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class SSDAConfig:
     lr: float = 1e-3
     epochs: int = 50
     batch_size: int = 32
-    # ssda_prior: the paper's losses with the bulk as a prior the shots outweigh (README: Results);
+    # ssda_prior: the paper's losses with the bulk as a prior the shots outweigh (docs/method.md);
     # ssda: the paper's method as published
     method: Method = "ssda_prior"
     shots: int | Literal["all"] = 3

@@ -1,5 +1,5 @@
 """The SSDA4Drug network: denoising autoencoder, predictor and cosine prototype classifier
-(README: Defaults)."""
+(docs/method.md, Defaults)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,133 @@
+"""Sphinx extension: the results tables of docs/results.md and docs/performance.md, generated at
+build time from the files in bench/results/, each with the date and commit of the file it reads.
+
+A results file carries no date of its own, so both come from git (`git log -1 -- <file>`): the last
+commit that changed it; "uncommitted" when the file is not in git, and a note when the working copy
+differs from that commit. The tables are written to docs/_generated/ (git-ignored, excluded from the
+sources) and pulled into the pages with MyST's `include` directive, so rerunning a benchmark and
+rebuilding the docs updates them; a results file that disappears fails the build.
+"""
+
+import importlib.util
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench" / "results"
+OUT = Path(__file__).resolve().parents[1] / "_generated"
+TARGETS = {"Gefitinib": "JHU006 / Gefitinib", "Afatinib": "SCC47 / Afatinib", "PLX4720": "A375 / PLX4720"}
+
+
+def provenance(path: Path) -> str:
+    """'date, commit' of the last commit that changed `path`, or 'uncommitted'."""
+    relative = path.relative_to(ROOT)
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    last = git("log", "-1", "--format=%cs, commit %h", "--", str(relative))
+    if not last:
+        return "uncommitted"
+    changed = git("status", "--porcelain", "--", str(relative))
+    return f"{last}; the working copy differs from it" if changed else last
+
+
+def source_line(path: Path, what: str = "Generated from") -> str:
+    """The line under a table or figure: its file, date and commit."""
+    return f"*{what} `{path.relative_to(ROOT)}` ({provenance(path)}).*\n"
+
+
+def _benchmark_module():
+    """bench/real_benchmark.py, whose `table` prints the same tables (one way to make them)."""
+    spec = importlib.util.spec_from_file_location("real_benchmark", ROOT / "bench" / "real_benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def benchmark_tables(csv: Path, against: str, heading: str) -> str:
+    """One table per (protocol, shots): mean ± std AUC, n, paired Wilcoxon p of `against`."""
+    bench = _benchmark_module()
+    every = pd.read_csv(csv).drop_duplicates([*bench.KEY, "repetition"], keep="last")
+    targets = [t for t in TARGETS if t in set(every["target"])] or sorted(every["target"].unique())
+    parts = [source_line(csv)]
+    for protocol in ("paper", "strict"):
+        chosen = every[every["protocol"] == protocol]
+        for shots in sorted(chosen["shots"].unique()):
+            rows = bench.table(chosen, protocol, int(shots), against, targets)
+            for name, title in TARGETS.items():
+                rows = rows.replace(f" {name} ", f" {title} ", 1)
+            word = "shot" if shots == 1 else "shots"
+            parts.append(f"{heading} {protocol} protocol, {shots} {word}, p against `{against}`\n\n{rows}\n")
+    return "\n".join(parts)
+
+
+def json_table(path: Path, columns: dict[str, str]) -> str:
+    """A list of records as a markdown table of the chosen fields, renamed."""
+    frame = pd.DataFrame(json.loads(path.read_text()))
+    frame = frame[[c for c in columns if c in frame.columns]].rename(columns=columns)
+    return f"{source_line(path)}\n{frame.to_markdown(index=False, floatfmt='g', missingval='')}\n"
+
+
+def _write(name: str, text: str) -> None:
+    """Write only what changed, so an unchanged table does not rebuild its page."""
+    path = OUT / name
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def generate(app=None) -> None:
+    """Write every generated table and copy the few-shot figures into docs/_generated/."""
+    OUT.mkdir(exist_ok=True)
+    gdsc, ccle = RESULTS / "real_benchmark_gdsc.csv", RESULTS / "real_benchmark_ccle.csv"
+    _write("real_benchmark_gdsc.md", benchmark_tables(gdsc, "ssda_prior", "###"))
+    _write("real_benchmark_gdsc_against_ssda.md", benchmark_tables(gdsc, "ssda", "###"))
+    _write("real_benchmark_ccle.md", benchmark_tables(ccle, "ssda", "###"))
+    _write(
+        "predict.md",
+        json_table(
+            RESULTS / "predict.json",
+            {
+                "cells": "cells",
+                "genes": "genes",
+                "seconds": "seconds",
+                "peak_rss_mb": "peak RSS (MB)",
+                "cells_per_second": "cells / s",
+            },
+        ),
+    )
+    _write(
+        "training.md",
+        json_table(
+            RESULTS / "training.json",
+            {
+                "shape": "shape",
+                "mode": "mode",
+                "seconds_per_repetition": "s / repetition",
+                "x_reference": "× reference",
+                "gflops": "GFLOP/s",
+                "gemm_peak_gflops": "GEMM peak",
+                "fraction_of_peak": "share of peak",
+                "weight_passes_ms_per_step": "weight passes (ms / step)",
+                "ceiling_fraction_of_peak": "ceiling",
+                "mean_auc": "mean AUC",
+            },
+        ),
+    )
+    figures = []
+    for figure in sorted(RESULTS.glob("real_fewshot_*.png")):
+        shutil.copyfile(figure, OUT / figure.name)
+        image = f"![Few-shot curves, {figure.stem}](_generated/{figure.name})"
+        figures.append(f"{image}\n\n{source_line(figure, 'Figure')}")
+    _write("fewshot.md", "\n".join(figures))
+
+
+def setup(app):
+    """Generate the tables when a build starts, before any page is read."""
+    app.connect("builder-inited", generate)
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
