@@ -99,11 +99,17 @@ class H5adRows:
         write_elem(self.handle, "layers", {})
 
     def append(self, key: str, block: sparse.csr_matrix) -> None:
-        """Append the rows of `block` to the CSR matrix at `key`, created by the first block."""
+        """Append the rows of `block` to the CSR matrix at `key`, created by the first block with a
+        64-bit indptr: 10^6 cells of a 10x experiment hold more than 2^31 values."""
         if key in self.handle:
             sparse_dataset(self.handle[key]).append(block)
-        else:
-            write_elem(self.handle, key, block)
+            return
+        write_elem(self.handle, key, block)
+        group = self.handle[key]
+        if group["indptr"].dtype != np.int64:
+            indptr = group["indptr"][...].astype(np.int64)
+            del group["indptr"]
+            group.create_dataset("indptr", data=indptr, maxshape=(None,), chunks=True)
 
     def finish(self, obs: pd.DataFrame, var: pd.DataFrame, uns: dict | None = None) -> None:
         """Write the cells' and genes' tables and close the file."""

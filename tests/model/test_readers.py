@@ -5,6 +5,7 @@ import gzip
 import zipfile
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +13,7 @@ from scipy import io, sparse
 
 from ssda_model.data.gdsc import binarise_ic50, normalise_drug_name, read_gdsc_expression, read_gdsc_response
 from ssda_model.data.qc import check_counts, quality_control
-from ssda_model.data.readers import read_scad_tsv
+from ssda_model.data.readers import H5adRows, read_scad_tsv
 from ssda_model.data.single_cell import read_10x, read_count_table
 from ssda_model.errors import SSDAInputError
 
@@ -157,6 +158,18 @@ def test_10x_streamed_by_cell_equals_the_whole_read(tmp_path, v3):
     assert np.array_equal(streamed.X[:].toarray(), counts) and np.array_equal(whole.X.toarray(), counts)
     pd.testing.assert_frame_equal(streamed.obs, whole.obs)
     pd.testing.assert_frame_equal(streamed.var, whole.var)
+
+
+def test_h5ad_rows_are_appended_with_a_64_bit_indptr(tmp_path):
+    """Blocks appended to an .h5ad read back as one matrix, whose indptr can pass 2^31 values."""
+    counts = _random_counts()
+    out = H5adRows(tmp_path / "rows.h5ad")
+    for start in range(0, 23, 10):
+        out.append("X", sparse.csr_matrix(counts[start : start + 10], dtype=np.float32))
+    out.finish(pd.DataFrame(index=[f"C{i}" for i in range(23)]), pd.DataFrame(index=list("ABCDEFG")))
+    with h5py.File(tmp_path / "rows.h5ad") as handle:
+        assert handle["X/indptr"].dtype == np.int64 and handle["X/indices"].dtype == np.int32
+    assert np.array_equal(ad.read_h5ad(tmp_path / "rows.h5ad").X.toarray(), counts)
 
 
 def test_10x_not_grouped_by_cell_is_read_whole(tmp_path):
