@@ -12,10 +12,14 @@ RESISTANT_BELOW = 0.5  # a cell is predicted resistant when P(sensitive) < 0.5
 def percent_resistant_ci(
     scores: np.ndarray, rng: np.random.Generator, n_boot: int = 1000
 ) -> tuple[float, float, float]:
-    """% predicted resistant and its 95 % bootstrap interval."""
+    """% predicted resistant and its 95 % bootstrap interval. A resample of n cells with replacement
+    holds Binomial(n, share resistant) resistant cells, so each resample is one binomial draw: the
+    same distribution as drawing the cells, in memory that does not grow with them (the cells'
+    draws took 4 GB at 10^6 cells)."""
     resistant = scores < RESISTANT_BELOW
-    boot = rng.choice(resistant, size=(n_boot, len(resistant)), replace=True).mean(axis=1) * 100
-    return float(resistant.mean() * 100), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
+    n, share = len(resistant), float(resistant.mean())
+    boot = rng.binomial(n, share, size=n_boot) / n * 100
+    return share * 100, float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
 
 
 def per_time_point(scores: pd.Series, times: pd.Series, order: list[str], seed: int = 0) -> pd.DataFrame:
