@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo ui cli-demo test lint docs install clean reset browser team-services team-up team-down
+.PHONY: demo ui cli-demo test check lint docs install clean reset browser team-services team-up team-down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,12 +27,12 @@ export MLFLOW_PORT  # links from Dagster to MLflow name this port (make demo and
 # The main job: generate the demo raw data if absent and materialize every asset of every partition
 # into dagster_home (runs, DuckDB, MLflow), then print the trained models. Safe to run again.
 demo: $(STAMP)
-	$(BIN)/python -m ssda_assets.pipeline --demo
+	$(BIN)/python -m ssda_assets.operations.pipeline --demo
 
 # The Dagster UI (with the daemon: sensors, automation, schedule, run monitoring) and the MLflow UI
-# over the same stores; Ctrl-C stops both and everything they started (ssda_assets/ui.py).
+# over the same stores; Ctrl-C stops both and everything they started (ssda_assets/operations/ui.py).
 ui: $(STAMP)
-	exec $(BIN)/python -m ssda_assets.ui --dagster-port $(DAGSTER_PORT) --mlflow-port $(MLFLOW_PORT)
+	exec $(BIN)/python -m ssda_assets.operations.ui --dagster-port $(DAGSTER_PORT) --mlflow-port $(MLFLOW_PORT)
 
 DEMO := demo_output
 
@@ -75,6 +75,11 @@ lint: $(STAMP)
 # entry for something the code no longer has fails; the results tables are generated from bench/results/.
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+# The inner loop, in under 3 minutes: lint, then the fast tier (tests under a second each, marked `fast`
+# by tests/conftest.py); make test runs everything.
+check: lint
+	$(BIN)/python -m pytest -q -m fast
 
 # Lint and the docs build, then the whole suite, then the tests that assert trained numbers (-m numerics)
 # again with oneDNN and ATen capped at AVX2: a second family of CPU kernels wherever CI runs (docs/numerics.md).

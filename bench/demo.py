@@ -2,7 +2,7 @@
 
     python bench/demo.py [--skip-loaded]
 
-Each run is `python -m ssda_assets.pipeline --demo` (what `make demo` runs once installed) in a
+Each run is `python -m ssda_assets.operations.pipeline --demo` (what `make demo` runs once installed) in a
 fresh DAGSTER_HOME. Step times come from Dagster's own run records. "loaded" runs the same
 pipeline while another process (plain torch, OpenMP's default threads and wait policy, as a
 notebook would be) multiplies matrices without pause. Goals (issue 13): the quiet pipeline ≤ 150 s,
@@ -31,7 +31,7 @@ def run_demo(home: Path) -> float:
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "ssda_assets.pipeline", "--demo"],
+        [sys.executable, "-m", "ssda_assets.operations.pipeline", "--demo"],
         cwd=REPO,
         env=env,
         check=True,

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ssda_assets import fingerprint
+from ssda_assets.raw import fingerprint
 
 
 def main() -> None:

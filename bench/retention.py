@@ -61,10 +61,10 @@ def main() -> int:
 
     import dagster as dg
 
-    from ssda_assets.catalog import register_partitions
     from ssda_assets.definitions import defs
-    from ssda_assets.demo_raw import write_demo_raw
-    from ssda_assets.registry import champion_model, model_name, native_files
+    from ssda_assets.raw.catalog import register_partitions
+    from ssda_assets.raw.demo_raw import write_demo_raw
+    from ssda_assets.registry.versions import champion_model, model_name, native_files
     from ssda_assets.resources import mlflow_from_env, paths_from_env, warehouse_from_env
 
     paths, tracking = paths_from_env(), mlflow_from_env()

@@ -3,7 +3,7 @@
     python bench/scale.py [--cells 20000,100000] [--genes 20000] [--format h5ad|10x]
 
 For each size: a fresh DAGSTER_HOME with the demo raw zone, plus a generated dataset of that many
-cells (`ssda_assets.demo_scale`: resampled demo cells padded with filler genes to ~9 % nonzero).
+cells (`ssda_assets.raw.demo_scale`: resampled demo cells padded with filler genes to ~9 % nonzero).
 A child process then materializes, one asset at a time as the UI would: ingest and QC
 (`sc_dataset`), `harmonized_expression` + `target_dataset`, `trained_model` with the defaults,
 `cell_predictions`, `temporal_drift`, `resistance_markers`, `attribution_report`, `latent_map`.
@@ -31,7 +31,7 @@ CHAIN = r"""
 import json, re, sys, time
 from pathlib import Path
 import dagster as dg
-from ssda_assets.catalog import register_partitions
+from ssda_assets.raw.catalog import register_partitions
 from ssda_assets.definitions import defs
 from ssda_assets.resources import mlflow_from_env, paths_from_env, warehouse_from_env
 
@@ -66,8 +66,8 @@ print(json.dumps(times))
 
 
 def run_chain(cells: int, genes: int, fmt: str) -> dict:
-    from ssda_assets.demo_raw import write_demo_raw
-    from ssda_assets.demo_scale import write_scaled_dataset
+    from ssda_assets.raw.demo_raw import write_demo_raw
+    from ssda_assets.raw.demo_scale import write_scaled_dataset
 
     home = Path(tempfile.mkdtemp(prefix="ssda-scale-"))
     raw = home / "data" / "raw"

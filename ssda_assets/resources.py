@@ -1,4 +1,5 @@
-"""Where the platform keeps its files, configured from environment variables with repo defaults."""
+"""The platform's resources: where it keeps its files, the DuckDB warehouse and the MLflow store,
+each built from the settings (`ssda_assets.settings`, environment variables with repo defaults)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,10 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_LINK_URL = "http://127.0.0.1:5050"  # `make ui` redirects it to the MLflow UI's current port
-
-
-def dagster_home() -> Path:
-    """$DAGSTER_HOME, else the repository's dagster_home/ (never relative to the working directory)."""
-    return Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / "dagster_home").resolve()
+from ssda_assets import settings
+from ssda_assets.registry.training_run import training_run as open_training_run
+from ssda_assets.settings import dagster_home
+from ssda_assets.storage.disk_space import SpaceNeeded
 
 
 class PlatformPaths(dg.ConfigurableResource):
@@ -31,9 +29,7 @@ class PlatformPaths(dg.ConfigurableResource):
 
     def space_needed(self, what: str, folders: tuple[Path | None, ...] = (), estimate: int = 0):
         """What `what` needs free before it writes: `estimate` bytes plus SSDA_MIN_FREE_MB in
-        DAGSTER_HOME, the data zone and `folders` (`ssda_assets.disk_space.SpaceNeeded`)."""
-        from ssda_assets.disk_space import SpaceNeeded
-
+        DAGSTER_HOME, the data zone and `folders` (`ssda_assets.storage.disk_space.SpaceNeeded`)."""
         writes = (dagster_home(), self.data, *(f for f in folders if f is not None))
         return SpaceNeeded(what, writes, self.min_free_mb * 2**20 + estimate)
 
@@ -69,13 +65,11 @@ class PlatformPaths(dg.ConfigurableResource):
 
 
 def paths_from_env() -> PlatformPaths:
-    home = dagster_home()
-    data = Path(os.environ.get("SSDA_DATA_DIR") or home / "data")
     return PlatformPaths(
-        raw_dir=str(Path(os.environ.get("SSDA_RAW_DIR") or data / "raw").resolve()),
-        data_dir=str(data.resolve()),
-        reports_dir=str(Path(os.environ.get("SSDA_REPORTS_DIR") or home / "reports").resolve()),
-        min_free_mb=int(os.environ.get("SSDA_MIN_FREE_MB") or 256),
+        raw_dir=str(settings.raw_dir()),
+        data_dir=str(settings.data_dir()),
+        reports_dir=str(settings.reports_dir()),
+        min_free_mb=settings.min_free_mb(),
     )
 
 
@@ -124,10 +118,7 @@ class Warehouse(DuckDBResource):
 
 
 def warehouse_from_env() -> Warehouse:
-    return Warehouse(
-        database=str(Path(os.environ.get("SSDA_WAREHOUSE") or dagster_home() / "warehouse.duckdb")),
-        lock_wait_s=float(os.environ.get("SSDA_WAREHOUSE_LOCK_WAIT_S") or 30),
-    )
+    return Warehouse(database=str(settings.warehouse()), lock_wait_s=settings.warehouse_lock_wait_s())
 
 
 class MLflowTracking(dg.ConfigurableResource):
@@ -138,9 +129,9 @@ class MLflowTracking(dg.ConfigurableResource):
     artifact_root: str
     ui_url: str = "http://127.0.0.1:5000"  # where the MLflow UI is now (`make ui` serves it)
     # The stable address Dagster's links to MLflow name: the tracking server's, or for a local store
-    # `make ui`'s redirect to wherever the MLflow UI runs now (ssda_assets/links.py).
+    # `make ui`'s redirect to wherever the MLflow UI runs now (ssda_assets/operations/links.py).
     link_url: str = ""
-    keep_versions: int = 5  # per model, besides champion and challenger (ssda_assets/retention.py)
+    keep_versions: int = 5  # per model, besides champion and challenger (ssda_assets/registry/retention.py)
     retention: str = "archive"  # archive: remove the files, keep the records; delete: both
 
     def client(self):
@@ -188,13 +179,11 @@ class MLflowTracking(dg.ConfigurableResource):
         tags: dict[str, str],
         params: dict,
         instance: dg.DagsterInstance,
-        space=None,
+        space: SpaceNeeded | None = None,
     ):
         """The MLflow run of one training in `experiment` (created when new): see
-        `ssda_assets.training_run.training_run`."""
-        from ssda_assets.training_run import training_run
-
-        return training_run(
+        `ssda_assets.registry.training_run.training_run`."""
+        return open_training_run(
             self.client(),
             self.tracking_uri,
             self.experiment_id(experiment),
@@ -229,16 +218,11 @@ class MLflowTracking(dg.ConfigurableResource):
 
 
 def mlflow_from_env() -> MLflowTracking:
-    home = dagster_home()
-    tracking = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
-    server = tracking if tracking.startswith("http") else None
     return MLflowTracking(
-        tracking_uri=tracking,
-        artifact_root=os.environ.get("SSDA_MLFLOW_ARTIFACTS") or str(home / "mlartifacts"),
-        ui_url=os.environ.get("SSDA_MLFLOW_UI_URL")
-        or server
-        or f"http://127.0.0.1:{os.environ.get('MLFLOW_PORT') or 5000}",
-        link_url=os.environ.get("SSDA_MLFLOW_LINK_URL") or server or DEFAULT_LINK_URL,
-        keep_versions=int(os.environ.get("SSDA_KEEP_VERSIONS") or 5),
-        retention=os.environ.get("SSDA_RETENTION") or "archive",
+        tracking_uri=settings.tracking_uri(),
+        artifact_root=settings.mlflow_artifacts(),
+        ui_url=settings.mlflow_ui_url(),
+        link_url=settings.mlflow_link_url(),
+        keep_versions=settings.keep_versions(),
+        retention=settings.retention(),
     )

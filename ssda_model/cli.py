@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ssda_model.benchmark import ALL_METHODS, run_benchmark, summarize
 from ssda_model.benchmark_plots import boxplots, fewshot_curves
@@ -22,6 +23,9 @@ from ssda_model.logs import log_to_stderr
 from ssda_model.model import SSDAModel
 from ssda_model.outputs import check_output, replace_folder
 from ssda_model.streaming import CHUNK, predict_file
+
+if TYPE_CHECKING:
+    from ssda_model.train.protocol import FitMetrics
 
 MODEL_URI_LOADERS = "ssda4drug.model_uris"  # URI scheme → (uri, tracking_uri) → (SSDAModel, version)
 DEFAULTS = SSDAConfig()  # the one place the defaults are set; the command only exposes them
@@ -178,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def format_metrics(metrics: dict) -> str:
+def format_metrics(metrics: FitMetrics) -> str:
     """The one-screen summary table that `ssda fit` prints."""
     fmt = lambda v: "   nan" if v is None or v != v else f"{v:.3f}"  # noqa: E731
     where = "target cells" if metrics["evaluation"] == "target" else "source validation (shots=all)"

@@ -7,6 +7,7 @@ import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import anndata as ad
 import numpy as np
@@ -23,7 +24,7 @@ from ssda_model.module.networks import SSDANet
 from ssda_model.outputs import MARKER, check_output, replace_folder
 from ssda_model.threads import share_cores
 from ssda_model.train.device import resolve_device
-from ssda_model.train.protocol import run_protocol
+from ssda_model.train.protocol import FitMetrics, run_protocol
 
 MODEL_FORMAT = "ssda4drug-model"
 FORMAT_VERSION = 1
@@ -42,7 +43,7 @@ class SSDAModel:
     source_scaler: GeneScaler
     target_scaler: GeneScaler
     state_dicts: list[dict[str, torch.Tensor]]
-    metrics: dict
+    metrics: FitMetrics
     histories: list[list[dict[str, float]]]
     label_key: str = "response"
     _networks: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -326,7 +327,7 @@ class SSDAModel:
             source_scaler=GeneScaler(scaler["source_mean"].numpy(), scaler["source_std"].numpy()),
             target_scaler=GeneScaler(scaler["target_mean"].numpy(), scaler["target_std"].numpy()),
             state_dicts=states,
-            metrics=_read_json(folder, "metrics.json", dict),
+            metrics=cast(FitMetrics, _read_json(folder, "metrics.json", dict)),
             histories=_read_json(folder, "history.json", list),
             label_key=str(manifest.get("label_key", "response")),
         )

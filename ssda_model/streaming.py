@@ -10,10 +10,13 @@ last one to finish wins.
 
 import shutil
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
+import anndata as ad
 import h5py
 import numpy as np
+import pandas as pd
 from anndata.io import write_elem
 from scipy import sparse
 
@@ -92,68 +95,101 @@ def predict_file(
     backed = open_h5ad(input_path)  # X on disk, no layer read
     var_names = list(map(str, backed.var_names))
     missing = model.missing_genes(var_names, str(input_path))
-    wanted = set(model.genes)
-    # the model's genes, duplicates included (align averages them): the rest is never densified
-    columns = np.array([i for i, g in enumerate(var_names) if g in wanted])
-    kept_names = [var_names[i] for i in columns]
+    columns = _model_columns(model, var_names)
     n_obs = backed.n_obs
     check_chunk_memory(chunk_size, n_obs, len(columns), len(model.genes))
     means, stds = np.empty(n_obs, np.float32), np.empty(n_obs, np.float32)
+    run_info = {
+        "model": model_path,
+        "method": model.config.method,
+        "genes_used": [g for g in model.genes if g not in set(missing)],
+        "genes_missing": missing,
+        "n_models": len(model.state_dicts),
+        **(provenance or {}),
+    }
 
     def write(staging: Path) -> None:
         if copy_matrix:
             shutil.copyfile(input_path, staging)
         with h5py.File(staging, "r+" if copy_matrix else "w") as handle:
             if not copy_matrix:
-                write_elem(handle, "var", backed.var)
-                handle.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
-            obsm = handle.require_group("obsm")
-            if "X_ssda" in obsm:
-                del obsm["X_ssda"]
-            features = obsm.create_dataset(
-                "X_ssda", shape=(n_obs, model.config.predictor_dim), dtype="float32"
-            )
-            features.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
-            warned = False
-            for start in range(0, n_obs, chunk_size):
-                stop = min(start + chunk_size, n_obs)
-                values = _chunk_values(
-                    backed.X[start:stop], columns, backed.obs_names[start:stop], var_names, str(input_path)
-                )
-                if not warned and (values < 0).any():
-                    warnings.warn(
-                        f"{input_path}: X has negative values; log-scale expression was expected "
-                        "(fine for data that is already z-scored)",
-                        SSDAInputWarning,
-                        stacklevel=3,
-                    )
-                    warned = True
-                x, _ = model.align_values(values, kept_names, str(input_path))
-                means[start:stop], stds[start:stop], features[start:stop] = model.score(x, device)
-            obs = backed.obs.copy()
-            obs["ssda_score"], obs["ssda_score_std"] = means, stds
-            obs["ssda_label"] = np.where(means >= 0.5, "sensitive", "resistant")
-            if "obs" in handle:
-                del handle["obs"]
-            write_elem(handle, "obs", obs)
-            uns = handle.require_group("uns")
-            if "ssda" in uns:
-                del uns["ssda"]
-            write_elem(
-                uns,
-                "ssda",
-                {
-                    "model": model_path,
-                    "method": model.config.method,
-                    "genes_used": [g for g in model.genes if g not in set(missing)],
-                    "genes_missing": missing,
-                    "n_models": len(model.state_dicts),
-                    **(provenance or {}),
-                },
-            )
+                _start_scores_only(handle, backed.var)
+            features = _new_features(handle, n_obs, model.config.predictor_dim)
+            chunks = _scored_chunks(model, backed, columns, var_names, str(input_path), device, chunk_size)
+            for rows, mean, std, feature in chunks:
+                means[rows], stds[rows], features[rows] = mean, std, feature
+            _replace_elem(handle, "obs", _scored_obs(backed.obs, means, stds))
+            _replace_elem(handle.require_group("uns"), "ssda", run_info)
 
     try:
         replace_folder(output_path, write)
     finally:
         close_h5ad(backed)
     return {"cells": n_obs, "sensitive": int((means >= 0.5).sum()), "genes_missing": len(missing)}
+
+
+def _model_columns(model: SSDAModel, var_names: list[str]) -> np.ndarray:
+    """Positions of the model's genes in the file, duplicates included (`align_values` averages
+    them): the only columns ever densified."""
+    wanted = set(model.genes)
+    return np.array([i for i, g in enumerate(var_names) if g in wanted])
+
+
+def _start_scores_only(handle: h5py.File, var: pd.DataFrame) -> None:
+    """A new AnnData file holding var alone (no X, no layers), for the scores to be written into."""
+    write_elem(handle, "var", var)
+    handle.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
+
+
+def _new_features(handle: h5py.File, n_obs: int, dim: int) -> h5py.Dataset:
+    """An empty ``obsm["X_ssda"]`` (cells × `dim` float32) in place of any earlier one, filled chunk by
+    chunk."""
+    obsm = handle.require_group("obsm")
+    if "X_ssda" in obsm:
+        del obsm["X_ssda"]
+    features = obsm.create_dataset("X_ssda", shape=(n_obs, dim), dtype="float32")
+    features.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
+    return features
+
+
+def _scored_chunks(
+    model: SSDAModel,
+    backed: ad.AnnData,
+    columns: np.ndarray,
+    var_names: list[str],
+    source: str,
+    device: str,
+    chunk_size: int,
+) -> Iterator[tuple[slice, np.ndarray, np.ndarray, np.ndarray]]:
+    """Each chunk's rows and their (mean P(sensitive), its std, mean features), one chunk of the
+    backed file in memory at a time; negative values are warned about once."""
+    kept_names = [var_names[i] for i in columns]
+    warned = False
+    for start in range(0, backed.n_obs, chunk_size):
+        rows = slice(start, min(start + chunk_size, backed.n_obs))
+        values = _chunk_values(backed.X[rows], columns, backed.obs_names[rows], var_names, source)
+        if not warned and (values < 0).any():
+            warnings.warn(
+                f"{source}: X has negative values; log-scale expression was expected "
+                "(fine for data that is already z-scored)",
+                SSDAInputWarning,
+                stacklevel=4,  # predict_file (through write and replace_folder)
+            )
+            warned = True
+        x, _ = model.align_values(values, kept_names, source)
+        yield rows, *model.score(x, device)
+
+
+def _scored_obs(obs: pd.DataFrame, means: np.ndarray, stds: np.ndarray) -> pd.DataFrame:
+    """The input's obs with the score columns `SSDAModel.predict` sets."""
+    obs = obs.copy()
+    obs["ssda_score"], obs["ssda_score_std"] = means, stds
+    obs["ssda_label"] = np.where(means >= 0.5, "sensitive", "resistant")
+    return obs
+
+
+def _replace_elem(group: h5py.Group, key: str, value: object) -> None:
+    """`value` written as AnnData's element `key` of `group`, in place of any earlier one."""
+    if key in group:
+        del group[key]
+    write_elem(group, key, value)

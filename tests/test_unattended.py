@@ -18,12 +18,11 @@ import pytest
 import requests
 from dagster_graphql import DagsterGraphQLClient
 
-from ssda_assets.pipeline import run_pipeline
-from ssda_assets.registry import CHAMPION, model_name
-from ssda_assets.run_health import worker_pid
-from ssda_assets.ui import GRACE_SECONDS, process_tree
-from tests.assets.conftest import REPO, make_platform
-from tests.test_ui_browser import free_port, wait_for
+from ssda_assets.operations.pipeline import run_pipeline
+from ssda_assets.operations.run_health import worker_pid
+from ssda_assets.operations.ui import GRACE_SECONDS, process_tree
+from ssda_assets.registry.versions import CHAMPION, model_name
+from tests.helpers import REPO, default_signals, free_port, make_platform, wait_for
 
 pytestmark = pytest.mark.e2e
 NEW = "jhu006_copy"
@@ -33,18 +32,6 @@ NAME = model_name("gefitinib", NEW)
 AUTOMATIC = {"epochs": 80, "repetitions": 1}
 WAIT = 480  # seconds for the whole chain, kill and retry included
 STOPPED_WITHIN = GRACE_SECONDS + 14  # the supervisor's grace, its kill and slack for a loaded machine
-
-
-def default_signals() -> None:
-    """Start `make ui` with the signal dispositions a terminal or a service manager gives it. An
-    ignored or blocked signal is inherited across exec, and GNU make keeps an inherited SIG_IGN.
-    When the tests run as a background job (SIGINT ignored), Dagster's in-process execution
-    leaves SIGTERM ignored too: its interrupt handling sets SIGTERM to SIGINT's disposition
-    (dagster._utils.interrupts.setup_interrupt_handlers), so make would ignore the SIGTERM."""
-    stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    for number in stopping:
-        signal.signal(number, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
 
 
 def kill_everything(pid: int, seen: list[psutil.Process]) -> None:

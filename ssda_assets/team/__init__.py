@@ -4,14 +4,14 @@ Its packages (dagster-postgres, dagster-celery, celery, redis) are the `team` ex
 install has none of them, so only team-mode code imports them, and a missing one is one line
 saying what to install (`missing_team_package`)."""
 
-import os
+from ssda_assets import settings
 
 MODE, TEAM = "SSDA_MODE", "team"
 INSTALL = "pip install ssda4drug[team]"  # from a checkout: pip install -e ".[team]"
 
 
 def team_mode() -> bool:
-    return os.environ.get(MODE, "").strip().lower() == TEAM
+    return settings.team_mode()
 
 
 class TeamPackageMissing(ImportError):

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import dagster as dg
@@ -19,6 +18,7 @@ from dagster._core.execution.plan.plan import ExecutionPlan
 from dagster._core.execution.plan.step import ExecutionStep
 from dagster._core.execution.retries import RetryMode
 
+from ssda_assets import settings
 from ssda_assets.team import missing_team_package
 
 try:
@@ -127,7 +127,7 @@ def worker_app_args() -> dict:
     """The Celery app of a worker, configured as the executor that sends it steps."""
     return TeamCeleryExecutor(
         retries=RetryMode(RetryMode.DISABLED),
-        broker=os.environ[BROKER],
-        backend=os.environ[BACKEND],
+        broker=settings.celery_broker(),
+        backend=settings.celery_backend(),
         config_source=SETTINGS,
     ).app_args()

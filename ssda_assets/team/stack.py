@@ -29,10 +29,10 @@ from pathlib import Path
 import psutil
 import requests
 
-from ssda_assets.resources import PROJECT_ROOT
+from ssda_assets.operations.ui import dagster_dev, process_tree
+from ssda_assets.settings import PROJECT_ROOT, team_dir
 from ssda_assets.team import MODE, TEAM
 from ssda_assets.team.executor import BACKEND, BROKER, GPU
-from ssda_assets.ui import dagster_dev, process_tree
 
 INSTANCE_YAML = PROJECT_ROOT / "deploy" / "team" / "dagster.yaml"
 PG_USER, DATABASES = "ssda", ("dagster", "mlflow")
@@ -336,7 +336,7 @@ def main() -> int:
     parser.add_argument(
         "--dir",
         type=Path,
-        default=Path(os.environ.get("SSDA_TEAM_DIR") or "/tmp/ssda4drug-team"),
+        default=team_dir(),
         help="folder of the stack's state (default: SSDA_TEAM_DIR or /tmp/ssda4drug-team)",
     )
     parser.add_argument(

@@ -4,22 +4,80 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, TypedDict
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ssda_model.config import SSDAConfig
+from ssda_model.config import Method, Protocol, Scaling, SSDAConfig
 from ssda_model.data.prepare import PreparedDomains
-from ssda_model.data.splits import repetition_split
+from ssda_model.data.splits import RepetitionSplit, repetition_split
 from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.networks import SSDANet
 from ssda_model.threads import share_cores
 from ssda_model.train.device import resolve_device, resolve_precision
-from ssda_model.train.loop import DomainTensors, deterministic_algorithms, predict_scores
+from ssda_model.train.loop import DomainTensors, RepetitionResult, deterministic_algorithms, predict_scores
 from ssda_model.train.trainer import train_in_ensembles
 
 RepetitionCallback = Callable[[int, dict[str, float]], None]
+Evaluation = Literal["target", "source_validation"]
+
+SHOTS_ALL_NOTE = (
+    "shots=all uses every labeled target cell for training, so no target cell is left to "
+    "evaluate on; AUC/AUPR are on the source validation split"
+)
+
+
+class RepetitionMetrics(TypedDict):
+    """One repetition's entry of ``metrics["repetitions"]``.
+
+    ``auc`` and ``aupr`` are pooled over the repetition's ``n_eval`` evaluation cells (NaN when
+    they hold one class only); ``best_epoch`` is the kept epoch (1-based) and ``selection`` which
+    labels chose it (``"target_val"`` or ``"source_val"``); ``n_shots`` and ``n_unlabeled`` count
+    the target cells trained on with and without their label.
+    """
+
+    repetition: int
+    seed: int
+    auc: float
+    aupr: float
+    n_eval: int
+    best_epoch: int
+    selection: str
+    n_shots: int
+    n_unlabeled: int
+
+
+class _RequiredFitMetrics(TypedDict):
+    method: Method
+    shots: int | Literal["all"]
+    protocol: Protocol
+    evaluation: Evaluation
+    repetitions: list[RepetitionMetrics]
+    mean_auc: float | None
+    std_auc: float | None
+    mean_aupr: float | None
+    std_aupr: float | None
+    n_genes: int
+    n_source: int
+    n_target: int
+    device: str
+    precision: str
+    scaling: Scaling
+
+
+class FitMetrics(_RequiredFitMetrics, total=False):
+    """The metrics of a fit, as ``SSDAModel.metrics`` holds them and ``metrics.json`` stores them.
+
+    The means and standard deviations are over the repetitions with a finite score (None when
+    none has one); ``evaluation`` says which cells were scored: ``target`` (the target cells
+    that were neither shots nor selection labels) or ``source_validation`` (shots = "all", no
+    target label left; ``note``, the one optional key, then says so). Counts are of genes shared
+    by both domains and of labeled cells; ``device`` and ``precision`` are those the fit ran with.
+    """
+
+    note: str
 
 
 @dataclass
@@ -27,11 +85,11 @@ class ProtocolResult:
     """Best-epoch weights of every repetition and the metrics.json content."""
 
     state_dicts: list[dict[str, torch.Tensor]]
-    metrics: dict
+    metrics: FitMetrics
     histories: list[list[dict[str, float]]]
 
 
-def _summary(values: list) -> tuple[float | None, float | None]:
+def _summary(values: list[float]) -> tuple[float | None, float | None]:
     finite = [v for v in values if v == v]
     if not finite:
         return None, None
@@ -60,17 +118,15 @@ def run_protocol(
 
     Returns
     -------
-    Each repetition's best-epoch weights (on the CPU), per-epoch histories, and ``metrics``: per
-    repetition AUC / AUPR / best epoch / which labels chose it, their mean and std, the method,
-    shots, protocol, ``evaluation`` (``target``, or ``source_validation`` with shots = "all", when
-    no target label is left to evaluate on), gene and cell counts, device and precision.
+    Each repetition's best-epoch weights (on the CPU), per-epoch histories, and ``metrics``
+    (`FitMetrics`): per repetition AUC / AUPR / best epoch / which labels chose it, their mean and
+    std, the method, shots, protocol, ``evaluation`` (``target``, or ``source_validation`` with
+    shots = "all", when no target label is left to evaluate on), gene and cell counts, device and
+    precision.
     """
     device = resolve_device(config.device)
     data = DomainTensors.on_device(domains, device)
-    evaluation = "source_validation" if config.shots == "all" else "target"
-    bar = tqdm(
-        total=config.repetitions * config.epochs, disable=not progress, desc=config.method, unit="epoch"
-    )
+    evaluation: Evaluation = "source_validation" if config.shots == "all" else "target"
     repetitions = list(range(1, config.repetitions + 1))
     splits = [
         repetition_split(
@@ -78,6 +134,27 @@ def run_protocol(
         )
         for r in repetitions
     ]
+    results = _train_repetitions(data, splits, repetitions, config, on_epoch, progress)
+    rows = _score_repetitions(domains, data, splits, repetitions, results, config, evaluation)
+    states = [{k: v.detach().cpu() for k, v in result.state_dict.items()} for result in results]
+    histories = [result.history for result in results]
+    metrics = _fit_metrics(domains, config, evaluation, rows, device)
+    return ProtocolResult(state_dicts=states, metrics=metrics, histories=histories)
+
+
+def _train_repetitions(
+    data: DomainTensors,
+    splits: list[RepetitionSplit],
+    repetitions: list[int],
+    config: SSDAConfig,
+    on_epoch: RepetitionCallback | None,
+    progress: bool,
+) -> list[RepetitionResult]:
+    """Every repetition trained (as stacked ensembles) on a share of the cores, with deterministic
+    kernels; the progress bar and `on_epoch` hear of each epoch, and the core share is rebalanced."""
+    bar = tqdm(
+        total=config.repetitions * config.epochs, disable=not progress, desc=config.method, unit="epoch"
+    )
 
     def epoch_done(repetition: int, record: dict[str, float]) -> None:
         bar.update(1)
@@ -87,12 +164,24 @@ def run_protocol(
 
     try:
         with share_cores() as cores, deterministic_algorithms():
-            results = train_in_ensembles(data, splits, repetitions, config, on_epoch=epoch_done)
+            return train_in_ensembles(data, splits, repetitions, config, on_epoch=epoch_done)
     finally:
         bar.close()
 
-    net = SSDANet(domains.source_x.shape[1], config).to(device)
-    rows = []
+
+def _score_repetitions(
+    domains: PreparedDomains,
+    data: DomainTensors,
+    splits: list[RepetitionSplit],
+    repetitions: list[int],
+    results: list[RepetitionResult],
+    config: SSDAConfig,
+    evaluation: Evaluation,
+) -> list[RepetitionMetrics]:
+    """Each repetition's best-epoch network scored alone on its evaluation cells: the target cells
+    it never trained or selected on, or (shots = "all") its source validation split."""
+    net = SSDANet(domains.source_x.shape[1], config).to(data.source_x.device)
+    rows: list[RepetitionMetrics] = []
     for repetition, split, result in zip(repetitions, splits, results, strict=True):
         net.load_state_dict(result.state_dict)
         if evaluation == "target":
@@ -113,12 +202,20 @@ def run_protocol(
                 "n_unlabeled": int(len(split.unlabeled)),
             }
         )
-    states = [{k: v.detach().cpu() for k, v in result.state_dict.items()} for result in results]
-    histories = [result.history for result in results]
+    return rows
 
+
+def _fit_metrics(
+    domains: PreparedDomains,
+    config: SSDAConfig,
+    evaluation: Evaluation,
+    rows: list[RepetitionMetrics],
+    device: torch.device,
+) -> FitMetrics:
+    """The repetitions' rows, their mean ± std, and what the fit ran on (metrics.json)."""
     mean_auc, std_auc = _summary([r["auc"] for r in rows])
     mean_aupr, std_aupr = _summary([r["aupr"] for r in rows])
-    metrics = {
+    metrics: FitMetrics = {
         "method": config.method,
         "shots": config.shots,
         "protocol": config.protocol,
@@ -136,8 +233,5 @@ def run_protocol(
         "scaling": config.scaling,
     }
     if evaluation == "source_validation":
-        metrics["note"] = (
-            "shots=all uses every labeled target cell for training, so no target cell is left to "
-            "evaluate on; AUC/AUPR are on the source validation split"
-        )
-    return ProtocolResult(state_dicts=states, metrics=metrics, histories=histories)
+        metrics["note"] = SHOTS_ALL_NOTE
+    return metrics

@@ -3,8 +3,8 @@
 import dagster as dg
 import pytest
 
-from ssda_assets.pipeline import run_pipeline
-from tests.assets.conftest import make_platform
+from ssda_assets.operations.pipeline import run_pipeline
+from tests.helpers import make_platform
 
 TRAIN = {"epochs": 8, "repetitions": 2}
 PC9 = dg.MultiPartitionKey({"drug": "erlotinib", "dataset": "pc9_erlotinib"})

@@ -9,10 +9,10 @@ import yaml
 
 from ssda_assets.defs.automation.sensors import gdsc_inputs_sensor, new_dataset_sensor, weekly_retraining
 from ssda_assets.defs.single_cell.assets import HARMONIZE_WHEN, TARGET_WHEN
-from ssda_assets.partitions import task_key
-from ssda_assets.pipeline import main
-from ssda_assets.registry import model_name
-from tests.assets.conftest import TASKS
+from ssda_assets.operations.pipeline import main
+from ssda_assets.raw.partitions import task_key
+from ssda_assets.registry.versions import model_name
+from tests.helpers import TASKS
 
 
 def evaluate(sensor, platform, cursor=None):

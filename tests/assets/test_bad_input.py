@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ssda_assets.catalog import scan
+from ssda_assets.raw.catalog import scan
 
 JHU = dg.MultiPartitionKey({"drug": "gefitinib", "dataset": "jhu006_gefitinib"})
 

@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from ssda_assets.defs.training.config import TrainConfig
-from ssda_assets.table_metadata import COLUMN_SCHEMA, OWNERS, ROW_COUNT
+from ssda_assets.storage.table_metadata import COLUMN_SCHEMA, OWNERS, ROW_COUNT
 from ssda_model.config import METHODS, PROTOCOLS
 
 TASK = dg.MultiPartitionKey({"drug": "gefitinib", "dataset": "jhu006_gefitinib"})
@@ -72,7 +72,7 @@ def materialize_with_checks(platform, names, partition_key=None, run_config=None
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
     """One small task from the raw zone to scored cells, every asset check run with its asset."""
-    from tests.assets.conftest import make_platform
+    from tests.helpers import make_platform
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         platform = make_platform(tmp_path_factory.mktemp("catalog"), monkeypatch)

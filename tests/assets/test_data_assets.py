@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ssda_model.outputs import MARKER
-from tests.assets.conftest import TASKS
+from tests.helpers import TASKS
 
 
 def test_gdsc_expression_parquet(built_platform):

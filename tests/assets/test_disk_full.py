@@ -11,11 +11,12 @@ from collections import namedtuple
 import dagster as dg
 import pytest
 
-from ssda_assets import disk_space, pipeline
-from ssda_assets.registry import CHAMPION, champion_model, model_name
+from ssda_assets.operations import pipeline
+from ssda_assets.registry.versions import CHAMPION, champion_model, model_name
 from ssda_assets.resources import mlflow_from_env, paths_from_env
+from ssda_assets.storage import disk_space
 from ssda_model.model import SSDAModel
-from tests.assets.conftest import REPO
+from tests.helpers import REPO
 
 TASK = dg.MultiPartitionKey({"drug": "gefitinib", "dataset": "jhu006_gefitinib"})
 NAME = model_name("gefitinib", "jhu006_gefitinib")
@@ -51,7 +52,7 @@ def stored(platform) -> tuple:
 
 @pytest.fixture(scope="module")
 def trained_once(tmp_path_factory):
-    from tests.assets.conftest import make_platform
+    from tests.helpers import make_platform
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         platform = make_platform(tmp_path_factory.mktemp("home"), monkeypatch)
@@ -120,7 +121,7 @@ def test_make_demo_says_in_one_line_that_dagster_storage_ran_out_of_space(monkey
 def test_a_real_small_filesystem_gives_the_same_line(tmp_path, monkeypatch):
     """The artifact store on a 4 MB tmpfs, no margin asked: the logged model does not fit; once the
     volume is enlarged the same training completes."""
-    from tests.assets.conftest import make_platform
+    from tests.helpers import make_platform
 
     small = tmp_path / "small"
     small.mkdir()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ssda_assets import fingerprint
-from ssda_assets.fingerprint import content_hash, dataset_hash
+from ssda_assets.raw import fingerprint
+from ssda_assets.raw.fingerprint import content_hash, dataset_hash
 
 MB = 1 << 20
 

@@ -11,8 +11,7 @@ import time
 import dagster as dg
 import pytest
 
-from tests.assets.conftest import REPO, make_platform
-from tests.test_unattended import default_signals
+from tests.helpers import REPO, default_signals, make_platform
 
 
 def start_as(background: bool):
@@ -33,7 +32,7 @@ def test_a_stop_signal_during_training_ends_the_pipeline_and_keeps_earlier_runs(
 ):
     platform = make_platform(tmp_path, monkeypatch, persistent=True)
     pipeline = subprocess.Popen(
-        [sys.executable, "-m", "ssda_assets.pipeline", "--epochs", "60", "--repetitions", "1"],
+        [sys.executable, "-m", "ssda_assets.operations.pipeline", "--epochs", "60", "--repetitions", "1"],
         cwd=REPO,
         env={**os.environ, "DAGSTER_HOME": str(tmp_path), "OMP_NUM_THREADS": "1"},
         stdout=subprocess.PIPE,

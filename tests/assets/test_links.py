@@ -1,15 +1,15 @@
 """A link from Dagster to an MLflow run, written while the MLflow UI ran on one port, still lands on
-the run after a restart on another port (ssda_assets/links.py, served by `make ui`)."""
+the run after a restart on another port (ssda_assets/operations/links.py, served by `make ui`)."""
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
-from ssda_assets.links import serve_links
+from ssda_assets.operations.links import serve_links
+from ssda_assets.operations.ui import _serve_links
 from ssda_assets.resources import mlflow_from_env
-from ssda_assets.ui import _serve_links
-from tests.test_ui_browser import free_port
+from tests.helpers import free_port
 
 
 class _StandIn(BaseHTTPRequestHandler):

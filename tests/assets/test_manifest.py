@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ssda_assets.manifest import read_manifest
+from ssda_assets.raw.manifest import read_manifest
 from ssda_model.errors import SSDAInputError
 
 

@@ -1,13 +1,14 @@
 """Bounded storage: a task retrained many times keeps the files of its champion, its challenger and
-its last K versions only; aliases never move and the champion still loads (ssda_assets/retention.py)."""
+its last K versions only; aliases never move and the champion still loads
+(ssda_assets/registry/retention.py)."""
 
 import dagster as dg
 import pytest
 
-from ssda_assets.registry import CHALLENGER, CHAMPION, champion_model, model_name, native_files
-from ssda_assets.registry_uri import load_registered
+from ssda_assets.registry.retention import TAG
+from ssda_assets.registry.uri import load_registered
+from ssda_assets.registry.versions import CHALLENGER, CHAMPION, champion_model, model_name, native_files
 from ssda_assets.resources import MLflowTracking
-from ssda_assets.retention import TAG
 from ssda_model.errors import SSDAInputError
 
 TASK = dg.MultiPartitionKey({"drug": "gefitinib", "dataset": "jhu006_gefitinib"})
@@ -36,7 +37,7 @@ def with_policy(platform, keep: int, mode: str) -> None:
 @pytest.fixture(scope="module")
 def retrained(tmp_path_factory):
     """Version 1 made champion for good (its AUC tag raised), then four more trainings with K = 2."""
-    from tests.assets.conftest import make_platform
+    from tests.helpers import make_platform
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         platform = make_platform(tmp_path_factory.mktemp("home"), monkeypatch)

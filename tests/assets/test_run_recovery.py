@@ -14,11 +14,11 @@ import dagster as dg
 import mlflow
 import pytest
 
-from ssda_assets.registry import CHAMPION, model_name, register_version
+from ssda_assets.operations.run_health import fail_dead_runs
+from ssda_assets.registry.training_run import close_abandoned_runs
+from ssda_assets.registry.versions import CHAMPION, model_name, register_version
 from ssda_assets.resources import MLflowTracking
-from ssda_assets.run_health import fail_dead_runs
-from ssda_assets.training_run import close_abandoned_runs
-from tests.assets.conftest import REPO, make_platform
+from tests.helpers import REPO, make_platform
 
 TASK = dg.MultiPartitionKey({"drug": "gefitinib", "dataset": "jhu006_gefitinib"})
 NAME = model_name("gefitinib", "jhu006_gefitinib")
@@ -128,7 +128,7 @@ def test_a_registration_cut_short_leaves_no_version(gefitinib, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("tracking server went away")
 
-    monkeypatch.setattr("ssda_assets.registry.apply_aliases", broken)
+    monkeypatch.setattr("ssda_assets.registry.versions.apply_aliases", broken)
     mlflow.set_tracking_uri(gefitinib.mlflow.tracking_uri)
     with pytest.raises(RuntimeError):
         register_version(client, f"runs:/{first.run_id}/model", NAME, 0.9, "strict/target", {"task": "x"})

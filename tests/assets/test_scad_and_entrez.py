@@ -9,9 +9,9 @@ import pandas as pd
 import yaml
 from scipy import io, sparse
 
-from ssda_assets.catalog import register_partitions
 from ssda_assets.defs.automation.sensors import new_dataset_sensor
-from ssda_assets.partitions import task_key
+from ssda_assets.raw.catalog import register_partitions
+from ssda_assets.raw.partitions import task_key
 from ssda_model.data.gene_ids import human_gene_table, map_gene_ids
 
 

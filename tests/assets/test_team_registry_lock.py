@@ -7,9 +7,9 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from ssda_assets import registry
-from ssda_assets.registry import CHALLENGER, CHAMPION, apply_aliases
-from ssda_assets.registry_lock import LOCK_ENV, RegistryBusy, lock_target, registry_lock
+from ssda_assets.registry import versions
+from ssda_assets.registry.lock import LOCK_ENV, RegistryBusy, lock_target, registry_lock
+from ssda_assets.registry.versions import CHALLENGER, CHAMPION, apply_aliases
 
 NAME = "ssda-gefitinib-race"
 
@@ -29,7 +29,7 @@ def client(tmp_path, monkeypatch):
 
 
 def test_two_registrations_at_once_take_turns_and_the_better_one_is_champion(client, monkeypatch):
-    reads = registry._current_champion
+    reads = versions._current_champion
 
     def slow_read(
         *args, **kwargs
@@ -38,7 +38,7 @@ def test_two_registrations_at_once_take_turns_and_the_better_one_is_champion(cli
         time.sleep(0.3)
         return found
 
-    monkeypatch.setattr(registry, "_current_champion", slow_read)
+    monkeypatch.setattr(versions, "_current_champion", slow_read)
     audits = {}
     threads = [
         threading.Thread(

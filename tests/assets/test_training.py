@@ -17,11 +17,11 @@ import pytest
 from dagster._core import errors as dagster_errors
 from dagster._utils.interrupts import pop_captured_interrupt
 
-from ssda_assets.interrupts import PipelineInterrupted, StopSignals
-from ssda_assets.registry import model_name
-from ssda_assets.registry_uri import load_registered
+from ssda_assets.operations.interrupts import PipelineInterrupted, StopSignals
+from ssda_assets.registry.training_run import LiveMetrics
+from ssda_assets.registry.uri import load_registered
+from ssda_assets.registry.versions import model_name
 from ssda_assets.resources import MLflowTracking
-from ssda_assets.training_run import LiveMetrics
 
 TASK = dg.MultiPartitionKey({"drug": "gefitinib", "dataset": "jhu006_gefitinib"})
 NAME = model_name("gefitinib", "jhu006_gefitinib")

@@ -7,7 +7,7 @@ from torch import nn
 
 from ssda_model.analysis.attribution import integrated_gradients, shap_values
 from ssda_model.model import SSDAModel
-from tests.conftest import FAST
+from tests.helpers import FAST
 
 pytestmark = pytest.mark.numerics  # rerun with oneDNN and ATen capped at AVX2 (Makefile: test)
 

@@ -12,12 +12,8 @@ import pytest
 import torch
 
 from ssda_model.cli import main
-
-FAST_ARGS = ["--epochs", "3", "--repetitions", "2", "--quiet"]
-
-
-def fit_args(source, target, out, *extra):
-    return ["fit", "--source", str(source), "--target", str(target), "--out", str(out), *FAST_ARGS, *extra]
+from ssda_model.train.protocol import FitMetrics, RepetitionMetrics
+from tests.helpers import fit_args, run_error
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +21,6 @@ def fitted(tmp_path_factory, pair_files) -> Path:
     out = tmp_path_factory.mktemp("fitted") / "model"
     assert main(fit_args(*pair_files, out)) == 0
     return out
-
-
-def run_error(capsys, argv) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    assert "Traceback" not in err[0]
-    return err[0]
 
 
 def write(adata: ad.AnnData, path: Path) -> Path:
@@ -52,18 +40,8 @@ def test_round_trip_through_the_installed_command(tmp_path, pair_files, small_pa
     )
     assert "mean" in fit.stdout and "AUC" in fit.stdout
     metrics = json.loads((model_dir / "metrics.json").read_text())
-    assert {
-        "method",
-        "shots",
-        "protocol",
-        "repetitions",
-        "mean_auc",
-        "std_auc",
-        "mean_aupr",
-        "std_aupr",
-        "n_genes",
-    } <= set(metrics)
-    assert set(metrics["repetitions"][0]) >= {"repetition", "seed", "auc", "aupr", "n_eval", "best_epoch"}
+    assert set(metrics) == FitMetrics.__required_keys__  # every key the type declares, no other
+    assert set(metrics["repetitions"][0]) == RepetitionMetrics.__required_keys__
     assert metrics["protocol"] == "paper" and metrics["shots"] == 3 and len(metrics["repetitions"]) == 2
     assert metrics["method"] == "ssda_prior"  # the default
 
@@ -106,6 +84,7 @@ def test_shots_all_and_strict_through_the_cli(tmp_path, pair_files):
     assert main(fit_args(*pair_files, tmp_path / "m", "--shots", "all", "--protocol", "strict")) == 0
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert metrics["shots"] == "all" and metrics["evaluation"] == "source_validation"
+    assert set(metrics) == FitMetrics.__required_keys__ | FitMetrics.__optional_keys__  # with its note
 
 
 @pytest.mark.numerics

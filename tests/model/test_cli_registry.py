@@ -1,66 +1,18 @@
 """`ssda predict --model models:/…`: a version of a real MLflow registry (sqlite, in tmp_path), logged
 and registered by the platform's own functions, scores like the folder it was saved from."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import anndata as ad
-import dagster as dg
 import mlflow
 import numpy as np
 import pytest
 
-from ssda_assets.registry import Registration, register_version
-from ssda_assets.resources import MLflowTracking
 from ssda_model.cli import main
 from ssda_model.model import SSDAModel
-from tests.conftest import FAST
-from tests.model.test_cli import run_error
+from tests.helpers import FAST, fresh_mlflow, platform_store, register, run_error
 
 NAME = "ssda-test-registry"
-
-
-@contextmanager
-def fresh_mlflow() -> Iterator[None]:
-    """MLflow's process-wide URIs unset, as in a new `ssda` process, and unset again after:
-    `training_run` sets them, and with them MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI."""
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-            monkeypatch.delenv(name, raising=False)
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
-        try:
-            yield
-        finally:
-            mlflow.set_tracking_uri(None)
-            mlflow.set_registry_uri(None)
-
-
-@contextmanager
-def platform_store(root: Path) -> Iterator[MLflowTracking]:
-    """A sqlite tracking store and registry under `root`, configured as the platform's resource is."""
-    with fresh_mlflow():
-        yield MLflowTracking(
-            tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=str(root / "mlartifacts")
-        )
-
-
-def register(tracking: MLflowTracking, model: SSDAModel, name: str, cells: ad.AnnData) -> Registration:
-    """One training's logging and registration as `trained_model` does them: the run, the pyfunc
-    with the native folder inside, a new version and the champion rule."""
-    tags = {"task": name}
-    with tracking.training_run("ssda-test", name, tags, {}, dg.DagsterInstance.ephemeral()) as run:
-        model_uri = run.log_model(model, cells.to_df().iloc[:5], wall_seconds=0.0)
-        basis = f"{model.metrics['protocol']}/{model.metrics['evaluation']}"
-        return register_version(
-            tracking.client(),
-            model_uri,
-            name,
-            model.metrics["mean_auc"],
-            basis,
-            tags={**tags, "basis": basis, "mlflow_run_id": run.run_id},
-        )
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ import torch
 from ssda_model.cli import main
 from ssda_model.errors import SSDAInputError
 from ssda_model.model import SSDAModel
-from tests.model.test_cli import fit_args, run_error
-from tests.model.test_outputs import digests
+from tests.helpers import digests, fit_args, run_error
 
 
 class Payload:

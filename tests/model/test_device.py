@@ -6,7 +6,7 @@ import torch
 from ssda_model.model import SSDAModel
 from ssda_model.train import device as device_module
 from ssda_model.train.device import cpu_has_bf16, resolve_precision
-from tests.conftest import FAST
+from tests.helpers import FAST
 
 pytestmark = pytest.mark.numerics  # rerun with oneDNN and ATen capped at AVX2 (Makefile: test)
 

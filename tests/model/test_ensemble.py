@@ -5,16 +5,14 @@ import pytest
 import torch
 
 from ssda_model.config import SSDAConfig
-from ssda_model.data.prepare import prepare_domains
-from ssda_model.data.splits import repetition_split
 from ssda_model.model import SSDAModel
 from ssda_model.module.ensemble import SSDAEnsemble, StackedBatchNorm, cast_weights, member_keep_masks
 from ssda_model.module.losses import member_cross_entropy, reconstruction_loss
 from ssda_model.module.networks import SSDANet
 from ssda_model.train.competitors import COMPETITORS, competitor_scores
 from ssda_model.train.device import cpu_has_bf16
-from ssda_model.train.loop import DomainTensors, ensemble_size
-from tests.conftest import FAST
+from ssda_model.train.loop import ensemble_size
+from tests.helpers import FAST, assert_members_train_alike, competitor_scores_both_ways, three_repetitions
 
 pytestmark = pytest.mark.numerics  # rerun with oneDNN and ATen capped at AVX2 (Makefile: test)
 
@@ -97,18 +95,6 @@ def test_target_only_batched_gives_the_same_kind_of_result(small_pair):
     from the single one; Adagrad's first steps (±lr whatever the gradient's size) then carry that
     rounding into a different but equivalent trajectory."""
     assert_members_train_alike(small_pair, FAST.replace(method="target_only", repetitions=3))
-
-
-def assert_members_train_alike(pair, config: SSDAConfig, per_repetition=0.05, on_average=0.02) -> None:
-    """Batched and one-at-a-time AUCs close per repetition and on average, where rounding differs."""
-    source, target = pair
-    batched = [r["auc"] for r in SSDAModel.fit(source, target, config).metrics["repetitions"]]
-    alone = [
-        r["auc"]
-        for r in SSDAModel.fit(source, target, config.replace(batch_repetitions=False)).metrics["repetitions"]
-    ]
-    assert np.allclose(batched, alone, atol=per_repetition), (batched, alone)
-    assert abs(np.mean(batched) - np.mean(alone)) < on_average
 
 
 def test_ensemble_size_keeps_the_training_state_under_two_gib():
@@ -203,26 +189,6 @@ def test_bf16_forward_uses_the_weights_after_each_optimiser_step():
     assert not torch.allclose(outputs[0].float(), outputs[1].float(), atol=0.05)
 
 
-def _three_repetitions(pair, device: torch.device):
-    """The pair as device tensors and the splits of repetitions 1–3 (3 shots, paper protocol)."""
-    source, target = pair
-    domains = prepare_domains(
-        source, target, label_key="response", shots=3, val_fraction=0.2, scaling="per_domain"
-    )
-    splits = [
-        repetition_split(domains.source_y, domains.target_y, 3, "paper", 0.2, seed=r) for r in (1, 2, 3)
-    ]
-    return DomainTensors.on_device(domains, device), splits
-
-
-def competitor_scores_both_ways(pair, method: str, device: torch.device, config: SSDAConfig):
-    """Three repetitions' target scores, batched and one at a time, with their splits."""
-    data, splits = _three_repetitions(pair, device)
-    batched = competitor_scores(method, data, splits, [1, 2, 3], config)
-    alone = competitor_scores(method, data, splits, [1, 2, 3], config.replace(batch_repetitions=False))
-    return splits, batched, alone
-
-
 @pytest.mark.parametrize("method", COMPETITORS)
 def test_batched_competitors_match_one_at_a_time(small_pair, method):
     """Exact in fp32 on the CPU, as for the ssda family."""
@@ -236,7 +202,7 @@ def test_batched_competitors_match_one_at_a_time(small_pair, method):
 
 def test_competitors_train_in_the_configured_precision(small_pair):
     """bf16 reaches the competitors' steps as it reaches SSDA4Drug's: the scores move by rounding."""
-    data, splits = _three_repetitions(small_pair, torch.device("cpu"))
+    data, splits = three_repetitions(small_pair, torch.device("cpu"))
     fp32, bf16 = (
         competitor_scores("scad", data, splits, [1, 2, 3], FAST.replace(repetitions=3, precision=precision))
         for precision in ("fp32", "bf16")

@@ -7,8 +7,7 @@ import torch
 
 from ssda_model.model import SSDAModel
 from ssda_model.train.competitors import COMPETITORS
-from tests.conftest import FAST
-from tests.model.test_ensemble import assert_members_train_alike, competitor_scores_both_ways
+from tests.helpers import FAST, assert_members_train_alike, competitor_scores_both_ways
 
 pytestmark = [
     pytest.mark.gpu,

@@ -17,8 +17,7 @@ from ssda_model.memory import estimate, n_weights
 from ssda_model.model import SSDAModel
 from ssda_model.module.networks import SSDANet
 from ssda_model.streaming import predict_file
-from tests.model.test_cli import fit_args, run_error
-from tests.model.test_outputs import bench_args
+from tests.helpers import bench_args, fit_args, run_error
 
 
 def test_the_weight_count_is_the_networks():

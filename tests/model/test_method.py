@@ -11,7 +11,7 @@ from ssda_model.datasets import synthetic_pair
 from ssda_model.model import SSDAModel
 from ssda_model.train.device import cpu_has_bf16
 from ssda_model.train.loop import deterministic_algorithms
-from tests.conftest import FAST
+from tests.helpers import FAST
 
 
 @pytest.fixture(scope="module")

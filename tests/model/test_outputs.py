@@ -1,7 +1,6 @@
 """Output locations (ssda_model.outputs): a user's folder is never replaced, the location is checked
 before any data is read or trained on, and concurrent or killed writers never lose an output."""
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -16,15 +15,7 @@ from ssda_model.cli import main
 from ssda_model.config import SSDAConfig
 from ssda_model.model import SSDAModel
 from ssda_model.outputs import MARKER, replace_folder
-from tests.model.test_cli import fit_args, run_error
-
-
-def digests(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
+from tests.helpers import bench_args, digests, fit_args, run_error
 
 
 @pytest.fixture
@@ -35,27 +26,6 @@ def user_folder(tmp_path) -> Path:
     (folder / "thesis.tex").write_text("months of work\n")
     (folder / "notes" / "ideas.txt").write_text("do not delete\n")
     return folder
-
-
-def bench_args(source, target, out):
-    return [
-        "benchmark",
-        "--source",
-        str(source),
-        "--target",
-        str(target),
-        "--out",
-        str(out),
-        "--methods",
-        "ssda",
-        "--shots",
-        "1",
-        "--repetitions",
-        "1",
-        "--epochs",
-        "2",
-        "--quiet",
-    ]
 
 
 def test_benchmark_refuses_a_folder_of_the_users(capsys, pair_files, user_folder):

@@ -6,7 +6,7 @@ import pytest
 import scanpy as sc
 from scipy import sparse
 
-from ssda_assets.demo_raw import write_demo_raw
+from ssda_assets.raw.demo_raw import write_demo_raw
 from ssda_model.data.qc import StreamingQC, quality_control
 
 

@@ -6,7 +6,7 @@ from ssda_model.config import SSDAConfig
 from ssda_model.datasets import public_plx4720_a375, public_scad_pair
 from ssda_model.model import SSDAModel
 from ssda_model.train.device import cpu_has_bf16
-from tests.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 pytestmark = [
     pytest.mark.realdata,

@@ -7,7 +7,7 @@ from scipy import sparse
 
 from ssda_model.model import SSDAModel
 from ssda_model.streaming import predict_file
-from tests.conftest import FAST
+from tests.helpers import FAST
 
 pytestmark = pytest.mark.numerics  # rerun with oneDNN and ATen capped at AVX2 (Makefile: test)
 

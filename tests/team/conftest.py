@@ -14,21 +14,11 @@ import dagster as dg
 import pytest
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-from ssda_assets.demo_raw import write_demo_raw
+from ssda_assets.raw.demo_raw import write_demo_raw
+from ssda_assets.settings import per_instance
 from ssda_assets.team.stack import Ports, TeamStack, missing_servers
-from tests.assets.conftest import REPO
+from tests.helpers import REPO
 
-CLEARED = (
-    "SSDA_RAW_DIR",
-    "SSDA_DATA_DIR",
-    "SSDA_WAREHOUSE",
-    "SSDA_REPORTS_DIR",
-    "SSDA_MLFLOW_ARTIFACTS",
-    "SSDA_MLFLOW_UI_URL",
-    "SSDA_TRAIN_DEFAULTS",
-    "SSDA_REGISTRY_LOCK",
-    "MLFLOW_TRACKING_URI",
-)
 # Tiny trainings: a few seconds each on a 2-core machine.
 TINY = {"epochs": 3, "repetitions": 1}
 
@@ -103,7 +93,7 @@ def team():
     )  # not under pytest's 0700 folder: Postgres runs as its user
     stack = TeamStack(folder, Ports.free(), workers=2, dagster=False)
     with pytest.MonkeyPatch.context() as monkeypatch:
-        for name in CLEARED:
+        for name in per_instance():  # the stack's env() sets its own below
             monkeypatch.delenv(name, raising=False)
         for name, value in stack.env().items():
             monkeypatch.setenv(name, value)
@@ -111,7 +101,7 @@ def team():
         stack.start()
         try:
             write_demo_raw(stack.home / "data" / "raw")
-            from ssda_assets.catalog import register_partitions
+            from ssda_assets.raw.catalog import register_partitions
 
             with dg.DagsterInstance.get() as instance:
                 register_partitions(instance, stack.home / "data" / "raw")

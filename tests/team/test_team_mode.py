@@ -14,11 +14,11 @@ import psutil
 import psycopg2
 import pytest
 
-from ssda_assets.registry import CHALLENGER, CHAMPION, model_name
+from ssda_assets.operations.run_health import fail_dead_runs
+from ssda_assets.operations.ui import process_tree
+from ssda_assets.registry.versions import CHALLENGER, CHAMPION, model_name
 from ssda_assets.resources import mlflow_from_env, warehouse_from_env
-from ssda_assets.run_health import fail_dead_runs
-from ssda_assets.ui import process_tree
-from tests.assets.conftest import make_platform
+from tests.helpers import make_platform
 from tests.team.conftest import materialize, task_key, train, train_run_id
 
 pytestmark = pytest.mark.team

@@ -12,18 +12,18 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 from scipy import sparse
 
-from ssda_assets import plots
 from ssda_assets.defs.single_cell.assets import sc_dataset
 from ssda_assets.defs.training.assets import trained_model
-from ssda_assets.failures import input_errors
-from ssda_assets.ingest import LABEL, TIME
-from ssda_assets.manifest import read_manifest
-from ssda_assets.partitions import by_dataset, task_of, task_partitions
-from ssda_assets.registry import champion_model, model_name
-from ssda_assets.reports import attribution_html
+from ssda_assets.operations.failures import input_errors
+from ssda_assets.raw.ingest import LABEL, TIME
+from ssda_assets.raw.manifest import read_manifest
+from ssda_assets.raw.partitions import by_dataset, task_of, task_partitions
+from ssda_assets.registry.versions import champion_model, model_name
+from ssda_assets.reports import plots
+from ssda_assets.reports.attribution import attribution_html
 from ssda_assets.resources import MLflowTracking, PlatformPaths
-from ssda_assets.storage import replace_rows, write_atomically
-from ssda_assets.table_metadata import OWNERS, schema_of_ddl, schema_of_frame, table_metadata
+from ssda_assets.storage.table_metadata import OWNERS, schema_of_ddl, schema_of_frame, table_metadata
+from ssda_assets.storage.writes import replace_rows, write_atomically
 from ssda_model.analysis import drift
 from ssda_model.analysis.attribution import (
     GROUPS,

@@ -1,14 +1,14 @@
 """Checks of the analysis tables: every cell that passed QC is scored once, with a probability; the
-tables have rows and unique keys (ssda_assets/table_checks.py)."""
+tables have rows and unique keys (ssda_assets/storage/table_checks.py)."""
 
 import dagster as dg
 import numpy as np
 from dagster_duckdb import DuckDBResource
 
 from ssda_assets.defs.analysis.assets import cell_predictions, resistance_markers, temporal_drift
-from ssda_assets.partitions import task_of
+from ssda_assets.raw.partitions import task_of
 from ssda_assets.resources import PlatformPaths
-from ssda_assets.table_checks import ERROR, WARN, partitioned_check, table_checks
+from ssda_assets.storage.table_checks import ERROR, WARN, partitioned_check, table_checks
 from ssda_model.data.readers import close_h5ad, open_h5ad
 
 TASK_FILTER = "SELECT {} FROM cell_predictions WHERE drug = ? AND dataset = ?"

@@ -7,18 +7,18 @@ training and the analyses follow without a click. Every sensor can be paused in 
 """
 
 import json
-import os
 
 import dagster as dg
 
-from ssda_assets.catalog import scan, undeclared
-from ssda_assets.drugs import drug_key
-from ssda_assets.fingerprint import dataset_hash, gdsc_files, gdsc_hash, materialized_hash
-from ssda_assets.partitions import dataset_partitions, drug_partitions
+from ssda_assets import settings
+from ssda_assets.raw.catalog import scan, undeclared
+from ssda_assets.raw.drugs import drug_key
+from ssda_assets.raw.fingerprint import dataset_hash, gdsc_files, gdsc_hash, materialized_hash
+from ssda_assets.raw.partitions import dataset_partitions, drug_partitions
 from ssda_assets.resources import PlatformPaths
 
 GDSC_ASSETS = ("gdsc_expression", "gdsc_response")
-INTERVAL = int(os.environ.get("SSDA_SENSOR_INTERVAL", "30"))
+INTERVAL = settings.sensor_interval_s()
 
 automation = dg.AutomationConditionSensorDefinition(
     "default_automation_condition_sensor",
@@ -116,7 +116,7 @@ def gdsc_inputs_sensor(context: dg.SensorEvaluationContext, paths: PlatformPaths
 
 
 @dg.schedule(
-    cron_schedule=os.environ.get("SSDA_RETRAIN_CRON", "0 3 * * 1"),
+    cron_schedule=settings.retrain_cron(),
     target=dg.AssetSelection.assets("trained_model"),
     default_status=dg.DefaultScheduleStatus.RUNNING,
     execution_timezone="UTC",

@@ -11,13 +11,13 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from ssda_assets.defs.single_cell.assets import harmonized_expression
-from ssda_assets.failures import input_errors
-from ssda_assets.harmonized import read_harmonized
-from ssda_assets.interrupts import stop_signal_checks
-from ssda_assets.partitions import task_of, task_partitions
+from ssda_assets.operations.failures import input_errors
+from ssda_assets.operations.interrupts import stop_signal_checks
+from ssda_assets.raw.partitions import task_of, task_partitions
 from ssda_assets.resources import MLflowTracking, PlatformPaths
-from ssda_assets.storage import replace_rows
-from ssda_assets.table_metadata import OWNERS, schema_of_ddl, table_metadata
+from ssda_assets.storage.harmonized import read_harmonized
+from ssda_assets.storage.table_metadata import OWNERS, schema_of_ddl, table_metadata
+from ssda_assets.storage.writes import replace_rows
 from ssda_model.benchmark import ALL_METHODS, run_benchmark, summarize
 from ssda_model.benchmark_plots import boxplots, fewshot_curves
 from ssda_model.config import Protocol, SSDAConfig

@@ -1,7 +1,7 @@
-"""Rows and unique keys of the method comparison (ssda_assets/table_checks.py)."""
+"""Rows and unique keys of the method comparison (ssda_assets/storage/table_checks.py)."""
 
 from ssda_assets.defs.benchmark.assets import benchmark
-from ssda_assets.table_checks import table_checks
+from ssda_assets.storage.table_checks import table_checks
 
 results_table = table_checks(
     benchmark, "benchmark_results", ("drug", "dataset", "method", "shots", "repetition")

@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from ssda_assets.drugs import match_gdsc_names
-from ssda_assets.failures import input_errors
-from ssda_assets.fingerprint import INPUT_HASH, gdsc_hash
-from ssda_assets.partitions import drug_partitions
+from ssda_assets.operations.failures import input_errors
+from ssda_assets.raw.drugs import match_gdsc_names
+from ssda_assets.raw.fingerprint import INPUT_HASH, gdsc_hash
+from ssda_assets.raw.partitions import drug_partitions
 from ssda_assets.resources import PlatformPaths
-from ssda_assets.storage import replace_rows, replace_table, write_atomically
-from ssda_assets.table_metadata import OWNERS, schema_of_ddl, schema_of_frame, table_metadata
+from ssda_assets.storage.table_metadata import OWNERS, schema_of_ddl, schema_of_frame, table_metadata
+from ssda_assets.storage.writes import replace_rows, replace_table, write_atomically
 from ssda_model.data.gdsc import binarise_ic50, read_gdsc_expression, read_gdsc_response
 from ssda_model.errors import SSDAInputError
 

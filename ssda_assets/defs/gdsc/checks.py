@@ -1,7 +1,7 @@
-"""Rows and unique keys of the GDSC tables (ssda_assets/table_checks.py)."""
+"""Rows and unique keys of the GDSC tables (ssda_assets/storage/table_checks.py)."""
 
 from ssda_assets.defs.gdsc.assets import gdsc_labels, gdsc_response
-from ssda_assets.table_checks import WARN, table_checks
+from ssda_assets.storage.table_checks import WARN, table_checks
 
 # GDSC's own table: a repeated (screen, drug, line) is the publisher's, a quality signal
 response_table = table_checks(

@@ -16,16 +16,15 @@ from scipy import sparse
 
 from ssda_assets.defs.automation.conditions import DeclaredTask
 from ssda_assets.defs.gdsc.assets import gdsc_expression, gdsc_labels
-from ssda_assets.disk_space import folder_bytes
-from ssda_assets.drugs import drug_key
-from ssda_assets.failures import input_errors
-from ssda_assets.fingerprint import INPUT_HASH, dataset_hash
-from ssda_assets.ingest import LABEL, TIME, Ingested, ingest
-from ssda_assets.manifest import Manifest, read_manifest
-from ssda_assets.partitions import by_dataset, by_drug, dataset_partitions, task_of, task_partitions
+from ssda_assets.operations.failures import input_errors
+from ssda_assets.raw.drugs import drug_key
+from ssda_assets.raw.fingerprint import INPUT_HASH, dataset_hash
+from ssda_assets.raw.ingest import LABEL, TIME, Ingested, ingest, space_estimate
+from ssda_assets.raw.manifest import Manifest, read_manifest
+from ssda_assets.raw.partitions import by_dataset, by_drug, dataset_partitions, task_of, task_partitions
 from ssda_assets.resources import PlatformPaths
-from ssda_assets.storage import replace_rows, write_atomically
-from ssda_assets.table_metadata import OWNERS, schema_of_ddl, table_metadata
+from ssda_assets.storage.table_metadata import OWNERS, schema_of_ddl, table_metadata
+from ssda_assets.storage.writes import replace_rows, write_atomically
 from ssda_model.analysis.sampling import strata_of, stratified_sample
 from ssda_model.data.gene_ids import (
     GeneMapping,
@@ -73,8 +72,7 @@ def sc_dataset(context: dg.AssetExecutionContext, paths: PlatformPaths) -> dg.Ma
         manifest = _manifest(paths, context.partition_key)
         read = dataset_hash(manifest.folder)
         written: list[Ingested] = []  # ingest writes block by block into write_atomically's staging path
-        # The h5ad is larger than the (often compressed) raw files: room for four times their size.
-        space = paths.space_needed(f"ingesting {manifest.name}", estimate=4 * folder_bytes(manifest.folder))
+        space = paths.space_needed(f"ingesting {manifest.name}", estimate=space_estimate(manifest.folder))
         space.check()
         with space.translated():
             write_atomically(

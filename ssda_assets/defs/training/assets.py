@@ -9,14 +9,14 @@ import pyarrow.parquet as pq
 
 from ssda_assets.defs.single_cell.assets import harmonized_expression
 from ssda_assets.defs.training.config import TrainConfig
-from ssda_assets.failures import input_errors
-from ssda_assets.harmonized import read_harmonized
-from ssda_assets.interrupts import stop_signal_checks
-from ssda_assets.partitions import task_of, task_partitions
-from ssda_assets.registry import model_bytes, model_name, register_version
+from ssda_assets.operations.failures import input_errors
+from ssda_assets.operations.interrupts import stop_signal_checks
+from ssda_assets.raw.partitions import task_of, task_partitions
+from ssda_assets.registry.retention import apply_retention
+from ssda_assets.registry.versions import model_bytes, model_name, register_version
 from ssda_assets.resources import MLflowTracking, PlatformPaths
-from ssda_assets.retention import apply_retention
-from ssda_assets.table_metadata import OWNERS
+from ssda_assets.storage.harmonized import read_harmonized
+from ssda_assets.storage.table_metadata import OWNERS
 from ssda_model.model import SSDAModel
 
 # The assets' code version: bump it when a change here changes what an asset writes, so the UI marks
@@ -151,7 +151,7 @@ def trained_model(
 def prune_versions(
     context: dg.AssetExecutionContext, mlflow_tracking: MLflowTracking, name: str, cache
 ) -> str:
-    """Apply the retention policy after a registration (`ssda_assets.retention`); what it removed, in
+    """Apply the retention policy after a registration (`ssda_assets.registry.retention`); what it removed, in
     one line. A failure to clean up is a warning: the new version is registered either way."""
     try:
         pruned = apply_retention(

@@ -9,11 +9,11 @@ import dagster as dg
 
 from ssda_assets.defs.training.assets import trained_model
 from ssda_assets.defs.training.config import TrainConfig
-from ssda_assets.failures import input_errors
-from ssda_assets.harmonized import read_harmonized
-from ssda_assets.partitions import task_of
+from ssda_assets.operations.failures import input_errors
+from ssda_assets.raw.partitions import task_of
 from ssda_assets.resources import MLflowTracking, PlatformPaths
-from ssda_assets.table_checks import WARN, partitioned_check
+from ssda_assets.storage.harmonized import read_harmonized
+from ssda_assets.storage.table_checks import WARN, partitioned_check
 from ssda_model.model import SSDAModel
 
 

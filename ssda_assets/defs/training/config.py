@@ -9,12 +9,12 @@ launches carry no run config, so this is how a small installation or a test make
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import dagster as dg
 from pydantic import Field, create_model
 
+from ssda_assets import settings
 from ssda_model.config import Method, Precision, Protocol, Scaling, SSDAConfig
 from ssda_model.errors import SSDAInputError
 
@@ -57,7 +57,7 @@ class _TrainConfigBase(dg.Config):
 
 
 def _deployment_defaults() -> dict[str, Any]:
-    text = os.environ.get(TRAIN_DEFAULTS, "").strip()
+    text = settings.train_defaults()
     if not text:
         return {}
     try:

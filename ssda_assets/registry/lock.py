@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ssda_assets.resources import dagster_home
+from ssda_assets.settings import dagster_home
+from ssda_assets.settings import registry_lock as configured_lock
 from ssda_assets.team import missing_team_package
 
 LOCK_ENV = "SSDA_REGISTRY_LOCK"
@@ -37,7 +37,7 @@ class RegistryBusy(TimeoutError):
 
 def lock_target(tracking_uri: str) -> str:
     """A postgresql:// URL or a folder: where the locks of this tracking store live."""
-    configured = os.environ.get(LOCK_ENV, "").strip()
+    configured = configured_lock()
     if configured:
         return configured
     if tracking_uri.startswith("postgresql"):

@@ -16,7 +16,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from ssda_assets.manifest import Manifest
+from ssda_assets.raw.manifest import Manifest
 from ssda_model.data.qc import BLOCK, StreamingQC, check_barcodes
 from ssda_model.data.readers import H5adRows, close_h5ad, open_h5ad, read_h5ad, read_scad_tsv
 from ssda_model.data.single_cell import read_10x, read_count_table
@@ -130,19 +130,30 @@ class Ingested:
 def _write_h5ad(
     path: Path, qc: StreamingQC, obs: pd.DataFrame, var: pd.DataFrame, manifest: Manifest
 ) -> pd.DataFrame:
-    """Append each QC block's log1p values (X) and counts (layers["counts"]) to a new .h5ad, then
-    its obs (annotated), var and uns; returns the annotated obs."""
+    """Append each QC block's log1p values (X) to a new .h5ad, then its obs (annotated), var and
+    uns; returns the annotated obs. The counts are not stored again: they stay in the raw zone's
+    file, and a second copy would double the largest file of a 10^6-cell dataset."""
     out = H5adRows(path)
     try:
         for block in qc.blocks():
             out.append("X", block.values)
-            out.append("layers/counts", block.counts)
         assert qc.obs is not None and qc.var is not None
         annotated = annotate_obs(obs.loc[qc.obs.index].join(qc.obs), manifest)
         out.finish(annotated, var.loc[qc.var.index].join(qc.var), {"log1p": {"base": None}})
     finally:
         out.close()
     return annotated
+
+
+def space_estimate(folder: Path) -> int:
+    """Bytes an ingest writes, from the dataset's files: the normalised matrix is about an .h5ad's
+    size (float32 values and int32 indices, as counts are stored), a text matrix also passes
+    through a staging .h5ad of about its size, and a gzipped file expands about fourfold."""
+    total = 0.0
+    for file in (f for f in folder.rglob("*") if f.is_file()):
+        factor = 1.25 if file.suffix == ".h5ad" else 4 if file.suffix == ".gz" else 2
+        total += factor * file.stat().st_size
+    return int(total)
 
 
 def ingest(manifest: Manifest, path: Path, block: int = BLOCK) -> Ingested:

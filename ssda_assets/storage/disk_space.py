@@ -39,11 +39,6 @@ def free_space(folders: Iterable[Path]) -> list[tuple[Path, int]]:
     return sorted(seen.values(), key=lambda pair: pair[1])
 
 
-def folder_bytes(folder: Path) -> int:
-    """The size of the files under `folder` (a write's input, to estimate its output)."""
-    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
-
-
 def disk_full_message(what: str, folder: Path, needed: int, free: int) -> str:
     return (
         f"not enough disk space for {what}: {folder} has {free / MB:.0f} MB free, {needed / MB:.0f} MB "

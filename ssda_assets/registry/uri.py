@@ -3,7 +3,7 @@
 entry point pyproject.toml declares, so the method package never imports the platform.
 
 A registered version is an MLflow pyfunc model whose `ssda_model` artifact is the folder
-`SSDAModel.save` wrote (`ssda_assets.training_run`), so scoring it is scoring that folder. MLflow
+`SSDAModel.save` wrote (`ssda_assets.registry.training_run`), so scoring it is scoring that folder. MLflow
 is imported inside the functions: `ssda predict` on a folder does not load it. Which store
 is asked is MLflow's own rule (`--tracking-uri`, else MLFLOW_REGISTRY_URI / MLFLOW_TRACKING_URI).
 """
@@ -20,8 +20,8 @@ from ssda_model.model import SSDAModel
 
 SCHEME = "models:/"
 FORMS = "models:/<name>@<alias> or models:/<name>/<version>"
-NATIVE_ARTIFACT = "ssda_model"  # the pyfunc artifact holding the native folder (ssda_assets.registry)
-RETENTION_TAG = "ssda_retention"  # on a version whose files retention removed (ssda_assets.retention)
+NATIVE_ARTIFACT = "ssda_model"  # the pyfunc artifact of the native folder (ssda_assets.registry.versions)
+RETENTION_TAG = "ssda_retention"  # on a version retention removed the files of (registry.retention)
 _LISTED = 10  # names or versions an error lists
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
 

@@ -13,9 +13,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repo import ArtifactRepository
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-from ssda_assets.registry_lock import registry_lock
-from ssda_assets.registry_uri import NATIVE_ARTIFACT, native_location
-from ssda_assets.storage import write_atomically
+from ssda_assets.registry.lock import registry_lock
+from ssda_assets.registry.uri import NATIVE_ARTIFACT, native_location
+from ssda_assets.storage.writes import write_atomically
 from ssda_model.errors import SSDAInputError
 from ssda_model.model import SSDAModel
 from ssda_model.outputs import MARKER
@@ -48,7 +48,7 @@ def _current_champion(client: MlflowClient, name: str, alias: str = CHAMPION):
 def apply_aliases(client: MlflowClient, name: str, version: int, score: float, basis: str) -> Registration:
     """Move `challenger` to `version` unless a newer version holds it; move `champion` to it when
     its score on the same basis (protocol and evaluation set) is at least the champion's. Versions
-    are never deleted here (retention does, never an aliased one: ssda_assets.retention). Under the
+    are never deleted here (retention does, never an aliased one: ssda_assets.registry.retention). Under the
     model's registry lock: trainings that finish together (several
     workers) take turns, so each compares against the champion the one before it left."""
     with registry_lock(client.tracking_uri, name):

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ssda_assets.ingest import LABEL, TIME
+from ssda_assets.raw.ingest import LABEL, TIME
 from ssda_model.analysis.sampling import strata_of, stratified_sample
 
 

@@ -20,17 +20,17 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from ssda_assets.disk_space import SpaceNeeded
-from ssda_assets.pyfunc_model import pyfunc_signature
-from ssda_assets.registry import MODEL_ARTIFACTS
-from ssda_assets.run_health import worker_alive
+from ssda_assets.operations.run_health import worker_alive
+from ssda_assets.registry.pyfunc import pyfunc_signature
+from ssda_assets.registry.versions import MODEL_ARTIFACTS
+from ssda_assets.storage.disk_space import SpaceNeeded
 from ssda_model.model import SSDAModel
 
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
-PACKAGES = Path(__file__).resolve().parents[1]
-PYFUNC_CODE = PACKAGES / "ssda_assets" / "pyfunc_code.py"  # models-from-code: no pickle
+PYFUNC_CODE = Path(__file__).resolve().parent / "pyfunc_code.py"  # models-from-code: no pickle
+PACKAGES = PYFUNC_CODE.parents[2]
 # Shipped inside every logged model, so it loads where ssda4drug is not installed (only the
-# packages of PIP_REQUIREMENTS): the pyfunc imports ssda_assets.pyfunc_model and ssda_model alone.
+# packages of PIP_REQUIREMENTS): the pyfunc imports ssda_assets.registry.pyfunc and ssda_model alone.
 CODE_PATHS = [str(PACKAGES / "ssda_model"), str(PACKAGES / "ssda_assets")]
 PIP_REQUIREMENTS = ["torch==2.13.0", "anndata", "pandas<3", "numpy", "scikit-learn", "mlflow"]
 
@@ -116,7 +116,7 @@ class TrainingRun:
                 signature=pyfunc_signature(model, example),
                 pip_requirements=PIP_REQUIREMENTS,
                 code_paths=CODE_PATHS,
-            )  # the weights live once, in the logged model (ssda_assets.registry.native_files)
+            )  # the weights live once, in the logged model (ssda_assets.registry.versions.native_files)
         return info.model_uri
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from ssda_assets.partitions import task_of
+from ssda_assets.raw.partitions import task_of
 
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
 

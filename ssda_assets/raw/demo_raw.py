@@ -8,7 +8,7 @@
 - `datasets/`: a labelled benchmark line (10x + cell table), a four-point resistance time course
   (h5ad) and a drug-holiday course (h5ad), each with low-quality cells and rare genes that QC removes;
 - `demo_truth.json`: the planted programs and the exact QC removals, for the tests.
-Run as `python -m ssda_assets.demo_raw DIR`.
+Run as `python -m ssda_assets.raw.demo_raw DIR`.
 """
 
 from __future__ import annotations

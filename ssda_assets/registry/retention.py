@@ -24,9 +24,9 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-from ssda_assets.registry import CHAMPION, artifact_sizes
-from ssda_assets.registry_lock import registry_lock
-from ssda_assets.registry_uri import RETENTION_TAG
+from ssda_assets.registry.lock import registry_lock
+from ssda_assets.registry.uri import RETENTION_TAG
+from ssda_assets.registry.versions import CHAMPION, artifact_sizes
 
 MODES = ("archive", "delete", "off")
 TAG = RETENTION_TAG
@@ -86,7 +86,7 @@ def apply_retention(client: MlflowClient, name: str, keep_last: int, mode: str, 
             if freed is not None:
                 pruned.removed.append(number)
                 pruned.freed_bytes += freed
-        # The analyses need the champion's local copy only (ssda_assets.registry.champion_model).
+        # The analyses need the champion's local copy only (ssda_assets.registry.versions.champion_model).
         champion_run = found.get(int(aliases[CHAMPION])) if CHAMPION in aliases else None
         for run_id in set(found.values()) - {champion_run, None}:
             pruned.freed_bytes += _remove_folder(cache / name / str(run_id))

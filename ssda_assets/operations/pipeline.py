@@ -1,6 +1,8 @@
 """Materialize the whole asset graph, every partition, into the Dagster instance: what `make demo` runs.
 
-    DAGSTER_HOME=$PWD/dagster_home python -m ssda_assets.pipeline [--demo] [--epochs N] [--repetitions R]
+    python -m ssda_assets.operations.pipeline [--demo] [--epochs N] [--repetitions R]
+
+(with DAGSTER_HOME set, e.g. DAGSTER_HOME=$PWD/dagster_home; `make demo` sets it).
 
 With --demo the embedded demo raw zone is generated first when the raw folder has no GDSC files.
 Training uses the platform's defaults (the reference code's 50 epochs and 5 repetitions) unless
@@ -21,12 +23,12 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 
-from ssda_assets.catalog import register_partitions
-from ssda_assets.demo_raw import write_demo_raw
-from ssda_assets.interrupts import PipelineInterrupted, StopSignals
-from ssda_assets.partitions import task_of
+from ssda_assets.operations.interrupts import PipelineInterrupted, StopSignals
+from ssda_assets.operations.run_health import fail_dead_runs
+from ssda_assets.raw.catalog import register_partitions
+from ssda_assets.raw.demo_raw import write_demo_raw
+from ssda_assets.raw.partitions import task_of
 from ssda_assets.resources import mlflow_from_env, paths_from_env, warehouse_from_env
-from ssda_assets.run_health import fail_dead_runs
 from ssda_model.logs import log_to_stderr
 
 logger = logging.getLogger(__name__)
@@ -126,14 +128,14 @@ def run_pipeline(
 
 def demo_space():
     """What `make demo` needs free before it starts: SSDA_MIN_FREE_MB in DAGSTER_HOME, the data zone
-    and the local MLflow stores (`ssda_assets.disk_space`)."""
+    and the local MLflow stores (`ssda_assets.storage.disk_space`)."""
     tracking = mlflow_from_env()
     return paths_from_env().space_needed("make demo", (tracking.local_artifacts, tracking.local_store))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ssda_assets.pipeline", description=__doc__.splitlines()[0]
+        prog="python -m ssda_assets.operations.pipeline", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
         "--demo",

@@ -2,6 +2,6 @@
 
 import mlflow
 
-from ssda_assets.pyfunc_model import SSDAPyfunc
+from ssda_assets.registry.pyfunc import SSDAPyfunc
 
 mlflow.models.set_model(SSDAPyfunc())

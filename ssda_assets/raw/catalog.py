@@ -7,9 +7,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from ssda_assets.drugs import drug_key
-from ssda_assets.manifest import Manifest, dataset_folders, read_manifest
-from ssda_assets.partitions import dataset_partitions, drug_partitions, task_key
+from ssda_assets.raw.drugs import drug_key
+from ssda_assets.raw.manifest import Manifest, dataset_folders, read_manifest
+from ssda_assets.raw.partitions import dataset_partitions, drug_partitions, task_key
 from ssda_model.errors import SSDAInputError
 
 UNDECLARED_ASSET = dg.AssetKey("harmonized_expression")

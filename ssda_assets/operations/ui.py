@@ -1,14 +1,14 @@
 """`make ui`: the Dagster UI (webserver, daemon, code server) and the MLflow UI over the same stores,
 started together and stopped together.
 
-    python -m ssda_assets.ui [--dagster-port 3000] [--mlflow-port 5000]
+    python -m ssda_assets.operations.ui [--dagster-port 3000] [--mlflow-port 5000]
 
 Each UI runs in its own process group, so a Ctrl-C in the terminal reaches this supervisor only;
 it then asks both to stop (SIGINT to Dagster, which shuts its daemon and code server down; SIGTERM
 to MLflow), and after a grace period kills whatever they started that is still alive, so no
 process outlives it. Dagster's links to MLflow name SSDA_MLFLOW_LINK_URL (default
 http://127.0.0.1:5050), which this process redirects to the MLflow UI's port of the day
-(`ssda_assets.links`), so links written under another port keep working.
+(`ssda_assets.operations.links`), so links written under another port keep working.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import time
 
 import psutil
 
-from ssda_assets.links import serve_links
-from ssda_assets.resources import PROJECT_ROOT, dagster_home, mlflow_from_env
+from ssda_assets.operations.links import serve_links
+from ssda_assets.resources import mlflow_from_env
+from ssda_assets.settings import PROJECT_ROOT, dagster_home, dagster_port, mlflow_port
 
 GRACE_SECONDS = 6.0
 
@@ -119,27 +120,28 @@ def _serve_links(link_url: str, ui_url: str, local: bool):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m ssda_assets.ui", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ssda_assets.operations.ui", description=__doc__.splitlines()[0]
+    )
     parser.add_argument(
         "--dagster-port",
         type=int,
-        default=int(os.environ.get("DAGSTER_PORT", "3000")),
+        default=dagster_port(),
         help="port of the Dagster UI (default: DAGSTER_PORT or 3000)",
     )
     parser.add_argument(
         "--mlflow-port",
         type=int,
-        default=int(os.environ.get("MLFLOW_PORT", "5000")),
+        default=mlflow_port(),
         help="port of the MLflow UI (default: MLFLOW_PORT or 5000)",
     )
     args = parser.parse_args()
     os.environ.setdefault("DAGSTER_HOME", str(dagster_home()))
     tracking = mlflow_from_env()
     # Inherited by the code server and every run it launches: links follow the port used here.
-    os.environ["SSDA_MLFLOW_UI_URL"] = (
-        f"http://127.0.0.1:{args.mlflow_port}" if _local(tracking.tracking_uri) else tracking.ui_url
-    )
-    links = _serve_links(tracking.link_url, os.environ["SSDA_MLFLOW_UI_URL"], _local(tracking.tracking_uri))
+    ui_url = f"http://127.0.0.1:{args.mlflow_port}" if _local(tracking.tracking_uri) else tracking.ui_url
+    os.environ["SSDA_MLFLOW_UI_URL"] = ui_url
+    links = _serve_links(tracking.link_url, ui_url, _local(tracking.tracking_uri))
     stopping: list[int] = []
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, lambda signum, _frame: stopping.append(signum))
@@ -149,7 +151,7 @@ def main() -> int:
     }
     print(
         f"Dagster UI: http://127.0.0.1:{args.dagster_port}    "
-        f"MLflow UI: {os.environ['SSDA_MLFLOW_UI_URL']}"
+        f"MLflow UI: {ui_url}"
         f"{f' (links via {tracking.link_url})' if links is not None else ''}    "
         "(Ctrl-C stops both)",
         flush=True,

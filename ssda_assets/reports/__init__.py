@@ -1,0 +1,1 @@
+"""What a person reads: figures for the Dagster UI and the self-contained attribution report."""
