@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ssda_assets.raw.manifest import Manifest
-from ssda_model.data.qc import BLOCK, StreamingQC, check_barcodes
+from ssda_model.data.qc import BLOCK, QCThresholds, StreamingQC, check_barcodes
 from ssda_model.data.readers import H5adRows, close_h5ad, open_h5ad, read_h5ad, read_scad_tsv
 from ssda_model.data.single_cell import read_10x, read_count_table
 from ssda_model.errors import SSDAInputError
@@ -32,7 +32,7 @@ def read_matrix(manifest: Manifest, staging: Path | None = None, block: int = BL
     .h5ad is opened backed, a 10x matrix or cells × genes table is streamed into `staging` first,
     `block` cells at a time."""
     if manifest.format == "h5ad":
-        adata = open_h5ad(manifest.matrix) if staging else read_h5ad(manifest.matrix)
+        adata = open_h5ad(manifest.matrix, manifest.layer) if staging else read_h5ad(manifest.matrix)
     elif manifest.format == "10x":
         adata = read_10x(manifest.matrix, manifest.gene_id, staging, block)
     elif manifest.format == "scad":
@@ -177,7 +177,7 @@ def ingest(manifest: Manifest, path: Path, block: int = BLOCK) -> Ingested:
                 "genes_out": adata.n_vars,
             }
             return Ingested(adata.obs, report, bool(np.isfinite(values).all()))
-        qc = StreamingQC(adata, source, block)
+        qc = StreamingQC(adata, source, block, manifest.qc)
         obs = _write_h5ad(path, qc, adata.obs, adata.var, manifest)
     finally:
         if adata is not None:
@@ -185,6 +185,7 @@ def ingest(manifest: Manifest, path: Path, block: int = BLOCK) -> Ingested:
         staging.unlink(missing_ok=True)
     report = {
         **qc.report,
-        "qc": "paper QC: min 200 genes/cell, min 3 cells/gene, max 5 % mitochondrial counts",
+        "qc": f"{'paper' if manifest.qc == QCThresholds() else 'dataset.yaml'} QC: {manifest.qc.describe()}"
+        + (f", counts from {manifest.layer}" if manifest.layer else ""),
     }
     return Ingested(obs, report, True)  # counts were checked finite block by block

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from ssda_model.data.gene_ids import ID_TYPES
+from ssda_model.data.qc import QCThresholds
 from ssda_model.errors import SSDAInputError
 
 MANIFEST = "dataset.yaml"
@@ -27,6 +28,8 @@ TOP_KEYS = {
     "format",
     "orientation",
     "normalized",
+    "layer",
+    "qc",
     "gene_id",
     "species",
     "label",
@@ -38,6 +41,7 @@ TOP_KEYS = {
 LABEL_KEYS = {"column", "sensitive", "resistant"}
 TIME_KEYS = {"column", "order", "sensitive", "resistant"}
 CONTRAST_KEYS = {"name", "a", "b"}
+QC_KEYS = {"min_genes", "min_cells", "max_mito_pct", "integer_counts"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class Manifest:
     obs: Path | None = None  # per-cell metadata table (csv/tsv, first column = cell id)
     orientation: str | None = None
     normalized: bool = False
+    layer: str | None = None  # where an .h5ad holds its raw counts: a layer's name, or ".raw"; X if None
+    qc: QCThresholds = field(default_factory=QCThresholds)
     gene_id: str = "symbol"
     species: str = "human"
     label: LabelSpec | None = None
@@ -172,6 +178,46 @@ def _choice(raw: dict, key: str, default: Any, allowed: tuple, problems: list[st
     return value
 
 
+def _layer(raw: dict, fmt: str | None, normalized: bool, problems: list[str]) -> str | None:
+    """The `layer:` holding an .h5ad's raw counts (a layer's name, or .raw)."""
+    layer = raw.get("layer")
+    if layer is None:
+        return None
+    if not isinstance(layer, str) or not layer:
+        problems.append(f"'layer' must be a layer's name or .raw, got {layer!r}")
+    elif fmt != "h5ad" or normalized:
+        problems.append("'layer' names where an .h5ad holds its raw counts (format h5ad, normalized: false)")
+    return layer if isinstance(layer, str) else None
+
+
+def _qc(raw: dict, normalized: bool, problems: list[str]) -> QCThresholds:
+    """The `qc:` thresholds (the paper's where absent)."""
+    if "qc" not in raw:
+        return QCThresholds()
+    spec = _mapping(raw["qc"], "'qc'", QC_KEYS, problems)
+    if normalized:
+        problems.append("'qc' applies to raw counts; this matrix is declared normalized")
+    defaults = QCThresholds()
+    values: dict[str, Any] = {}
+    for key, kind, low, high in (
+        ("min_genes", int, 0, None),
+        ("min_cells", int, 0, None),
+        ("max_mito_pct", (int, float), 0, 100),
+    ):
+        value = spec.get(key, getattr(defaults, key))
+        if isinstance(value, bool) or not isinstance(value, kind) or value < low or (high and value > high):
+            bound = f"between {low} and {high}" if high else f"a whole number ≥ {low}"
+            problems.append(f"'qc.{key}' must be {bound}, got {value!r}")
+        else:
+            values[key] = value
+    integer_counts = spec.get("integer_counts", True)
+    if not isinstance(integer_counts, bool):
+        problems.append(f"'qc.integer_counts' must be true or false, got {integer_counts!r}")
+    else:
+        values["integer_counts"] = integer_counts
+    return QCThresholds(**values)
+
+
 def _label(raw: dict, fmt: str | None, problems: list[str]) -> LabelSpec | None:
     """The `label:` section (a SCAD file's response column when absent)."""
     if "label" not in raw and fmt != "scad":
@@ -250,6 +296,8 @@ def read_manifest(folder: str | Path) -> Manifest:
     normalized = raw.get("normalized", fmt == "scad")
     if not isinstance(normalized, bool):
         problems.append(f"'normalized' must be true or false, got {normalized!r}")
+    layer = _layer(raw, fmt, normalized is True, problems)
+    qc = _qc(raw, normalized is True, problems)
     gene_id = _choice(raw, "gene_id", "entrez" if fmt == "scad" else "symbol", ID_TYPES, problems)
     species = _choice(raw, "species", "human", ("human", "mouse"), problems)
     label = _label(raw, fmt, problems)
@@ -268,6 +316,8 @@ def read_manifest(folder: str | Path) -> Manifest:
         obs=obs,
         orientation=orientation,
         normalized=normalized,
+        layer=layer,
+        qc=qc,
         gene_id=gene_id,
         species=species,
         label=label,

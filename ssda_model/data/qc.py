@@ -21,11 +21,25 @@ from scipy import sparse
 from ssda_model.data.readers import row_blocks
 from ssda_model.errors import SSDAInputError
 
-MIN_GENES_PER_CELL = 200
-MIN_CELLS_PER_GENE = 3
-MAX_MITO_PERCENT = 5.0
 TARGET_SUM = 1e4
 BLOCK = 5_000  # cells: at 20,000 genes and 9 % nonzero 72 MB a copy; a pass holds about five
+
+
+@dataclass(frozen=True)
+class QCThresholds:
+    """The paper's QC (its defaults); a dataset's manifest may set its own (`qc:`)."""
+
+    min_genes: int = 200  # detected genes per cell
+    min_cells: int = 3  # cells detecting a gene, among those kept
+    max_mito_pct: float = 5.0  # % of a cell's counts from MT- genes
+    integer_counts: bool = True  # raw counts are whole numbers; false for corrected counts (CellBender)
+
+    def describe(self) -> str:
+        """One line for the metadata and the errors."""
+        return (
+            f"min {self.min_genes} genes/cell, min {self.min_cells} cells/gene, "
+            f"max {self.max_mito_pct:g} % mitochondrial counts"
+        )
 
 
 def _csr(block) -> sparse.csr_matrix:
@@ -37,13 +51,24 @@ def _csr(block) -> sparse.csr_matrix:
     return block
 
 
-def check_count_block(counts: sparse.csr_matrix, source: str) -> None:
-    """Raw counts must be finite and non-negative."""
+def check_count_block(counts: sparse.csr_matrix, source: str, integers: bool = False) -> None:
+    """Raw counts must be finite and non-negative, and whole numbers when `integers`: a normalised
+    matrix declared raw would be normalised twice."""
     if not np.isfinite(counts.data).all():
         raise SSDAInputError(source, "counts contain NaN or infinite values")
     negative = int((counts.data < 0).sum())
     if negative:
         raise SSDAInputError(source, f"counts must be non-negative; found {negative} negative values")
+    if integers:
+        fractional = np.flatnonzero(counts.data != np.round(counts.data))
+        if len(fractional):
+            raise SSDAInputError(
+                source,
+                f"raw counts expected, but {len(fractional)} values of a block are not whole numbers "
+                f"(e.g. {counts.data[fractional[0]]:g}): point 'layer' in the dataset.yaml at the counts "
+                "(a layer's name, or .raw), declare 'normalized: true', or for corrected counts set "
+                "'qc: {integer_counts: false}'",
+            )
 
 
 def check_barcodes(obs_names: pd.Index, source: str) -> None:
@@ -59,17 +84,17 @@ def check_counts(adata: ad.AnnData, source: str) -> None:
     check_barcodes(adata.obs_names, source)
 
 
-def nothing_passes(report: dict[str, int], source: str) -> SSDAInputError:
+def nothing_passes(report: dict[str, int], source: str, qc: QCThresholds = QCThresholds()) -> SSDAInputError:
     """What each QC rule removed, and what to change, when no cell or no gene is left."""
     return SSDAInputError(
         source,
         (
             f"no {'cell' if report.get('cells_left', 1) == 0 else 'gene'} passes QC: "
             f"of {report['cells_in']} cells, "
-            f"{report['cells_removed_min_genes']} have fewer than {MIN_GENES_PER_CELL} detected genes and "
-            f"{report.get('cells_removed_mito', 0)} more than {MAX_MITO_PERCENT:g} % mitochondrial counts; "
+            f"{report['cells_removed_min_genes']} have fewer than {qc.min_genes} detected genes and "
+            f"{report.get('cells_removed_mito', 0)} more than {qc.max_mito_pct:g} % mitochondrial counts; "
             f"{report['genes_removed_min_cells']} of {report['genes_in']} genes are detected in fewer than "
-            f"{MIN_CELLS_PER_GENE} of the cells left. If the matrix is already normalised declare it so "
+            f"{qc.min_cells} of the cells left. If the matrix is already normalised declare it so "
             "(normalized: true in its dataset.yaml); otherwise check that it holds raw counts, "
             "cells and genes "
             "the right way round (orientation)"
@@ -103,6 +128,7 @@ class StreamingQC:
     cells: ad.AnnData
     source: str
     block: int = BLOCK
+    thresholds: QCThresholds = field(default_factory=QCThresholds)
     report: dict[str, int] = field(default_factory=dict)
     obs: pd.DataFrame | None = None
     var: pd.DataFrame | None = None
@@ -116,12 +142,12 @@ class StreamingQC:
         enough = np.zeros(self.cells.n_obs, bool)
         in_cells = np.zeros(self.cells.n_vars, np.int64)
         for start, counts in self._blocks():
-            check_count_block(counts, self.source)
-            ok = np.diff(counts.indptr) >= MIN_GENES_PER_CELL
+            check_count_block(counts, self.source, self.thresholds.integer_counts)
+            ok = np.diff(counts.indptr) >= self.thresholds.min_genes
             enough[start : start + counts.shape[0]] = ok
             detecting = counts.indices[np.repeat(ok, np.diff(counts.indptr))]
             in_cells += np.bincount(detecting, minlength=self.cells.n_vars)
-        genes = in_cells >= MIN_CELLS_PER_GENE
+        genes = in_cells >= self.thresholds.min_cells
         self.report = {
             "cells_in": self.cells.n_obs,
             "genes_in": self.cells.n_vars,
@@ -129,7 +155,9 @@ class StreamingQC:
             "genes_removed_min_cells": int((~genes).sum()),
         }
         if not enough.any() or not genes.any():
-            raise nothing_passes({**self.report, "cells_left": int(enough.sum())}, self.source)
+            raise nothing_passes(
+                {**self.report, "cells_left": int(enough.sum())}, self.source, self.thresholds
+            )
         return enough, genes
 
     def blocks(self) -> Iterator[QCBlock]:
@@ -146,7 +174,7 @@ class StreamingQC:
             pct = np.divide(100 * total_mt, total, out=np.zeros_like(total), where=total > 0)
             var_cells += np.bincount(counts.indices, minlength=len(names))
             var_total += np.asarray(counts.sum(axis=0), dtype=np.float64).ravel()
-            keep = pct <= MAX_MITO_PERCENT
+            keep = pct <= self.thresholds.max_mito_pct
             metrics.append((np.diff(counts.indptr)[keep], total[keep], total_mt[keep], pct[keep]))
             kept_rows.append(start + rows[keep])
             counts = _take(counts, np.flatnonzero(keep), slice(None))
@@ -158,7 +186,7 @@ class StreamingQC:
         rows = np.concatenate(kept_rows)
         self.report["cells_removed_mito"] = int(enough.sum()) - len(rows)
         if not len(rows):
-            raise nothing_passes({**self.report, "cells_left": 0}, self.source)
+            raise nothing_passes({**self.report, "cells_left": 0}, self.source, self.thresholds)
         detected, total, total_mt, pct = (np.concatenate(m) for m in zip(*metrics, strict=True))
         self.obs = pd.DataFrame(
             {

@@ -39,21 +39,30 @@ def read_h5ad(path: str | Path) -> ad.AnnData:
     return _non_empty(adata, path)
 
 
-def open_h5ad(path: str | Path) -> ad.AnnData:
+def open_h5ad(path: str | Path, layer: str | None = None) -> ad.AnnData:
     """The cells of an .h5ad with X left on disk (sliced a block at a time: `row_blocks`), obs,
     var and obsm read, and no layer: anndata's backed mode reads every layer whole, and the raw
-    counts of 10^5 cells are gigabytes. Close it with `close_h5ad`."""
+    counts of 10^5 cells are gigabytes. `layer` (a layer's name, or ".raw" for `adata.raw`) is
+    opened as X instead, on disk the same way. Close it with `close_h5ad`."""
     path = _h5ad_path(path)
     try:
         handle = h5py.File(path, "r")
     except Exception as exc:
         raise SSDAInputError(str(path), f"not a readable AnnData .h5ad file ({type(exc).__name__})") from None
+    matrix, var = {None: ("X", "var"), ".raw": ("raw/X", "raw/var")}.get(layer, (f"layers/{layer}", "var"))
+    if matrix not in handle:
+        handle.close()
+        layers = ", ".join(handle_keys(path, "layers")) or "none"
+        where = "no .raw" if layer == ".raw" else f"no layer {layer!r} (layers: {layers})"
+        raise SSDAInputError(
+            str(path), f"has {where}; the dataset.yaml's 'layer' names where the raw counts are"
+        )
     try:
-        stored = handle["X"]
+        stored = handle[matrix]
         adata = ad.AnnData(
             X=sparse_dataset(stored) if isinstance(stored, h5py.Group) else stored,
             obs=read_elem(handle["obs"]),
-            var=read_elem(handle["var"]),
+            var=read_elem(handle[var]),
             obsm=read_elem(handle["obsm"]) if "obsm" in handle else None,
         )
     except Exception as exc:
@@ -64,6 +73,12 @@ def open_h5ad(path: str | Path) -> ad.AnnData:
     except SSDAInputError:
         handle.close()
         raise
+
+
+def handle_keys(path: Path, group: str) -> list[str]:
+    """The names under `group` of an HDF5 file (none when it is absent)."""
+    with h5py.File(path, "r") as handle:
+        return sorted(handle[group]) if group in handle else []
 
 
 def close_h5ad(adata: ad.AnnData) -> None:

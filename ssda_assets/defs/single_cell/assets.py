@@ -353,6 +353,15 @@ def harmonized_expression(
                 target.cells.n_obs,
                 schema_of_ddl("cell_id VARCHAR, response DOUBLE, time_point VARCHAR", len(genes)),
             ),
+            "hvg": (
+                "skipped: the matrix is declared normalized (z-scored values carry no mean-variance "
+                "trend to rank genes by); every shared gene is kept"
+                if manifest.normalized
+                else f"{len(genes)} of {n_shared} shared genes (seurat flavour, n_top_genes "
+                f"{config.n_top_genes}, on {min(HVG_CELLS, target.cells.n_obs)} sampled cells)"
+                if config.n_top_genes
+                else "off (n_top_genes 0): every shared gene is kept"
+            ),
             "hvg_cells": min(HVG_CELLS, target.cells.n_obs),
             "shared_genes": n_shared,
             "genes": len(genes),
