@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import dagster as dg
 import psutil
-from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
-from dagster._core.storage.dagster_run import FINISHED_STATUSES, DagsterRunStatus, RunsFilter
 
-ACTIVE = [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+from ssda_assets.dagster_private import FINISHED_STATUSES, CheckRunHealthResult, WorkerStatus
+
+ACTIVE = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
@@ -40,7 +40,7 @@ def worker_alive(instance: dg.DagsterInstance, run_id: str, pid: int | None = No
         return False
 
 
-class LocalRunLauncher(DefaultRunLauncher):
+class LocalRunLauncher(dg.DefaultRunLauncher):
     """Dagster's default launcher plus a worker health check, so run monitoring fails dead runs."""
 
     @property
@@ -64,7 +64,7 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     finished runs; returns the run ids it failed. What the monitoring daemons do, for a process
     that runs assets without them."""
     failed = []
-    for record in instance.get_run_records(RunsFilter(statuses=ACTIVE)):
+    for record in instance.get_run_records(dg.RunsFilter(statuses=ACTIVE)):
         run = record.dagster_run
         pid = worker_pid(instance, run.run_id)
         if worker_alive(instance, run.run_id, pid) is False:
@@ -78,7 +78,9 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     if storage.supports_global_concurrency_limits:
         holders = storage.get_concurrency_run_ids()
         if holders:
-            finished = instance.get_run_records(RunsFilter(run_ids=list(holders), statuses=FINISHED_STATUSES))
+            finished = instance.get_run_records(
+                dg.RunsFilter(run_ids=list(holders), statuses=FINISHED_STATUSES)
+            )
             for record in finished:
                 storage.free_concurrency_slots_for_run(record.dagster_run.run_id)
     return failed

@@ -18,6 +18,8 @@ import dagster as dg
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import Metric
 
 from ssda_assets.operations.run_health import worker_alive
@@ -96,6 +98,13 @@ class TrainingRun:
         self.run_id, self.experiment_id, self.closed = run.info.run_id, experiment_id, closed
         self.live = LiveMetrics(client, self.run_id)
 
+    def log_inputs(self, files: dict[str, Path], digest: str) -> None:
+        """The harmonized tables the fit reads, as the run's dataset inputs (MLflow's Inputs), named
+        and fingerprinted by the task's data hash, not read again."""
+        for name, path in files.items():
+            dataset = MetaDataset(resolve_dataset_source(str(path)), name=name, digest=digest[:16])
+            mlflow.log_input(dataset, context="training")
+
     def log_model(self, model: SSDAModel, example: pd.DataFrame, wall_seconds: float) -> str:
         self.live.flush()
         metrics = model.metrics
@@ -140,7 +149,9 @@ def training_run(
         # MLflow's fluent API (start_run, log_model, register_model) keeps its store process-wide.
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(tracking_uri)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=run_name, tags=tags, log_system_metrics=True
+        ) as run:  # CPU, memory and disk every 10 s beside the losses
             mlflow.log_params(params)
             try:
                 yield TrainingRun(client, run, experiment_id, closed)

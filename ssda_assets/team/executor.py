@@ -14,11 +14,9 @@ from __future__ import annotations
 import time
 
 import dagster as dg
-from dagster._core.execution.plan.plan import ExecutionPlan
-from dagster._core.execution.plan.step import ExecutionStep
-from dagster._core.execution.retries import RetryMode
 
 from ssda_assets import settings
+from ssda_assets.dagster_private import ExecutionPlan, ExecutionStep, RetryMode
 from ssda_assets.team import missing_team_package
 
 try:

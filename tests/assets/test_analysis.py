@@ -90,6 +90,11 @@ def test_attribution_recovers_planted_genes_and_is_complete(analysed):
     assert meta["ig_completeness_max_gap"] < 0.01
     html = (analysed.paths.reports / "erlotinib__pc9_erlotinib" / "attribution.html").read_text()
     assert "Top 20 genes" in html and "data:image/png;base64," in html
+    run_id = (
+        analysed.mlflow.client().get_model_version_by_alias("ssda-erlotinib-pc9-erlotinib", "champion").run_id
+    )
+    logged = {a.path for a in analysed.mlflow.client().list_artifacts(run_id, "attribution")}
+    assert logged == {"attribution/attribution.html"}  # the champion's MLflow run shows the report
 
 
 def test_latent_space_separates_classes_better_than_raw(analysed):

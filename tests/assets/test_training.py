@@ -74,6 +74,10 @@ def test_mlflow_run_has_params_epoch_metrics_and_artifacts(trained):
     assert "ssda_model" not in artifacts  # the weights are stored once, in the logged model
     logged = json.loads(open(client.download_artifacts(run_id, "metrics.json", str(platform.home))).read())
     assert logged["protocol"] == "strict" and len(logged["repetitions"]) == 2
+    inputs = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"source", "target"}  # MLflow's Inputs: the harmonized tables, by data hash
+    assert inputs["target"].digest == runs[0]["data_hash"][:16]
+    assert "target.parquet" in inputs["target"].source
 
 
 def test_champion_moves_only_for_a_model_at_least_as_good(trained):
@@ -181,6 +185,9 @@ def test_benchmark_asset_stores_results_and_one_mlflow_run_per_method(built_plat
     experiment = client.get_experiment_by_name("ssda-gefitinib-benchmark")
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.data.tags["method"] for r in runs) == ["scad", "source_only", "ssda"]
+    for run in runs:  # each run shows the comparison's figures
+        figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+        assert figures == {"figures/auc.png", "figures/aupr.png", "figures/fewshot.png"}
 
 
 def test_shots_all_is_compared_on_source_validation_and_says_so(built_platform):

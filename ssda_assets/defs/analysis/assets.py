@@ -438,6 +438,9 @@ def attribution_report(
         report_dir / "attribution_genes.parquet",
         lambda tmp: summary.rename_axis("gene").reset_index().to_parquet(tmp, index=False),
     )
+    # the champion's MLflow run shows the report (MLflow renders HTML artifacts) beside its metrics
+    report = str(report_dir / "attribution.html")
+    mlflow_tracking.client().log_artifact(champion.run_id, report, "attribution")
     return dg.MaterializeResult(
         metadata={
             "report": dg.MetadataValue.path(str(report_dir / "attribution.html")),

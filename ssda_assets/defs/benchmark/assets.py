@@ -98,6 +98,7 @@ def benchmark(
         )
     mlflow.set_tracking_uri(mlflow_tracking.tracking_uri)
     experiment_id = mlflow_tracking.experiment_id(f"ssda-{drug}-benchmark")
+    run_ids = []
     for method, rows in results.groupby("method", sort=False):
         with mlflow.start_run(
             experiment_id=experiment_id,
@@ -123,6 +124,7 @@ def benchmark(
                     {"mean_auc": group["auc"].mean(), "mean_aupr": group["aupr"].mean()}, step=int(shots)
                 )
             mlflow.log_table(rows, "results.json")
+            run_ids.append(mlflow.active_run().info.run_id)
     with tempfile.TemporaryDirectory() as scratch:
         figures = "".join(
             _png_markdown(draw(results, *args, Path(scratch) / name), title)
@@ -132,6 +134,9 @@ def benchmark(
                 (fewshot_curves, (), "fewshot.png", "Few-shot curves"),
             )
         )
+        client = mlflow_tracking.client()
+        for run_id in run_ids:  # every method's run shows the comparison it took part in
+            client.log_artifacts(run_id, scratch, "figures")
     return dg.MaterializeResult(
         metadata={
             "summary": dg.MetadataValue.md(summary.round(4).to_markdown(index=False)),
