@@ -149,74 +149,78 @@ def _time_course(rng, genes, program, order, resistant_share, cells_per_point):
     return counts, time, resistant, extra
 
 
-def write_demo_raw(raw_dir: str | Path, seed: int = 7) -> Path:
-    """Write the raw zone under `raw_dir` (idempotent for a seed); returns the truth file's path."""
-    raw = Path(raw_dir)
-    (raw / "datasets").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    genes, programs = _genes(rng)
-    lines, sensitivity = _bulk(rng, genes, programs, raw)
-    _response(rng, lines, sensitivity, raw)
-    truth: dict = {"programs": programs, "datasets": {}}
+def _write_manifest(folder: Path, manifest: dict) -> None:
+    (folder / "dataset.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
 
-    # 1. a labelled benchmark line, 10x with a cell table
+
+def _labelled_line(rng, raw: Path, genes, program) -> dict:
+    """A labelled benchmark line, parental vs resistant, as a 10x folder with a cell table."""
     resistant = np.arange(300) % 2 == 1
-    counts, extra = _cells(rng, genes, programs["Gefitinib"], resistant)
+    counts, extra = _cells(rng, genes, program, resistant)
     barcodes = [f"JHU{i:04d}-1" for i in range(300)]
     folder = raw / "datasets" / "jhu006_gefitinib"
     _write_10x(folder / "filtered_feature_bc_matrix", counts, genes, barcodes)
     pd.DataFrame({"barcode": barcodes, "condition": np.where(resistant, "resistant", "parental")}).to_csv(
         folder / "cells.csv", index=False
     )
-    manifest = {
-        "description": "Head-and-neck line, parental vs gefitinib-resistant (demo)",
-        "drugs": ["Gefitinib"],
-        "matrix": "filtered_feature_bc_matrix",
-        "obs": "cells.csv",
-        "gene_id": "symbol",
-        "species": "human",
-        "label": {"column": "condition", "sensitive": ["parental"], "resistant": ["resistant"]},
-    }
-    (folder / "dataset.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-    truth["datasets"]["jhu006_gefitinib"] = {"cells": 300, **extra}
-
-    # 2. resistance grows over four time points
-    order = ["t0", "t12", "t48", "t96"]
-    counts, time, resistant, extra = _time_course(
-        rng, genes, programs["Bortezomib"], order, [0.1, 0.35, 0.6, 0.85], 100
+    _write_manifest(
+        folder,
+        {
+            "description": "Head-and-neck line, parental vs gefitinib-resistant (demo)",
+            "drugs": ["Gefitinib"],
+            "matrix": "filtered_feature_bc_matrix",
+            "obs": "cells.csv",
+            "gene_id": "symbol",
+            "species": "human",
+            "label": {"column": "condition", "sensitive": ["parental"], "resistant": ["resistant"]},
+        },
     )
-    folder = raw / "datasets" / "mcf7_bortezomib"
+    return {"cells": 300, **extra}
+
+
+def _time_course_dataset(rng, raw: Path, genes, program, name: str, course: dict) -> dict:
+    """A time course as counts.h5ad, its time points in obs[`course["column"]`], each point holding
+    `course["cells"]` cells of which the share `course["resistant"]` resist."""
+    order, share = course["order"], course["resistant"]
+    counts, time, _, extra = _time_course(rng, genes, program, order, share, course["cells"])
+    folder = raw / "datasets" / name
     folder.mkdir(parents=True, exist_ok=True)
     ad.AnnData(
         X=counts,
-        obs=pd.DataFrame({"time": time}, index=[f"MCF7_{i:04d}" for i in range(len(time))]),
+        obs=pd.DataFrame(
+            {course["column"]: time}, index=[f"{course['prefix']}_{i:04d}" for i in range(len(time))]
+        ),
         var=pd.DataFrame(index=genes),
     ).write_h5ad(folder / "counts.h5ad")
-    manifest = {
+    _write_manifest(folder, course["manifest"])
+    return {"cells": len(time), "resistant_share": share, **extra}
+
+
+def _rising_resistance(rng, raw: Path, genes, program) -> dict:
+    """Resistance grows over four time points."""
+    order = ["t0", "t12", "t48", "t96"]
+    course = {
+        "order": order,
+        "resistant": [0.1, 0.35, 0.6, 0.85],
+        "cells": 100,
+        "column": "time",
+        "prefix": "MCF7",
+    }
+    course["manifest"] = {
         "description": "Breast cancer line under bortezomib, 0-96 h (demo)",
         "drugs": ["Bortezomib"],
         "matrix": "counts.h5ad",
         "time": {"column": "time", "order": order, "sensitive": ["t0"], "resistant": ["t96"]},
     }
-    (folder / "dataset.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-    truth["datasets"]["mcf7_bortezomib"] = {
-        "cells": len(time),
-        "resistant_share": [0.1, 0.35, 0.6, 0.85],
-        **extra,
-    }
+    return _time_course_dataset(rng, raw, genes, program, "mcf7_bortezomib", course)
 
-    # 3. a drug holiday restores sensitivity
+
+def _drug_holiday(rng, raw: Path, genes, program) -> dict:
+    """A drug holiday restores sensitivity."""
     order = ["D0", "D1", "D2", "D4", "D9", "D11", "D19ERL", "D19DMSO"]
     share = [0.05, 0.15, 0.25, 0.4, 0.6, 0.7, 0.85, 0.45]
-    counts, time, resistant, extra = _time_course(rng, genes, programs["Erlotinib"], order, share, 50)
-    folder = raw / "datasets" / "pc9_erlotinib"
-    folder.mkdir(parents=True, exist_ok=True)
-    ad.AnnData(
-        X=counts,
-        obs=pd.DataFrame({"day": time}, index=[f"PC9_{i:04d}" for i in range(len(time))]),
-        var=pd.DataFrame(index=genes),
-    ).write_h5ad(folder / "counts.h5ad")
-    manifest = {
+    course = {"order": order, "resistant": share, "cells": 50, "column": "day", "prefix": "PC9"}
+    course["manifest"] = {
         "description": "Lung cancer line under erlotinib with a drug holiday (demo)",
         "drugs": ["Erlotinib"],
         "matrix": "counts.h5ad",
@@ -226,9 +230,22 @@ def write_demo_raw(raw_dir: str | Path, seed: int = 7) -> Path:
             {"name": "holiday_vs_day2", "a": "D19DMSO", "b": "D2"},
         ],
     }
-    (folder / "dataset.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-    truth["datasets"]["pc9_erlotinib"] = {"cells": len(time), "resistant_share": share, **extra}
+    return _time_course_dataset(rng, raw, genes, program, "pc9_erlotinib", course)
 
+
+def write_demo_raw(raw_dir: str | Path, seed: int = 7) -> Path:
+    """Write the raw zone under `raw_dir` (idempotent for a seed); returns the truth file's path."""
+    raw = Path(raw_dir)
+    (raw / "datasets").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    genes, programs = _genes(rng)
+    lines, sensitivity = _bulk(rng, genes, programs, raw)
+    _response(rng, lines, sensitivity, raw)
+    truth: dict = {"programs": programs, "datasets": {}}
+    # in this order: each draws from the one generator
+    truth["datasets"]["jhu006_gefitinib"] = _labelled_line(rng, raw, genes, programs["Gefitinib"])
+    truth["datasets"]["mcf7_bortezomib"] = _rising_resistance(rng, raw, genes, programs["Bortezomib"])
+    truth["datasets"]["pc9_erlotinib"] = _drug_holiday(rng, raw, genes, programs["Erlotinib"])
     for entry in truth["datasets"].values():
         entry.update(
             cells_removed_min_genes=LOW_GENE_CELLS,

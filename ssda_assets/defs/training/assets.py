@@ -2,6 +2,7 @@
 
 import sys
 import time
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -13,11 +14,13 @@ from ssda_assets.operations.failures import input_errors
 from ssda_assets.operations.interrupts import stop_signal_checks
 from ssda_assets.raw.partitions import task_of, task_partitions
 from ssda_assets.registry.retention import apply_retention
-from ssda_assets.registry.versions import model_bytes, model_name, register_version
+from ssda_assets.registry.training_run import TrainingRun
+from ssda_assets.registry.versions import Registration, model_bytes, model_name, register_version
 from ssda_assets.resources import MLflowTracking, PlatformPaths
 from ssda_assets.storage.harmonized import read_harmonized
 from ssda_assets.storage.table_metadata import OWNERS
 from ssda_model.model import SSDAModel
+from ssda_model.train.protocol import FitMetrics
 
 # The assets' code version: bump it when a change here changes what an asset writes, so the UI marks
 # materializations made by the old code as stale.
@@ -73,45 +76,12 @@ def trained_model(
         for run_id in run.closed:
             context.log.warning(f"MLflow run {run_id} of an earlier training that died was marked FAILED")
 
-        with input_errors(), stop_signal_checks() as stop_requested:
-
-            def on_epoch(repetition: int, record: dict[str, float]) -> None:
-                run.live(repetition, record)
-                stop_requested()  # Ctrl-C or the UI's Terminate, even if Dagster's raise was lost
-
-            started = time.perf_counter()
-            model = SSDAModel.fit(
-                source,
-                target,
-                ssda_config,
-                source_name=str(folder / "source.parquet"),
-                target_name=str(folder / "target.parquet"),
-                on_epoch=on_epoch,
-                progress=sys.stderr.isatty(),
-            )  # an epoch bar in a terminal (make demo)
-            wall = time.perf_counter() - started
+        run.log_inputs({"source": folder / "source.parquet", "target": folder / "target.parquet"}, data_hash)
+        model, wall = _fit(source, target, ssda_config, folder, run)
         model_uri = run.log_model(model, target.to_df().iloc[:5], wall)
-        metrics = model.metrics
-        basis = f"{metrics['protocol']}/{metrics['evaluation']}"
-        score = metrics["mean_auc"] if metrics["mean_auc"] is not None else float("nan")
-        registration = register_version(
-            mlflow_tracking.client(),
-            model_uri,
-            name,
-            score,
-            basis,
-            tags={
-                **tags,
-                "basis": basis,
-                "protocol": metrics["protocol"],
-                "evaluation": metrics["evaluation"],
-                "mlflow_run_id": run.run_id,
-            },
-        )
-    client = mlflow_tracking.client()
-    champion_run = client.get_model_version(name, str(registration.champion)).run_id
+        registration = _register(mlflow_tracking.client(), model_uri, name, model.metrics, tags, run.run_id)
+    champion_run = mlflow_tracking.client().get_model_version(name, str(registration.champion)).run_id
     retention = prune_versions(context, mlflow_tracking, name, paths.model_cache)
-    fmt = lambda m, s: "n/a" if m is None else f"{m:.3f} ± {s:.3f}"  # noqa: E731
     # The data version is the champion's run (unique across stores, unlike version numbers):
     # downstream analyses re-run when the champion changes, not on every training.
     return dg.MaterializeResult(
@@ -119,19 +89,10 @@ def trained_model(
         metadata={
             "champion_version": registration.champion,
             "champion_run_id": champion_run,
-            "auc": fmt(metrics["mean_auc"], metrics["std_auc"]),
-            "aupr": fmt(metrics["mean_aupr"], metrics["std_aupr"]),
-            "mean_auc": score,
-            "protocol": metrics["protocol"],
-            "evaluation": metrics["evaluation"],
-            "repetitions": len(metrics["repetitions"]),
-            "shots": str(metrics["shots"]),
-            "genes": metrics["n_genes"],
-            "cells": metrics["n_target"],
+            **_metrics_metadata(model.metrics),
             "cells_in_dataset": pq.ParquetFile(folder / "target.parquet").metadata.num_rows,
             "training_sample": f"at most {config.max_target_cells} cells (max_target_cells; 0: every "
             "cell), stratified by label and time point, seed 0",
-            "device": metrics["device"],
             "wall_seconds": round(wall, 1),
             "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(run.experiment_id, run.run_id)),
             "mlflow_run_id": run.run_id,
@@ -141,11 +102,67 @@ def trained_model(
             "data_hash": data_hash,
             "alias_audit": dg.MetadataValue.md("\n".join(f"- {line}" for line in registration.audit)),
             "retention": retention,
-            "repetition_table": dg.MetadataValue.md(
-                pd.DataFrame(metrics["repetitions"]).to_markdown(index=False)
-            ),
         },
     )
+
+
+def _fit(source, target, ssda_config, folder: Path, run: TrainingRun) -> tuple[SSDAModel, float]:
+    """The fit inside the MLflow run, each epoch's losses logged as they come and Ctrl-C or the UI's
+    Terminate honoured at the next epoch; the model and its wall seconds."""
+    with input_errors(), stop_signal_checks() as stop_requested:
+
+        def on_epoch(repetition: int, record: dict[str, float]) -> None:
+            run.live(repetition, record)
+            stop_requested()  # Ctrl-C or the UI's Terminate, even if Dagster's raise was lost
+
+        started = time.perf_counter()
+        model = SSDAModel.fit(
+            source,
+            target,
+            ssda_config,
+            source_name=str(folder / "source.parquet"),
+            target_name=str(folder / "target.parquet"),
+            on_epoch=on_epoch,
+            progress=sys.stderr.isatty(),
+        )  # an epoch bar in a terminal (make demo)
+        return model, time.perf_counter() - started
+
+
+def _register(
+    client, model_uri: str, name: str, metrics: FitMetrics, tags: dict, run_id: str
+) -> Registration:
+    """A new version of `name`, its aliases moved by the champion rule on its basis (protocol and
+    evaluation set)."""
+    basis = f"{metrics['protocol']}/{metrics['evaluation']}"
+    score = metrics["mean_auc"] if metrics["mean_auc"] is not None else float("nan")
+    version_tags = {
+        **tags,
+        "basis": basis,
+        "protocol": metrics["protocol"],
+        "evaluation": metrics["evaluation"],
+        "mlflow_run_id": run_id,
+    }
+    return register_version(client, model_uri, name, score, basis, tags=version_tags)
+
+
+def _metrics_metadata(metrics: FitMetrics) -> dict:
+    """The fit's numbers as the materialization shows them."""
+    fmt = lambda m, s: "n/a" if m is None else f"{m:.3f} ± {s:.3f}"  # noqa: E731
+    return {
+        "auc": fmt(metrics["mean_auc"], metrics["std_auc"]),
+        "aupr": fmt(metrics["mean_aupr"], metrics["std_aupr"]),
+        "mean_auc": metrics["mean_auc"] if metrics["mean_auc"] is not None else float("nan"),
+        "protocol": metrics["protocol"],
+        "evaluation": metrics["evaluation"],
+        "repetitions": len(metrics["repetitions"]),
+        "shots": str(metrics["shots"]),
+        "genes": metrics["n_genes"],
+        "cells": metrics["n_target"],
+        "device": metrics["device"],
+        "repetition_table": dg.MetadataValue.md(
+            pd.DataFrame(metrics["repetitions"]).to_markdown(index=False)
+        ),
+    }
 
 
 def prune_versions(
