@@ -186,8 +186,8 @@ def fit_args(source, target, out, *extra) -> list[str]:
     return ["fit", "--source", str(source), "--target", str(target), "--out", str(out), *FAST_ARGS, *extra]
 
 
-def bench_args(source, target, out) -> list[str]:
-    """`ssda benchmark` of one method, one shot, one tiny repetition."""
+def bench_args(source, target, out, methods="ssda", shots="1", repetitions=1) -> list[str]:
+    """`ssda benchmark` of tiny repetitions (by default one method, one shot, one repetition)."""
     return [
         "benchmark",
         "--source",
@@ -197,11 +197,11 @@ def bench_args(source, target, out) -> list[str]:
         "--out",
         str(out),
         "--methods",
-        "ssda",
+        methods,
         "--shots",
-        "1",
+        shots,
         "--repetitions",
-        "1",
+        str(repetitions),
         "--epochs",
         "2",
         "--quiet",

@@ -51,8 +51,9 @@ def open_h5ad(path: str | Path, layer: str | None = None) -> ad.AnnData:
         raise SSDAInputError(str(path), f"not a readable AnnData .h5ad file ({type(exc).__name__})") from None
     matrix, var = {None: ("X", "var"), ".raw": ("raw/X", "raw/var")}.get(layer, (f"layers/{layer}", "var"))
     if matrix not in handle:
+        layers = ", ".join(sorted(handle["layers"])) if "layers" in handle else ""
         handle.close()
-        layers = ", ".join(handle_keys(path, "layers")) or "none"
+        layers = layers or "none"
         where = "no .raw" if layer == ".raw" else f"no layer {layer!r} (layers: {layers})"
         raise SSDAInputError(
             str(path), f"has {where}; the dataset.yaml's 'layer' names where the raw counts are"
@@ -73,12 +74,6 @@ def open_h5ad(path: str | Path, layer: str | None = None) -> ad.AnnData:
     except SSDAInputError:
         handle.close()
         raise
-
-
-def handle_keys(path: Path, group: str) -> list[str]:
-    """The names under `group` of an HDF5 file (none when it is absent)."""
-    with h5py.File(path, "r") as handle:
-        return sorted(handle[group]) if group in handle else []
 
 
 def close_h5ad(adata: ad.AnnData) -> None:

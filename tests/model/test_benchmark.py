@@ -8,6 +8,7 @@ from ssda_model.cli import main
 from ssda_model.config import SSDAConfig
 from ssda_model.datasets import synthetic_pair
 from ssda_model.model import SSDAModel
+from tests.helpers import bench_args
 
 
 @pytest.fixture(scope="module")
@@ -66,25 +67,7 @@ def test_summary_has_paired_wilcoxon_against_ssda(results):
 def test_benchmark_command_writes_results_summary_and_plots(tmp_path, pair_files, capsys):
     source, target = pair_files
     out = tmp_path / "bench"
-    argv = [
-        "benchmark",
-        "--source",
-        str(source),
-        "--target",
-        str(target),
-        "--out",
-        str(out),
-        "--methods",
-        "ssda,source_only,scad",
-        "--shots",
-        "1,3",
-        "--repetitions",
-        "2",
-        "--epochs",
-        "2",
-        "--quiet",
-    ]
-    assert main(argv) == 0
+    assert main(bench_args(source, target, out, "ssda,source_only,scad", "1,3", repetitions=2)) == 0
     results = pd.read_csv(out / "results.csv")
     assert list(results.columns) == [
         "method",
