@@ -100,8 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         default=DEFAULTS.method,
         choices=METHODS,
-        help="ssda_prior: the paper's losses with the bulk as a prior the shots outweigh; ssda: as "
-        "published; the others are ablations and baselines (default: %(default)s)",
+        help="ssda_auto: the paper's losses with the bulk as a prior, weighted by how far it agrees "
+        "with the shots; ssda_prior: the same at a fixed weight of 0.1; ssda: as published; the "
+        "others are ablations and baselines (default: %(default)s)",
     )
     fit.add_argument(
         "--shots", default=DEFAULTS.shots, type=_shots, help="labeled target cells per class, or 'all'"
@@ -186,15 +187,18 @@ def format_metrics(metrics: FitMetrics) -> str:
     """The one-screen summary table that `ssda fit` prints."""
     fmt = lambda v: "   nan" if v is None or v != v else f"{v:.3f}"  # noqa: E731
     where = "target cells" if metrics["evaluation"] == "target" else "source validation (shots=all)"
+    chose = metrics.get("mean_bulk_weight") is not None  # ssda_auto (a model saved before has no key)
     lines = [
         f"method {metrics['method']} · shots {metrics['shots']} · protocol {metrics['protocol']} · "
         f"{metrics['n_genes']} genes · device {metrics['device']} · evaluated on {where}",
-        f"{'rep':>4} {'seed':>5} {'AUC':>6} {'AUPR':>6} {'n_eval':>7} {'best_epoch':>10}",
+        f"{'rep':>4} {'seed':>5} {'AUC':>6} {'AUPR':>6} {'n_eval':>7} {'best_epoch':>10}"
+        + (f" {'agreement':>9} {'bulk_weight':>11}" if chose else ""),
     ]
     for row in metrics["repetitions"]:
         lines.append(
             f"{row['repetition']:>4} {row['seed']:>5} {fmt(row['auc']):>6} {fmt(row['aupr']):>6} "
             f"{row['n_eval']:>7} {row['best_epoch']:>10}"
+            + (f" {row['bulk_agreement']:>9.2f} {fmt(row['bulk_weight']):>11}" if chose else "")
         )
     lines.append(f"{'mean':>4} {'':>5} {fmt(metrics['mean_auc']):>6} {fmt(metrics['mean_aupr']):>6}")
     lines.append(f"{'std':>4} {'':>5} {fmt(metrics['std_auc']):>6} {fmt(metrics['std_aupr']):>6}")

@@ -112,6 +112,19 @@ FLIPPED_TARGETS = {  # the same cells as Gefitinib's (JHU006) and Afatinib's (SC
     "AR-42": ("Target_expr_resp_z.AR-42_tp4k.tsv", "272"),
     "Sorafenib": ("Target_expr_resp_z.Sorafenib_tp4k.tsv", "30"),
 }
+SHARED_TARGETS = {  # drugs SSDA4Drug scores on another drug's SCAD file (its data/SCAD_data layout)
+    "Vorinostat": ("Target_expr_resp_z.AR-42_tp4k.tsv", "1012"),
+    "NVP-TAE684": ("Target_expr_resp_z.Afatinib_tp4k.tsv", "35"),
+}
+ALL_TARGETS = {**PUBLIC_TARGETS, **FLIPPED_TARGETS, **SHARED_TARGETS}
+TARGET_LINEAGES = {  # the TCGA class of each SCAD file's cell line: A375 melanoma, JHU006 and SCC47 HNSCC
+    "Target_expr_resp_z.PLX4720_tp4k.tsv": "SKCM",
+    "Target_expr_resp_z.Gefitinib_tp4k.tsv": "HNSC",
+    "Target_expr_resp_z.AR-42_tp4k.tsv": "HNSC",
+    "Target_expr_resp_z.Afatinib_tp4k.tsv": "HNSC",
+    "Target_expr_resp_z.Sorafenib_tp4k.tsv": "HNSC",
+}
+WITHOUT_LINEAGE = "/no-lineage"  # a case name's suffix: the bulk without the cells' lineage
 
 
 SOURCES = ("gdsc", "ccle")  # the bulk expression public_scad_pair can pair with SCAD's cells
@@ -141,16 +154,22 @@ def public_scad_pair(data_dir: str | Path, drug: str, source: str = "ccle") -> t
     'gdsc' = GDSC RMA basal expression of 966 lines × 2,987 genes (the paper's source; 1,389-1,437
     genes shared with the cells), 'ccle' = CCLE census expression of 706 genes (125-148 shared).
     Target: SCAD's processed cells for the drug (A375 for PLX4720, the 66-cell JHU006 line for
-    Gefitinib and AR-42, the 120-cell SCC47 line for Afatinib and Sorafenib). Genes are Entrez IDs in both.
+    Gefitinib, AR-42 and Vorinostat, the 120-cell SCC47 line for Afatinib, Sorafenib and
+    NVP-TAE684). Genes are Entrez IDs in both. A `drug` ending in "/no-lineage" drops the bulk lines
+    of the cells' lineage (GDSC's TCGA class), as for a tumour type the bulk does not hold.
     """
     data_dir = Path(data_dir)
-    target_file, drug_id = {**PUBLIC_TARGETS, **FLIPPED_TARGETS}[drug]
+    name = drug.removesuffix(WITHOUT_LINEAGE)
+    target_file, drug_id = ALL_TARGETS[name]
     expression = _bulk_expression(data_dir, source)
+    if name != drug:
+        tissues = pd.read_csv(data_dir / "cadrres_sc_gdsc" / "GDSC_tissue_info.csv", index_col="CELL_LINE")
+        lineage = tissues.index[tissues["TCGA_CLASS"] == TARGET_LINEAGES[target_file]]
+        expression = expression[~expression.index.isin(lineage)]
     ic50 = pd.read_csv(
         data_dir / "cadrres_sc_gdsc" / "gdsc_all_abs_ic50_bayesian_sigmoid_only9dosages.csv", index_col=0
     )[drug_id].dropna()
-    if source == "gdsc":
-        ic50 = ic50[ic50.index.isin(expression.index)]
+    ic50 = ic50[ic50.index.isin(expression.index)] if source == "gdsc" else ic50
     label = (ic50 < ic50.mean()).astype(int)
     expression = expression[expression.index.isin(label.index)]
     obs = pd.DataFrame(

@@ -109,7 +109,9 @@ class TrainingRun:
         self.live.flush()
         metrics = model.metrics
         summary = {
-            k: metrics[k] for k in ("mean_auc", "std_auc", "mean_aupr", "std_aupr") if metrics[k] is not None
+            k: metrics[k]
+            for k in ("mean_auc", "std_auc", "mean_aupr", "std_aupr", "mean_bulk_weight")
+            if metrics[k] is not None
         }
         mlflow.log_param("n_genes", metrics["n_genes"])
         mlflow.log_metrics({**summary, "wall_seconds": wall_seconds})

@@ -8,6 +8,8 @@ loss.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch.nn import functional as F
 
@@ -35,10 +37,11 @@ def member_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
 
 
 def per_domain_cross_entropy(
-    logits: torch.Tensor, labels: torch.Tensor, n_source: int, source_weight: float
+    logits: torch.Tensor, labels: torch.Tensor, n_source: int, source_weight: float | torch.Tensor
 ) -> torch.Tensor:
-    """The shots' mean cross-entropy plus `source_weight` times the source's, per member, from
-    labeled rows that hold the `n_source` source lines first: the bulk as a prior, not a majority."""
+    """The shots' mean cross-entropy plus `source_weight` (one, or one per member) times the
+    source's, per member, from labeled rows that hold the `n_source` source lines first: the bulk
+    as a prior, not a majority."""
     source = member_cross_entropy(logits[:, :n_source], labels[:, :n_source])
     return source_weight * source + member_cross_entropy(logits[:, n_source:], labels[:, n_source:])
 
@@ -60,9 +63,16 @@ def adversarial_perturbation(
     return (epsilon * grad / norms).detach()
 
 
-def adversarial_loss(net: SSDAEnsemble, x: torch.Tensor, y: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """L_adv = KL(q(y) ‖ p(y | x + r_adv)) on labeled samples."""
-    return member_cross_entropy(net(x + adversarial_perturbation(net, x, y, epsilon)), y)
+def adversarial_loss(
+    net: SSDAEnsemble,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epsilon: float,
+    cross_entropy: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = member_cross_entropy,
+) -> torch.Tensor:
+    """L_adv = KL(q(y) ‖ p(y | x + r_adv)) on labeled samples, averaged by `cross_entropy` (one
+    mean, or per domain as the classification loss is)."""
+    return cross_entropy(net(x + adversarial_perturbation(net, x, y, epsilon)), y)
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:

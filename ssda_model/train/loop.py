@@ -24,6 +24,7 @@ from ssda_model.data.prepare import PreparedDomains
 from ssda_model.data.splits import RepetitionSplit
 from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.module.ensemble import cast_weights
+from ssda_model.train.bulk_trust import BulkTrust
 from ssda_model.train.device import resolve_precision
 from ssda_model.train.draws import EpochBatches, MemberDraws
 
@@ -60,6 +61,7 @@ class RepetitionResult:
     best_epoch: int
     selection: str  # which labels chose the epoch: "target_val" or "source_val"
     history: list[dict[str, float]] = field(default_factory=list)
+    bulk_trust: BulkTrust | None = None  # what ssda_auto chose for this repetition
 
 
 @contextmanager

@@ -35,7 +35,9 @@ class RepetitionMetrics(TypedDict):
     ``auc`` and ``aupr`` are pooled over the repetition's ``n_eval`` evaluation cells (NaN when
     they hold one class only); ``best_epoch`` is the kept epoch (1-based) and ``selection`` which
     labels chose it (``"target_val"`` or ``"source_val"``); ``n_shots`` and ``n_unlabeled`` count
-    the target cells trained on with and without their label.
+    the target cells trained on with and without their label. ``bulk_agreement`` and
+    ``bulk_weight`` are what ``ssda_auto`` read from the shots and chose for the bulk
+    (`ssda_model.train.bulk_trust`); None for the other methods.
     """
 
     repetition: int
@@ -47,6 +49,8 @@ class RepetitionMetrics(TypedDict):
     selection: str
     n_shots: int
     n_unlabeled: int
+    bulk_agreement: float | None
+    bulk_weight: float | None
 
 
 class _RequiredFitMetrics(TypedDict):
@@ -65,6 +69,7 @@ class _RequiredFitMetrics(TypedDict):
     device: str
     precision: str
     scaling: Scaling
+    mean_bulk_weight: float | None
 
 
 class FitMetrics(_RequiredFitMetrics, total=False):
@@ -74,7 +79,9 @@ class FitMetrics(_RequiredFitMetrics, total=False):
     none has one); ``evaluation`` says which cells were scored: ``target`` (the target cells
     that were neither shots nor selection labels) or ``source_validation`` (shots = "all", no
     target label left; ``note``, the one optional key, then says so). Counts are of genes shared
-    by both domains and of labeled cells; ``device`` and ``precision`` are those the fit ran with.
+    by both domains and of labeled cells; ``device`` and ``precision`` are those the fit ran with;
+    ``mean_bulk_weight`` is the bulk weight ``ssda_auto`` chose, over the repetitions (None for
+    the other methods).
     """
 
     note: str
@@ -200,6 +207,8 @@ def _score_repetitions(
                 "selection": result.selection,
                 "n_shots": int(len(split.shots)),
                 "n_unlabeled": int(len(split.unlabeled)),
+                "bulk_agreement": None if result.bulk_trust is None else result.bulk_trust.agreement,
+                "bulk_weight": None if result.bulk_trust is None else result.bulk_trust.weight,
             }
         )
     return rows
@@ -231,6 +240,7 @@ def _fit_metrics(
         "device": str(device),
         "precision": resolve_precision(config.precision, device),
         "scaling": config.scaling,
+        "mean_bulk_weight": _summary([r["bulk_weight"] for r in rows if r["bulk_weight"] is not None])[0],
     }
     if evaluation == "source_validation":
         metrics["note"] = SHOTS_ALL_NOTE

@@ -4,7 +4,7 @@ once through the shared loop (`ssda_model.train.loop.fit_members`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ from ssda_model.module.losses import (
     per_domain_cross_entropy,
     reconstruction_loss,
 )
+from ssda_model.train.bulk_trust import BulkTrust, bulk_trust
 from ssda_model.train.draws import EpochBatches, MemberDraws, member_rows
 from ssda_model.train.loop import (
     DomainTensors,
@@ -39,19 +40,31 @@ class MethodSpec:
 
     `source_weight`: None takes the classification loss as one mean over a step's labeled rows (the
     paper: 32 bulk lines beside 2n shots, so the bulk outvotes the shots); a number takes the shots'
-    mean plus that weight times the bulk's mean, so the bulk is a prior the shots can overrule.
+    mean plus that weight times the bulk's mean, so the bulk is a prior the shots can overrule;
+    "auto" takes that weight per repetition from how far the bulk agrees with its shots
+    (`ssda_model.train.bulk_trust`). `weighted_terms`: the terms that read the labels and take
+    that weight; the others average over every labeled row.
     """
 
     source: bool
     shots: bool
     unlabeled: bool
     terms: tuple[str, ...]
-    source_weight: float | None = None
+    source_weight: float | Literal["auto"] | None = None
+    weighted_terms: tuple[str, ...] = ("cls",)
 
 
 LOSS_TERMS = ("cls", "reco", "adv", "mme")  # every term, in the order the history records them
 METHOD_SPECS = {
     "ssda": MethodSpec(source=True, shots=True, unlabeled=True, terms=LOSS_TERMS),
+    "ssda_auto": MethodSpec(
+        source=True,
+        shots=True,
+        unlabeled=True,
+        terms=LOSS_TERMS,
+        source_weight="auto",
+        weighted_terms=("cls", "adv"),  # the adversarial term reads the bulk's labels too
+    ),
     "ssda_prior": MethodSpec(source=True, shots=True, unlabeled=True, terms=LOSS_TERMS, source_weight=0.1),
     "ssda_no_adv": MethodSpec(source=True, shots=True, unlabeled=True, terms=("cls", "reco", "mme")),
     "ssda_no_mme": MethodSpec(source=True, shots=True, unlabeled=True, terms=("cls", "reco", "adv")),
@@ -83,12 +96,23 @@ def train_repetitions(
     uses = (spec.source, spec.shots, spec.unlabeled and len(splits[0].unlabeled) > 0)
     weights = term_weights(config)
     no_term = torch.zeros(len(members), device=device)
-    source_weight = spec.source_weight if spec.source and spec.shots else None
+    trust: list[BulkTrust | None] = [None] * len(splits)
+    declared = spec.source_weight if spec.source and spec.shots else None
+    source_weight: float | torch.Tensor | None = None
+    if isinstance(declared, str):  # "auto": each repetition's own weight
+        trust = [bulk_trust(data.source_x, data.source_y, data.target_x, data.target_y, s) for s in splits]
+        source_weight = torch.tensor([t.weight for t in trust if t is not None], device=device)
+    else:
+        source_weight = declared
 
-    def classification(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def weighted(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if source_weight is None:
             return member_cross_entropy(logits, labels)
         return per_domain_cross_entropy(logits, labels, config.batch_size, source_weight)
+
+    cross_entropy = {
+        term: weighted if term in spec.weighted_terms else member_cross_entropy for term in LOSS_TERMS
+    }
 
     def step_losses(batches: EpochBatches, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         labeled_x, labeled_y = [], []
@@ -108,9 +132,11 @@ def train_repetitions(
         latent = net.encoder(noisy)
         features = net.predictor(latent)
         compute = {
-            "cls": lambda: classification(net.classifier(features[:, :n_labeled]), labels),
+            "cls": lambda: cross_entropy["cls"](net.classifier(features[:, :n_labeled]), labels),
             "reco": lambda: reconstruction_loss(net, clean, latent),
-            "adv": lambda: adversarial_loss(net, noisy[:, :n_labeled], labels, config.epsilon),
+            "adv": lambda: adversarial_loss(
+                net, noisy[:, :n_labeled], labels, config.epsilon, cross_entropy["adv"]
+            ),
             "mme": lambda: (
                 minimax_entropy_loss(net, features[:, n_labeled:], config.eta) if unlabeled else no_term
             ),
@@ -119,7 +145,7 @@ def train_repetitions(
         total = sum(weights[name] * losses[name] for name in spec.terms)
         return torch.stack([losses[name] for name in LOSS_TERMS]), cast(torch.Tensor, total).sum()
 
-    return fit_members(
+    results = fit_members(
         net,
         make_optimizer(config, list(net.parameters())),
         step_losses,
@@ -134,6 +160,9 @@ def train_repetitions(
         uses,
         on_epoch=on_epoch,
     )
+    for result, chosen in zip(results, trust, strict=True):
+        result.bulk_trust = chosen
+    return results
 
 
 def train_in_ensembles(

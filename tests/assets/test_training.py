@@ -60,7 +60,9 @@ def test_mlflow_run_has_params_epoch_metrics_and_artifacts(trained):
     client = platform.mlflow.client()
     run_id = runs[0]["mlflow_run"].rsplit("/", 1)[1]
     run = client.get_run(run_id)
-    assert run.data.params["method"] == "ssda_prior"  # the default
+    assert run.data.params["method"] == "ssda_auto"  # the default
+    assert 0.0 <= run.data.metrics["mean_bulk_weight"] <= 0.1  # what it chose, in the run and the metadata
+    assert "over repetitions" in runs[0]["bulk_weight"]
     assert run.data.params["protocol"] == "strict"
     assert (
         run.data.tags["dagster_partition"] == str(TASK) and run.data.tags["data_hash"] == runs[0]["data_hash"]

@@ -38,12 +38,12 @@ def test_round_trip_through_the_installed_command(tmp_path, pair_files, small_pa
         text=True,
         check=True,
     )
-    assert "mean" in fit.stdout and "AUC" in fit.stdout
+    assert "mean" in fit.stdout and "AUC" in fit.stdout and "bulk_weight" in fit.stdout  # ssda_auto's choice
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert set(metrics) == FitMetrics.__required_keys__  # every key the type declares, no other
     assert set(metrics["repetitions"][0]) == RepetitionMetrics.__required_keys__
     assert metrics["protocol"] == "paper" and metrics["shots"] == 3 and len(metrics["repetitions"]) == 2
-    assert metrics["method"] == "ssda_prior"  # the default
+    assert metrics["method"] == "ssda_auto"  # the default
 
     new_cells = small_pair[1][:40].copy()
     del new_cells.obs["response"]

@@ -62,7 +62,9 @@ def test_members_share_no_gradient():
         assert param.grad[1:].abs().sum() == 0, name
 
 
-@pytest.mark.parametrize("method", ["ssda", "ssda_prior", "ssda_no_adv", "ssda_no_mme", "source_only"])
+@pytest.mark.parametrize(
+    "method", ["ssda", "ssda_auto", "ssda_prior", "ssda_no_adv", "ssda_no_mme", "source_only"]
+)
 def test_batched_repetitions_match_one_at_a_time(small_pair, method):
     """Exact in fp32 on the CPU, where the batched and the single matmul round alike by construction
     (every ISA). bf16 kernels differ by shape on CPUs with AMX, and a GPU's batched kernels round

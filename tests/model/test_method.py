@@ -31,15 +31,15 @@ def default_metrics(benchmark_pair):
 @pytest.mark.slow
 def test_ssda_and_the_default_beat_source_only_and_target_only(benchmark_pair, default_metrics):
     source, target = benchmark_pair
-    assert BENCHMARK.method == "ssda_prior"
+    assert BENCHMARK.method == "ssda_auto"
     runs = {
         m: SSDAModel.fit(source, target, BENCHMARK.replace(method=m)).metrics
         for m in ("ssda", "source_only", "target_only")
     }
-    runs["ssda_prior"] = default_metrics
+    runs["ssda_auto"] = default_metrics
     auc = {m: metrics["mean_auc"] for m, metrics in runs.items()}
     per_rep = {m: [r["auc"] for r in metrics["repetitions"]] for m, metrics in runs.items()}
-    for method in ("ssda", "ssda_prior"):
+    for method in ("ssda", "ssda_auto"):
         for baseline in ("source_only", "target_only"):
             assert auc[method] > auc[baseline] + 0.025, auc
             # paired: same split and shots per repetition, so the method wins most of them
@@ -84,7 +84,7 @@ def test_same_seed_same_metrics_and_scores(small_pair):
 
 
 @pytest.mark.parametrize(
-    "method", ["ssda", "ssda_prior", "ssda_no_adv", "ssda_no_mme", "source_only", "target_only"]
+    "method", ["ssda", "ssda_auto", "ssda_prior", "ssda_no_adv", "ssda_no_mme", "source_only", "target_only"]
 )
 def test_every_method_trains_and_reports_pooled_metrics(small_pair, method):
     source, target = small_pair

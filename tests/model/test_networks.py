@@ -5,6 +5,7 @@ from torch.nn import functional as F
 from ssda_model.config import SSDAConfig
 from ssda_model.module.ensemble import SSDAEnsemble
 from ssda_model.module.losses import (
+    adversarial_loss,
     adversarial_perturbation,
     entropy,
     mask_input,
@@ -102,3 +103,31 @@ def test_per_domain_cross_entropy_weighs_the_source_mean_against_the_shots_mean(
         shots = F.cross_entropy(logits[r, 32:], labels[r, 32:])
         assert torch.isclose(loss[r], 0.1 * source + shots)
         assert not torch.isclose(loss[r], F.cross_entropy(logits[r], labels[r]))
+
+
+def test_per_domain_cross_entropy_takes_one_source_weight_per_member():
+    """ssda_auto: each member's bulk mean counts the weight its own repetition chose."""
+    logits, labels = torch.randn(2, 34, 2), torch.randint(0, 2, (2, 34))
+    loss = per_domain_cross_entropy(logits, labels, n_source=32, source_weight=torch.tensor([0.0, 0.1]))
+    for r, weight in enumerate((0.0, 0.1)):
+        alone = per_domain_cross_entropy(logits[r : r + 1], labels[r : r + 1], 32, weight)
+        assert torch.isclose(loss[r], alone[0])
+    assert torch.isclose(loss[0], F.cross_entropy(logits[0, 32:], labels[0, 32:]))
+
+
+def test_a_zero_bulk_weight_keeps_the_bulk_labels_out_of_the_adversarial_term():
+    """ssda_auto: a bulk it does not trust (weight 0) teaches through neither labeled term; the
+    shots' part of the loss is the same whatever the bulk's labels say."""
+    net, x = ensemble_and_batch()
+    y = torch.tensor([[0, 1] * 4] * 2)
+    flipped = y.clone()
+    flipped[:, :6] = 1 - flipped[:, :6]  # the 6 bulk rows' labels, the 2 shots' kept
+
+    def per_domain(logits, labels):
+        return per_domain_cross_entropy(logits, labels, n_source=6, source_weight=torch.tensor([0.0, 0.0]))
+
+    net.eval()  # no dropout: the same forward twice
+    trusted = adversarial_loss(net, x, y, 1.0, per_domain)
+    distrusted = adversarial_loss(net, x, flipped, 1.0, per_domain)
+    assert torch.allclose(trusted, distrusted, atol=1e-6)
+    assert not torch.allclose(adversarial_loss(net, x, y, 1.0), adversarial_loss(net, x, flipped, 1.0))

@@ -148,7 +148,10 @@ def _register(
 def _metrics_metadata(metrics: FitMetrics) -> dict:
     """The fit's numbers as the materialization shows them."""
     fmt = lambda m, s: "n/a" if m is None else f"{m:.3f} ± {s:.3f}"  # noqa: E731
+    chosen = [r["bulk_weight"] for r in metrics["repetitions"] if r["bulk_weight"] is not None]
+    bulk = {"bulk_weight": f"{min(chosen):.3f}–{max(chosen):.3f} over repetitions"} if chosen else {}
     return {
+        **bulk,
         "auc": fmt(metrics["mean_auc"], metrics["std_auc"]),
         "aupr": fmt(metrics["mean_aupr"], metrics["std_aupr"]),
         "mean_auc": metrics["mean_auc"] if metrics["mean_auc"] is not None else float("nan"),

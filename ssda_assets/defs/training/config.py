@@ -73,8 +73,9 @@ def _deployment_defaults() -> dict[str, Any]:
 
 # The launchpad shows these under each field; choices are Literal types, shown as a drop-down.
 DESCRIPTIONS = {
-    "method": "ssda_prior: the paper's losses with the bulk as a prior the shots outweigh; ssda: the "
-    "paper's method as published; ssda_no_adv / ssda_no_mme: ablations; source_only / target_only: "
+    "method": "ssda_auto: the paper's losses with the bulk as a prior, weighted by how far it agrees "
+    "with the shots; ssda_prior: the same at a fixed weight of 0.1; ssda: the paper's method as "
+    "published; ssda_no_adv / ssda_no_mme: ablations; source_only / target_only: "
     "baselines (bulk alone, shots alone).",
     "shots": 'Labeled target cells per class given to the training: a positive integer, or "all" '
     "(every labeled cell is a shot; the model is then scored on the source validation split).",
