@@ -67,6 +67,17 @@ def benchmark_tables(csv: Path, against: str, heading: str) -> str:
     return "\n".join(parts)
 
 
+def verdict_tables(csv: Path, heading: str) -> str:
+    """`ssda_auto` against the better of the shots alone and `ssda`, per case, for each protocol."""
+    bench = _benchmark_module()
+    every = pd.read_csv(csv).drop_duplicates([*bench.KEY, "repetition"], keep="last")
+    cases = [*bench.DESIGN, *bench.HELD_OUT]
+    parts = [source_line(csv)]
+    for protocol in ("paper", "strict"):
+        parts.append(f"{heading} {protocol} protocol\n\n{bench.verdict(every, protocol, cases)}\n")
+    return "\n".join(parts)
+
+
 def json_table(path: Path, columns: dict[str, str]) -> str:
     """A list of records as a markdown table of the chosen fields, renamed."""
     frame = pd.DataFrame(json.loads(path.read_text()))
@@ -87,6 +98,7 @@ def generate(app=None) -> None:
     gdsc, ccle = RESULTS / "real_benchmark_gdsc.csv", RESULTS / "real_benchmark_ccle.csv"
     _write("real_benchmark_gdsc.md", benchmark_tables(gdsc, "ssda_prior", "###"))
     _write("real_benchmark_gdsc_against_ssda.md", benchmark_tables(gdsc, "ssda", "###"))
+    _write("bulk_trust_verdict.md", verdict_tables(gdsc, "###"))
     _write("real_benchmark_ccle.md", benchmark_tables(ccle, "ssda", "###"))
     _write(
         "predict.md",
