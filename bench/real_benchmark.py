@@ -107,7 +107,7 @@ def verdict(results: pd.DataFrame, protocol: str, targets: list[str]) -> str:
                 "shots": int(shots),
                 "n": len(group),
                 "ssda_auto": round(mean["ssda_auto"], 3),
-                "ssda_prior": round(mean.get("ssda_prior", float("nan")), 3),
+                "ssda_prior": f"{mean['ssda_prior']:.3f}" if pd.notna(mean.get("ssda_prior")) else "–",
                 "ssda": round(mean["ssda"], 3),
                 "shots alone": round(mean["target_only"], 3),
                 "auto − best": round(mean["ssda_auto"] - best, 3),
