@@ -169,7 +169,8 @@ def public_scad_pair(data_dir: str | Path, drug: str, source: str = "ccle") -> t
     ic50 = pd.read_csv(
         data_dir / "cadrres_sc_gdsc" / "gdsc_all_abs_ic50_bayesian_sigmoid_only9dosages.csv", index_col=0
     )[drug_id].dropna()
-    ic50 = ic50[ic50.index.isin(expression.index)] if source == "gdsc" else ic50
+    if source == "gdsc":
+        ic50 = ic50[ic50.index.isin(expression.index)]
     label = (ic50 < ic50.mean()).astype(int)
     expression = expression[expression.index.isin(label.index)]
     obs = pd.DataFrame(

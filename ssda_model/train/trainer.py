@@ -96,12 +96,12 @@ def train_repetitions(
     uses = (spec.source, spec.shots, spec.unlabeled and len(splits[0].unlabeled) > 0)
     weights = term_weights(config)
     no_term = torch.zeros(len(members), device=device)
-    trust: list[BulkTrust | None] = [None] * len(splits)
     declared = spec.source_weight if spec.source and spec.shots else None
-    source_weight: float | torch.Tensor | None = None
+    trust: list[BulkTrust] = []
+    source_weight: float | torch.Tensor | None
     if isinstance(declared, str):  # "auto": each repetition's own weight
         trust = [bulk_trust(data.source_x, data.source_y, data.target_x, data.target_y, s) for s in splits]
-        source_weight = torch.tensor([t.weight for t in trust if t is not None], device=device)
+        source_weight = torch.tensor([t.weight for t in trust], device=device)
     else:
         source_weight = declared
 
@@ -110,8 +110,8 @@ def train_repetitions(
             return member_cross_entropy(logits, labels)
         return per_domain_cross_entropy(logits, labels, config.batch_size, source_weight)
 
-    cross_entropy = {
-        term: weighted if term in spec.weighted_terms else member_cross_entropy for term in LOSS_TERMS
+    cross_entropy = {  # the two terms that read the labels
+        term: weighted if term in spec.weighted_terms else member_cross_entropy for term in ("cls", "adv")
     }
 
     def step_losses(batches: EpochBatches, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,8 +160,9 @@ def train_repetitions(
         uses,
         on_epoch=on_epoch,
     )
-    for result, chosen in zip(results, trust, strict=True):
-        result.bulk_trust = chosen
+    if trust:  # ssda_auto's choice, beside each repetition
+        for result, chosen in zip(results, trust, strict=True):
+            result.bulk_trust = chosen
     return results
 
 
