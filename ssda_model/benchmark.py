@@ -91,7 +91,7 @@ def run_benchmark(
     )
     seeds = list(range(first_repetition, first_repetition + repetitions))
     try:
-        with deterministic_algorithms():
+        with deterministic_algorithms(device):
             for n_shots in shots:
                 splits = [
                     repetition_split(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypedDict
@@ -94,6 +95,7 @@ class ProtocolResult:
     state_dicts: list[dict[str, torch.Tensor]]
     metrics: FitMetrics
     histories: list[list[dict[str, float]]]
+    seconds: dict[str, float]  # wall time of "train" and "score", for `ssda fit`'s timing line
 
 
 def _summary(values: list[float]) -> tuple[float | None, float | None]:
@@ -141,12 +143,15 @@ def run_protocol(
         )
         for r in repetitions
     ]
+    start = time.perf_counter()
     results = _train_repetitions(data, splits, repetitions, config, on_epoch, progress)
+    trained = time.perf_counter()
     rows = _score_repetitions(domains, data, splits, repetitions, results, config, evaluation)
     states = [{k: v.detach().cpu() for k, v in result.state_dict.items()} for result in results]
     histories = [result.history for result in results]
     metrics = _fit_metrics(domains, config, evaluation, rows, device)
-    return ProtocolResult(state_dicts=states, metrics=metrics, histories=histories)
+    seconds = {"train": trained - start, "score": time.perf_counter() - trained}
+    return ProtocolResult(state_dicts=states, metrics=metrics, histories=histories, seconds=seconds)
 
 
 def _train_repetitions(
@@ -170,7 +175,7 @@ def _train_repetitions(
             on_epoch(repetition, record)
 
     try:
-        with share_cores() as cores, deterministic_algorithms():
+        with share_cores() as cores, deterministic_algorithms(data.source_x.device):
             return train_in_ensembles(data, splits, repetitions, config, on_epoch=epoch_done)
     finally:
         bar.close()

@@ -1,6 +1,8 @@
 """The method on the built-in synthetic pair: adaptation helps, runs repeat exactly, models travel."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -166,15 +168,29 @@ def test_hvg_and_gene_list_restrict_the_input(tmp_path, small_pair):
 
 @pytest.mark.parametrize("warn_only", [False, True])
 def test_training_leaves_a_callers_deterministic_mode_as_it_found_it(warn_only):
+    gpu = torch.device("cuda")  # the flags are set for a GPU; setting them needs none present
     torch.use_deterministic_algorithms(True, warn_only=warn_only)
     try:
-        with deterministic_algorithms():
+        with deterministic_algorithms(gpu):
             assert torch.are_deterministic_algorithms_enabled()
             assert torch.is_deterministic_algorithms_warn_only_enabled()
         assert torch.are_deterministic_algorithms_enabled()
         assert torch.is_deterministic_algorithms_warn_only_enabled() == warn_only
     finally:
         torch.use_deterministic_algorithms(False)
-    with deterministic_algorithms():
+    with deterministic_algorithms(gpu):
         assert torch.are_deterministic_algorithms_enabled()
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_training_on_the_cpu_leaves_the_flags_and_does_not_import_inductor():
+    """Setting the flag imports TorchInductor, 1.3 s of every fit's start-up; the CPU needs neither."""
+    code = (
+        "import sys, torch\n"
+        "from ssda_model.train.loop import deterministic_algorithms\n"
+        "with deterministic_algorithms(torch.device('cpu')):\n"
+        "    assert not torch.are_deterministic_algorithms_enabled()\n"
+        "print('torch._inductor' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
