@@ -8,11 +8,14 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import psutil
 
 from ssda_model.benchmark import ALL_METHODS, run_benchmark, summarize
 from ssda_model.benchmark_plots import boxplots, fewshot_curves
@@ -222,7 +225,9 @@ def _fit(args: argparse.Namespace) -> None:
         )
     except ValueError as exc:
         raise SSDAInputError("ssda fit", str(exc)) from None
+    started = time.perf_counter()
     source, target = read_h5ad(args.source), read_h5ad(args.target)
+    seconds = {"start-up": _process_age(), "read": time.perf_counter() - started}
     model = SSDAModel.fit(
         source,
         target,
@@ -234,9 +239,24 @@ def _fit(args: argparse.Namespace) -> None:
         gene_list=args.gene_list,
         progress=not args.quiet,
     )
+    saving = time.perf_counter()
     model.save(out)
+    seconds |= model.seconds | {"save": time.perf_counter() - saving}
     print(format_metrics(model.metrics))
     print(f"model written to {out}")
+    print(format_seconds(seconds))
+
+
+def _process_age() -> float:
+    """Seconds since this process started: the interpreter's start-up and the imports."""
+    return time.time() - psutil.Process().create_time()
+
+
+def format_seconds(seconds: dict[str, float]) -> str:
+    """One line of where a fit's time went, e.g. `took 101.2 s: start-up 3.1 s, read 0.2 s, …`
+    (`bench/training.py` reads it)."""
+    parts = ", ".join(f"{phase} {value:.2f} s" for phase, value in seconds.items())
+    return f"took {sum(seconds.values()):.1f} s: {parts}"
 
 
 def _benchmark(args: argparse.Namespace) -> None:

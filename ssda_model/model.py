@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ class SSDAModel:
     histories: list[list[dict[str, float]]]
     label_key: str = "response"
     _networks: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    seconds: dict[str, float] = field(default_factory=dict, repr=False, compare=False)  # of the fit's phases
 
     @classmethod
     def fit(
@@ -89,10 +91,12 @@ class SSDAModel:
         Returns
         -------
         The fitted model; ``metrics`` holds per-repetition and mean AUC / AUPR, ``histories`` the
-        per-epoch records. Bad input, and repetitions that cannot fit in memory, raise
+        per-epoch records, ``seconds`` the wall time of preparing, training and scoring (not saved).
+        Bad input, and repetitions that cannot fit in memory, raise
         `SSDAInputError` before training.
         """
         config = config or SSDAConfig()
+        start = time.perf_counter()
         domains = prepare_domains(
             source,
             target,
@@ -106,6 +110,7 @@ class SSDAModel:
             gene_list=gene_list,
         )
         check_fits_memory(len(domains.genes), len(domains.source_y) + len(domains.target_y), config)
+        prepared = time.perf_counter() - start
         result = run_protocol(domains, config, on_epoch=on_epoch, progress=progress)
         return cls(
             config=config,
@@ -116,6 +121,7 @@ class SSDAModel:
             metrics=result.metrics,
             histories=result.histories,
             label_key=label_key,
+            seconds={"prepare": prepared, **result.seconds},
         )
 
     # ---- inference -------------------------------------------------------------------------

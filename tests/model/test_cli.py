@@ -1,6 +1,7 @@
 """The `ssda` command contract: round trip, metrics.json shape, one-line errors with exit code 2."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,18 @@ def test_fit_prints_a_progress_bar_on_stderr(tmp_path, pair_files, capsys):
     assert main(fit_args(*pair_files, tmp_path / "m")[:-1]) == 0  # without --quiet
     captured = capsys.readouterr()
     assert "epoch" in captured.err and "best_epoch" in captured.out
+
+
+def test_fit_says_where_its_time_went(tmp_path, pair_files, capsys):
+    """The last line splits the run into its phases (bench/training.py reads it)."""
+    assert main(fit_args(*pair_files, tmp_path / "m")) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    match = re.fullmatch(r"took ([\d.]+) s: (.*)", last)
+    assert match, last
+    phases = dict(re.findall(r"([a-z-]+) ([\d.]+) s", match.group(2)))
+    assert list(phases) == ["start-up", "read", "prepare", "train", "score", "save"]
+    assert float(phases["train"]) > 0 and float(phases["start-up"]) > 0
+    assert sum(map(float, phases.values())) == pytest.approx(float(match.group(1)), abs=0.1)
 
 
 def test_shots_all_and_strict_through_the_cli(tmp_path, pair_files):
