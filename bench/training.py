@@ -1,46 +1,48 @@
-"""Training speed at the paper's shapes: the authors' reference code beside ours, in one run.
+"""Training speed as a user meets it: `ssda fit` beside the authors' reference code, in one run.
 
-    .venv/bin/python bench/training.py [--reference DIR] [--shapes gefitinib,etoposide]
-        [--repetitions 10] [--single-repetitions 3] [--precisions fp32,bf16] [--epochs 50] [--threads 2]
-        [--device cpu|cuda]
+    .venv/bin/python bench/training.py [--reference DIR] [--shapes gefitinib,etoposide] [--runs 2]
+        [--fit-repetitions 5] [--reference-repetitions 3] [--repetitions 10]
+        [--single-repetitions 3] [--precisions fp32,bf16] [--epochs 50] [--threads 2]
+        [--device cpu|cuda] [--skip-training-only]
 
-Ours: one repetition at a time and the batched ensemble of R = --repetitions, in fp32 and bf16,
-with achieved GFLOP/s and its share of this machine's GEMM peak measured in the same run; the row
-`default` is the batched mode at the precision `auto` picks here. One at a time, a repetition
-takes the same time whatever R is, so that mode is timed over --single-repetitions. `auc_gap` is
-the largest AUC difference between the two modes over the repetitions both trained (same seeds).
-`weight_passes_ms_per_step` times, on tensors the size of all the mode's weights, the passes a step
-makes over every weight (the fused optimiser step; in bf16 also the cast of the weights and of
-their gradient); `ceiling_fraction_of_peak` is the share of the GEMM peak the mode would reach if
-its matmuls ran at that peak and only those passes came on top.
+End to end (with --reference DIR, a checkout of https://github.com/hliulab/SSDA4Drug that is never
+copied into this repository): `ssda fit` with its defaults (but --fit-repetitions and --epochs) and
+the reference's `experiment_shot.py` (its paper configuration, 3-shot, --reference-repetitions),
+each as a process, on the same matrices written in both layouts (`bench/end_to_end.py`), taking
+turns --runs times. The table gives each side's seconds per repetition of the whole process (the
+median run), where they went per repetition (start-up; reading and preparing; training; scoring
+and saving; the rest), and "× reference": the reference's seconds per repetition over ours.
 
---reference DIR: a checkout of https://github.com/hliulab/SSDA4Drug (never copied into this
-repository; see docs/performance.md, Training, for the one edit that makes it run 3
-repetitions). Its `experiment_shot.py` trains on the same z-scored matrices, written as the CSV
-files it reads into a temporary folder, with the same thread count; "× reference" divides its
-seconds per repetition by ours from this run. Without --reference only our numbers are printed.
+Training only: ours in this process, one repetition at a time and the batched ensemble of
+R = --repetitions, in fp32 and bf16, with achieved GFLOP/s and its share of this machine's GEMM
+peak measured in the same run; the row `default` is the batched mode at the precision `auto` picks
+here. One at a time, a repetition takes the same time whatever R is, so that mode is timed over
+--single-repetitions. `auc_gap` is the largest AUC difference between the two modes over the
+repetitions both trained (same seeds). `weight_passes_ms_per_step` times, on tensors the size of all
+the mode's weights, the passes a step makes over every weight (the fused optimiser step; in bf16
+also the cast of the weights and of their gradient); `ceiling_fraction_of_peak` is the share of the
+GEMM peak the mode would reach if its matmuls ran at that peak and only those passes came on top.
+"× reference" there divides the reference's training phase per repetition by ours.
 
 Shapes (synthetic pairs, 3-shot, batch 32, paper configuration): gefitinib 834 lines × 2,933
 genes → 66 cells, etoposide 834 × 2,668 → 1,393 cells (the reference knows each drug's gene count).
-Writes bench/results/training.json and prints a table.
+Writes bench/results/training.json and prints the tables.
 """
 
 import argparse
 import json
 import os
-import re
-import subprocess
-import sys
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
+from end_to_end import reference_copy, run_ours, run_reference, write_inputs
 
 from ssda_model.config import SSDAConfig
-from ssda_model.data.prepare import PreparedDomains, prepare_domains
+from ssda_model.data.prepare import prepare_domains
 from ssda_model.datasets import synthetic_pair
 from ssda_model.model import SSDAModel
 from ssda_model.train.device import resolve_precision
@@ -87,66 +89,6 @@ def step_flops(genes: int, config: SSDAConfig, n_shots: int) -> float:
     return total
 
 
-def write_reference_inputs(folder: Path, drug: str, domains: PreparedDomains) -> None:
-    """The CSV files experiment_shot.py reads: genes × samples matrices and `response` tables."""
-    for name, x, y in (
-        ("source", domains.source_x, domains.source_y),
-        ("target", domains.target_x, domains.target_y),
-    ):
-        data = folder / "Datasets" / "processedData" / drug / f"{name}_data"
-        data.mkdir(parents=True)
-        samples = [f"{name}{i}" for i in range(len(y))]
-        pd.DataFrame(np.asarray(x).T, index=domains.genes, columns=samples).to_csv(
-            data / f"{name}_scaled_tp4k.csv"
-        )
-        pd.DataFrame({"response": np.asarray(y).astype(int)}, index=samples).to_csv(
-            data / f"{name}_meta_data.csv"
-        )
-
-
-def time_reference(
-    checkout: Path, drug: str, domains: PreparedDomains, epochs: int, threads: int
-) -> tuple[float, int]:
-    """Seconds per repetition of the reference's experiment_shot.py (its own data loading included),
-    and how many repetitions it ran."""
-    with tempfile.TemporaryDirectory() as work:
-        write_reference_inputs(Path(work), drug, domains)
-        command = [
-            sys.executable,
-            str(checkout / "experiment_shot.py"),
-            "--drug",
-            drug,
-            "--gene",
-            "_tp4k",
-            "--n",
-            "3",
-            "--device",
-            "cpu",
-            "--epochs",
-            str(epochs),
-            "--batch_size",
-            "32",
-            "--lr",
-            "0.001",
-            "--dropout",
-            "0.3",
-            "--encoder_h_dims",
-            "512,256",
-            "--bottleneck",
-            "128",
-            "--predictor_h_dims",
-            "64,32",
-        ]
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-        start = time.perf_counter()
-        out = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=True).stdout
-        seconds = time.perf_counter() - start
-    repetitions = len(re.findall(r"^Test Performance", out, flags=re.MULTILINE))
-    if not repetitions:
-        raise RuntimeError(f"the reference printed no test result:\n{out[-2000:]}")
-    return seconds / repetitions, repetitions
-
-
 def weight_passes(n_weights: int, precision: str, device: torch.device, repeats: int = 5) -> float:
     """Seconds per step of the passes over every weight that no faster matmul shortens: the fused
     optimiser step, and in bf16 also the cast of the weights to bf16 and of their gradient back."""
@@ -168,7 +110,8 @@ def weight_passes(n_weights: int, precision: str, device: torch.device, repeats:
 
 
 def time_ours(key: str, args: argparse.Namespace, reference: float | None) -> list[dict]:
-    """Our modes at one shape; `reference` is the reference's seconds per repetition from this run."""
+    """Our modes at one shape, timed over the fit's training phase; `reference` is the reference's
+    training seconds per repetition from this run's end-to-end runs."""
     _, n_lines, n_genes, n_cells = SHAPES[key]
     source, target = synthetic_pair(n_source=n_lines, n_cells=n_cells, n_genes=n_genes, seed=0)
     device = torch.device(args.device)
@@ -188,9 +131,8 @@ def time_ours(key: str, args: argparse.Namespace, reference: float | None) -> li
                 device=args.device,
                 batch_repetitions=batched,
             )
-            start = time.perf_counter()
             model = SSDAModel.fit(source, target, config)
-            per_rep = (time.perf_counter() - start) / repetitions
+            per_rep = model.seconds["train"] / repetitions
             metrics = model.metrics
             together = repetitions if batched else 1  # models in one training step
             per_model = sum(p.numel() for p in model.networks("cpu")[0].parameters())
@@ -229,47 +171,97 @@ def time_ours(key: str, args: argparse.Namespace, reference: float | None) -> li
     return rows
 
 
+def end_to_end(key: str, args: argparse.Namespace) -> tuple[list[dict], float]:
+    """Both sides as processes on the same files, taking turns; the rows and the reference's
+    training seconds per repetition (for the training-only table)."""
+    drug, n_lines, n_genes, n_cells = SHAPES[key]
+    source, target = synthetic_pair(n_source=n_lines, n_cells=n_cells, n_genes=n_genes, seed=0)
+    domains = prepare_domains(
+        source, target, label_key="response", shots=3, val_fraction=0.2, scaling="per_domain"
+    )
+    runs: dict[str, list[dict]] = {"reference": [], "ssda fit": []}
+    with tempfile.TemporaryDirectory() as work:
+        folder = Path(work)
+        write_inputs(
+            folder,
+            drug,
+            (domains.source_x, domains.source_y),
+            (domains.target_x, domains.target_y),
+            domains.genes,
+        )
+        reference_copy(args.reference, folder, args.reference_repetitions)
+        for _ in range(args.runs):
+            runs["reference"].append(run_reference(folder, drug, args.epochs, args.threads))
+            runs["ssda fit"].append(
+                run_ours(folder, args.fit_repetitions, args.epochs, args.threads, args.device)
+            )
+            print(
+                {side: {k: round(v, 2) for k, v in done[-1].items()} for side, done in runs.items()},
+                flush=True,
+            )
+    rows = [per_repetition(key, side, done) for side, done in runs.items()]
+    for row in rows:
+        row["x_reference"] = round(rows[0]["seconds_per_repetition"] / row["seconds_per_repetition"], 2)
+    return rows, rows[0]["train"]
+
+
+def per_repetition(key: str, side: str, runs: list[dict]) -> dict:
+    """The median run (by wall time) of one side, per repetition, its phases grouped alike."""
+    median = statistics.median_low([r["wall"] for r in runs])
+    run = next(r for r in runs if r["wall"] == median)
+    phases = {
+        "start-up": run["start-up"],
+        "read & prepare": run["read"] + run.get("prepare", 0.0),
+        "train": run["train"],
+        "score & save": run["score"] + run.get("save", 0.0),
+    }
+    phases["rest"] = run["wall"] - sum(phases.values())
+    n = run["repetitions"]
+    return {
+        "shape": key,
+        "side": side,
+        "repetitions": n,
+        "runs (s)": " / ".join(f"{r['wall']:.1f}" for r in runs),
+        "seconds_per_repetition": round(run["wall"] / n, 2),
+        **{name: round(value / n, 2) for name, value in phases.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
         "--reference", type=Path, default=None, help="checkout of hliulab/SSDA4Drug to time beside ours"
     )
     parser.add_argument("--shapes", default=",".join(SHAPES), help=f"some of {', '.join(SHAPES)}")
-    parser.add_argument("--repetitions", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=2, help="end to end: runs of each side, taking turns")
+    parser.add_argument("--fit-repetitions", type=int, default=SSDAConfig().repetitions, help="of ssda fit")
+    parser.add_argument("--reference-repetitions", type=int, default=3)
+    parser.add_argument("--repetitions", type=int, default=10, help="training only: the batched ensemble's R")
     parser.add_argument("--single-repetitions", type=int, default=3, help="0: skip the one-at-a-time mode")
     parser.add_argument("--precisions", default="fp32,bf16", help="some of fp32, bf16")
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu, or cuda to time ours on a GPU")
+    parser.add_argument("--skip-training-only", action="store_true")
     args = parser.parse_args()
     os.environ["SSDA_THREADS"] = str(
         args.threads
     )  # ours trains with exactly this many, as the reference does
     torch.set_num_threads(args.threads)  # and the GEMM peak is measured with them
-    rows = []
+    results: dict[str, list[dict]] = {"end_to_end": [], "training_only": []}
     for key in args.shapes.split(","):
-        drug, n_lines, n_genes, n_cells = SHAPES[key]
         reference = None
         if args.reference is not None:
-            source, target = synthetic_pair(n_source=n_lines, n_cells=n_cells, n_genes=n_genes, seed=0)
-            domains = prepare_domains(
-                source, target, label_key="response", shots=3, val_fraction=0.2, scaling="per_domain"
-            )
-            reference, repetitions = time_reference(args.reference, drug, domains, args.epochs, args.threads)
-            rows.append(
-                {
-                    "shape": f"{n_lines}x{n_genes}->{n_cells}",
-                    "mode": f"reference, {repetitions} repetitions",
-                    "seconds_per_repetition": round(reference, 2),
-                    "x_reference": 1.0,
-                }
-            )
-            print(rows[-1], flush=True)
-        rows += time_ours(key, args, reference)
+            rows, reference = end_to_end(key, args)
+            results["end_to_end"] += rows
+        if not args.skip_training_only:
+            results["training_only"] += time_ours(key, args, reference)
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
-    (out / "training.json").write_text(json.dumps(rows, indent=2))
-    print(pd.DataFrame(rows).to_markdown(index=False))
+    (out / "training.json").write_text(json.dumps(results, indent=2))
+    for name, rows in results.items():
+        if rows:
+            print(f"\n{name.replace('_', ' ')}\n{pd.DataFrame(rows).to_markdown(index=False)}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ FAST_MODULES = (
     "assets/test_team_registry_lock.py",
     "assets/test_train_config.py",
     "model/test_attribution.py",
+    "model/test_bench_inputs.py",
     "model/test_cli.py",
     "model/test_cli_help.py",
     "model/test_damaged_model.py",

@@ -1,0 +1,47 @@
+"""bench/end_to_end.py: both sides of the speed comparison read the same matrices, and the
+reference's time is split where its lines say."""
+
+import importlib.util
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "end_to_end.py"
+
+
+@pytest.fixture(scope="module")
+def end_to_end():
+    spec = importlib.util.spec_from_file_location("end_to_end", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_both_layouts_hold_identical_matrices_labels_and_genes(tmp_path, end_to_end):
+    rng = np.random.default_rng(0)
+    genes = [str(g) for g in rng.choice(100_000, 40, replace=False)]
+    source = (rng.standard_normal((30, 40)).astype(np.float32) * 3, rng.integers(0, 2, 30))
+    target = (rng.standard_normal((12, 40)).astype(np.float32) / 7, rng.integers(0, 2, 12))
+    ours = end_to_end.write_inputs(tmp_path, "Gefitinib", source, target, genes)
+    for path, (x, y), name in zip(ours, (source, target), ("source", "target"), strict=True):
+        h5ad = ad.read_h5ad(path)
+        csv_x, csv_y = end_to_end.read_reference_layout(tmp_path, "Gefitinib", name)
+        assert h5ad.X.dtype == np.float32 and np.array_equal(h5ad.X, x)
+        assert np.array_equal(csv_x, h5ad.X), "the CSV's 9 digits give back every float32"
+        assert np.array_equal(csv_y, y) and np.array_equal(h5ad.obs["response"].to_numpy(), y)
+        assert list(h5ad.var_names) == genes
+
+
+def test_the_reference_s_time_is_split_at_its_marker_lines(end_to_end):
+    lines = [(2.0, "para: _drug_Gefitinib\n"), (2.5, "device: cpu\n"), (3.0, "Epoch:0 Phase:train\n")]
+    lines += [(12.5, "Sampling Method: weight\n"), (12.5, "Transfer ssda finished\n")]
+    lines += [(13.0, "Test Performance -> Loss\n"), (13.1, "para: _drug_Gefitinib\n")]
+    lines += [(13.4, "device: cpu\n")]
+    lines += [(23.4, "Sampling Method: weight\n"), (24.0, "Test Performance -> Loss\n")]
+    phases = end_to_end.reference_phases(lines)
+    expected = {"start-up": 2.0, "read": 0.8, "train": 20.0, "score": 1.1, "repetitions": 2}
+    assert phases == pytest.approx(expected)
+    with pytest.raises(RuntimeError, match="lacks a repetition"):
+        end_to_end.reference_phases(lines[:-1])
