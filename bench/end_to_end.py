@@ -28,10 +28,21 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from ssda_model.data.prepare import PreparedDomains, prepare_domains
+from ssda_model.datasets import synthetic_pair
+
 REFERENCE_MODULES = ("experiment_shot.py", "utils.py", "trainer.py", "model.py")
 REFERENCE_LOOP = "    for i in range(50):"
 FLOAT_FORMAT = "%.9g"  # the shortest fixed width that gives back every float32
 PHASES = ("start-up", "read", "prepare", "train", "score", "save")
+
+
+def synthetic_domains(n_lines: int, n_genes: int, n_cells: int) -> PreparedDomains:
+    """The bench's synthetic pair of a shape, z-scored as `ssda fit` would (3 shots)."""
+    source, target = synthetic_pair(n_source=n_lines, n_cells=n_cells, n_genes=n_genes, seed=0)
+    return prepare_domains(
+        source, target, label_key="response", shots=3, val_fraction=0.2, scaling="per_domain"
+    )
 
 
 def write_inputs(
@@ -107,14 +118,17 @@ def reference_copy(checkout: Path, folder: Path, repetitions: int) -> Path:
     return script
 
 
-def run_reference(folder: Path, drug: str, epochs: int, threads: int) -> dict:
-    """experiment_shot.py (3-shot, the paper's configuration, CPU) in `folder`: wall seconds, and the
+def run_reference(folder: Path, drug: str, epochs: int, threads: int | None) -> dict:
+    """experiment_shot.py (3-shot, the paper's configuration, CPU) in `folder`, with `threads` as
+    OMP_NUM_THREADS and MKL_NUM_THREADS (None: the environment as it is): wall seconds, and the
     phases from when its lines arrived."""
     command = [sys.executable, "-u", "experiment_shot.py", "--drug", drug, "--gene", "_tp4k", "--n", "3"]
     command += ["--device", "cpu", "--epochs", str(epochs), "--batch_size", "32", "--lr", "0.001"]
     command += ["--dropout", "0.3", "--encoder_h_dims", "512,256", "--bottleneck", "128"]
     command += ["--predictor_h_dims", "64,32"]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = dict(os.environ)
+    if threads is not None:
+        env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     seen: list[tuple[float, str]] = []
     start = time.perf_counter()
     with subprocess.Popen(

@@ -39,10 +39,9 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from end_to_end import reference_copy, run_ours, run_reference, write_inputs
+from end_to_end import reference_copy, run_ours, run_reference, synthetic_domains, write_inputs
 
 from ssda_model.config import SSDAConfig
-from ssda_model.data.prepare import prepare_domains
 from ssda_model.datasets import synthetic_pair
 from ssda_model.model import SSDAModel
 from ssda_model.train.device import resolve_precision
@@ -175,10 +174,7 @@ def end_to_end(key: str, args: argparse.Namespace) -> tuple[list[dict], float]:
     """Both sides as processes on the same files, taking turns; the rows and the reference's
     training seconds per repetition (for the training-only table)."""
     drug, n_lines, n_genes, n_cells = SHAPES[key]
-    source, target = synthetic_pair(n_source=n_lines, n_cells=n_cells, n_genes=n_genes, seed=0)
-    domains = prepare_domains(
-        source, target, label_key="response", shots=3, val_fraction=0.2, scaling="per_domain"
-    )
+    domains = synthetic_domains(n_lines, n_genes, n_cells)
     runs: dict[str, list[dict]] = {"reference": [], "ssda fit": []}
     with tempfile.TemporaryDirectory() as work:
         folder = Path(work)
