@@ -3,7 +3,7 @@
     .venv/bin/python bench/training.py [--reference DIR] [--shapes gefitinib,etoposide] [--runs 2]
         [--fit-repetitions 5] [--reference-repetitions 3] [--repetitions 10]
         [--single-repetitions 3] [--precisions fp32,bf16] [--epochs 50] [--threads 2]
-        [--device cpu|cuda] [--skip-training-only]
+        [--device cpu|cuda] [--skip-training-only] [--results training.json]
 
 End to end (with --reference DIR, a checkout of https://github.com/hliulab/SSDA4Drug that is never
 copied into this repository): `ssda fit` with its defaults (but --fit-repetitions and --epochs) and
@@ -26,7 +26,9 @@ GEMM peak the mode would reach if its matmuls ran at that peak and only those pa
 
 Shapes (synthetic pairs, 3-shot, batch 32, paper configuration): gefitinib 834 lines × 2,933
 genes → 66 cells, etoposide 834 × 2,668 → 1,393 cells (the reference knows each drug's gene count).
-Writes bench/results/training.json and prints the tables.
+Writes bench/results/training.json (or --results) and prints the tables. A CPU without bf16 units
+is stood in for by capping oneDNN and ATen at AVX2 for both sides (`ONEDNN_MAX_CPU_ISA=AVX2
+ATEN_CPU_CAPABILITY=avx2`; `auto` then picks fp32), as `make test` does for its numerics rerun.
 """
 
 import argparse
@@ -239,6 +241,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu, or cuda to time ours on a GPU")
     parser.add_argument("--skip-training-only", action="store_true")
+    parser.add_argument("--results", default="training.json", help="file name under bench/results/")
     args = parser.parse_args()
     os.environ["SSDA_THREADS"] = str(
         args.threads
@@ -254,7 +257,7 @@ def main() -> None:
             results["training_only"] += time_ours(key, args, reference)
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
-    (out / "training.json").write_text(json.dumps(results, indent=2))
+    (out / args.results).write_text(json.dumps(results, indent=2))
     for name, rows in results.items():
         if rows:
             print(f"\n{name.replace('_', ' ')}\n{pd.DataFrame(rows).to_markdown(index=False)}")

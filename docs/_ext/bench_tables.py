@@ -78,9 +78,10 @@ def verdict_tables(csv: Path, heading: str) -> str:
     return "\n".join(parts)
 
 
-def json_table(path: Path, columns: dict[str, str]) -> str:
-    """A list of records as a markdown table of the chosen fields, renamed."""
-    frame = pd.DataFrame(json.loads(path.read_text()))
+def json_table(path: Path, columns: dict[str, str], key: str | None = None) -> str:
+    """A list of records (or the list under `key`) as a markdown table of the chosen fields, renamed."""
+    records = json.loads(path.read_text())
+    frame = pd.DataFrame(records if key is None else records[key])
     frame = frame[[c for c in columns if c in frame.columns]].rename(columns=columns)
     return f"{source_line(path)}\n{frame.to_markdown(index=False, floatfmt='g', missingval='')}\n"
 
@@ -113,6 +114,24 @@ def generate(app=None) -> None:
             },
         ),
     )
+    end_to_end = {
+        "shape": "shape",
+        "side": "side",
+        "repetitions": "repetitions",
+        "runs (s)": "runs (s)",
+        "seconds_per_repetition": "s / repetition",
+        "start-up": "start-up",
+        "read & prepare": "read & prepare",
+        "train": "train",
+        "score & save": "score & save",
+        "rest": "rest",
+        "x_reference": "× reference",
+    }
+    for results, table in (  # a CPU with bf16 units, and the same capped at AVX2
+        ("training.json", "training_end_to_end.md"),
+        ("training_avx2.json", "training_end_to_end_avx2.md"),
+    ):
+        _write(table, json_table(RESULTS / results, end_to_end, "end_to_end"))
     _write(
         "training.md",
         json_table(
@@ -129,8 +148,21 @@ def generate(app=None) -> None:
                 "ceiling_fraction_of_peak": "ceiling",
                 "mean_auc": "mean AUC",
             },
+            "training_only",
         ),
     )
+    reference = {
+        "input": "input",
+        "lines": "lines",
+        "cells": "cells",
+        "repetitions": "repetitions",
+        "wall": "s / repetition",
+        "start-up": "start-up",
+        "read": "read & prepare",
+        "train": "train",
+        "score": "score",
+    }
+    _write("reference_inputs.md", json_table(RESULTS / "reference_inputs.json", reference))
     figures = []
     for figure in sorted(RESULTS.glob("real_fewshot_*.png")):
         shutil.copyfile(figure, OUT / figure.name)
