@@ -70,7 +70,7 @@ def deterministic_algorithms(device: torch.device) -> Iterator[None]:
     fill, on by default in deterministic mode, costs a pass over memory per allocation (~15 % of a
     bf16 step in our profile), and our code never reads memory it has not written. On the CPU the
     kernels we call are deterministic for a given thread count already, and setting the flag
-    imports TorchInductor: 1.3 s of every `ssda fit`'s start-up, for nothing."""
+    imports TorchInductor: about 1 s of every `ssda fit`'s start-up, for nothing."""
     if device.type != "cuda":
         yield
         return

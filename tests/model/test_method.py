@@ -184,7 +184,7 @@ def test_training_leaves_a_callers_deterministic_mode_as_it_found_it(warn_only):
 
 
 def test_training_on_the_cpu_leaves_the_flags_and_does_not_import_inductor():
-    """Setting the flag imports TorchInductor, 1.3 s of every fit's start-up; the CPU needs neither."""
+    """Setting the flag imports TorchInductor, about 1 s of every fit's start-up; the CPU needs neither."""
     code = (
         "import sys, torch\n"
         "from ssda_model.train.loop import deterministic_algorithms\n"
