@@ -34,7 +34,6 @@ from ssda_model.datasets import synthetic_pair
 REFERENCE_MODULES = ("experiment_shot.py", "utils.py", "trainer.py", "model.py")
 REFERENCE_LOOP = "    for i in range(50):"
 FLOAT_FORMAT = "%.9g"  # the shortest fixed width that gives back every float32
-PHASES = ("start-up", "read", "prepare", "train", "score", "save")
 
 
 def synthetic_domains(n_lines: int, n_genes: int, n_cells: int) -> PreparedDomains:

@@ -225,9 +225,10 @@ def _fit(args: argparse.Namespace) -> None:
         )
     except ValueError as exc:
         raise SSDAInputError("ssda fit", str(exc)) from None
+    seconds = {"start-up": _process_age()}
     started = time.perf_counter()
     source, target = read_h5ad(args.source), read_h5ad(args.target)
-    seconds = {"start-up": _process_age(), "read": time.perf_counter() - started}
+    seconds["read"] = time.perf_counter() - started
     model = SSDAModel.fit(
         source,
         target,
