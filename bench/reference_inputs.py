@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -59,11 +58,7 @@ def main() -> None:
             folder = Path(work)
             write_inputs(folder, "Gefitinib", (sx, sy), (tx, ty), genes)
             reference_copy(args.reference, folder, args.repetitions)
-            saved = {k: os.environ.pop(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ}
-            try:
-                run = run_reference(folder, "Gefitinib", args.epochs, args.threads if thread_env else None)
-            finally:
-                os.environ.update(saved)
+            run = run_reference(folder, "Gefitinib", args.epochs, args.threads if thread_env else None)
         n = run.pop("repetitions")
         rows.append(
             {
