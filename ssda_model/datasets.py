@@ -116,7 +116,15 @@ SHARED_TARGETS = {  # drugs SSDA4Drug scores on another drug's SCAD file (its da
     "Vorinostat": ("Target_expr_resp_z.AR-42_tp4k.tsv", "1012"),
     "NVP-TAE684": ("Target_expr_resp_z.Afatinib_tp4k.tsv", "35"),
 }
-ALL_TARGETS = {**PUBLIC_TARGETS, **FLIPPED_TARGETS, **SHARED_TARGETS}
+SAME_CLASS_TARGETS = {  # GDSC drugs of the file drug's class, or a chemotherapy, on its cells and labels
+    "SB590885": ("Target_expr_resp_z.PLX4720_tp4k.tsv", "1061"),  # BRAF, as PLX4720
+    "Selumetinib": ("Target_expr_resp_z.PLX4720_tp4k.tsv", "1062"),  # MEK, downstream of BRAF
+    "Erlotinib": ("Target_expr_resp_z.Gefitinib_tp4k.tsv", "1"),  # EGFR, as Gefitinib
+    "Cisplatin": ("Target_expr_resp_z.Gefitinib_tp4k.tsv", "1005"),  # a chemotherapy, unrelated
+    "Lapatinib": ("Target_expr_resp_z.Afatinib_tp4k.tsv", "119"),  # EGFR/ERBB2, as Afatinib
+    "CP724714": ("Target_expr_resp_z.Afatinib_tp4k.tsv", "255"),  # ERBB2
+}
+ALL_TARGETS = {**PUBLIC_TARGETS, **FLIPPED_TARGETS, **SHARED_TARGETS, **SAME_CLASS_TARGETS}
 TARGET_LINEAGES = {  # the TCGA class of each SCAD file's cell line: A375 melanoma, JHU006 and SCC47 HNSCC
     "Target_expr_resp_z.PLX4720_tp4k.tsv": "SKCM",
     "Target_expr_resp_z.Gefitinib_tp4k.tsv": "HNSC",
@@ -155,8 +163,9 @@ def public_scad_pair(data_dir: str | Path, drug: str, source: str = "ccle") -> t
     genes shared with the cells), 'ccle' = CCLE census expression of 706 genes (125-148 shared).
     Target: SCAD's processed cells for the drug (A375 for PLX4720, the 66-cell JHU006 line for
     Gefitinib, AR-42 and Vorinostat, the 120-cell SCC47 line for Afatinib, Sorafenib and
-    NVP-TAE684). Genes are Entrez IDs in both. A `drug` ending in "/no-lineage" drops the bulk lines
-    of the cells' lineage (GDSC's TCGA class), as for a tumour type the bulk does not hold.
+    NVP-TAE684); `SAME_CLASS_TARGETS` pairs other GDSC drugs with those cells and labels. Genes
+    are Entrez IDs in both. A `drug` ending in "/no-lineage" drops the bulk lines of the cells'
+    lineage (GDSC's TCGA class), as for a tumour type the bulk does not hold.
     """
     data_dir = Path(data_dir)
     name = drug.removesuffix(WITHOUT_LINEAGE)

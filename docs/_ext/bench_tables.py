@@ -67,14 +67,21 @@ def benchmark_tables(csv: Path, against: str, heading: str) -> str:
     return "\n".join(parts)
 
 
-def verdict_tables(csv: Path, heading: str) -> str:
-    """`ssda_auto` against the better of the shots alone and `ssda`, per case, for each protocol."""
+def verdict_tables(csv: Path, heading: str, auto_rows: Path | None = None) -> str:
+    """`ssda_auto` against the better of the shots alone and `ssda`, per case, for each protocol;
+    `auto_rows`: take `ssda_auto`'s rows from this file instead (an earlier version of its rule)."""
     bench = _benchmark_module()
-    every = pd.read_csv(csv).drop_duplicates([*bench.KEY, "repetition"], keep="last")
-    cases = [*bench.DESIGN, *bench.HELD_OUT]
+    every = pd.read_csv(csv)
     parts = [source_line(csv)]
+    design = bench.DESIGN
+    if auto_rows is not None:
+        design = bench.FIRST_DESIGN
+        every = pd.concat([every[every["method"] != "ssda_auto"], pd.read_csv(auto_rows)])
+        parts.append(source_line(auto_rows, "`ssda_auto`'s rows from"))
+    every = every.drop_duplicates([*bench.KEY, "repetition"], keep="last")
+    cases = [*bench.DESIGN, *bench.HELD_OUT]
     for protocol in ("paper", "strict"):
-        parts.append(f"{heading} {protocol} protocol\n\n{bench.verdict(every, protocol, cases)}\n")
+        parts.append(f"{heading} {protocol} protocol\n\n{bench.verdict(every, protocol, cases, design)}\n")
     return "\n".join(parts)
 
 
@@ -100,6 +107,8 @@ def generate(app=None) -> None:
     _write("real_benchmark_gdsc.md", benchmark_tables(gdsc, "ssda_prior", "###"))
     _write("real_benchmark_gdsc_against_ssda.md", benchmark_tables(gdsc, "ssda", "###"))
     _write("bulk_trust_verdict.md", verdict_tables(gdsc, "###"))
+    first_rule = RESULTS / "real_benchmark_gdsc_ssda_auto_all_genes.csv"
+    _write("bulk_trust_verdict_all_genes.md", verdict_tables(gdsc, "####", first_rule))
     _write("real_benchmark_ccle.md", benchmark_tables(ccle, "ssda", "###"))
     _write(
         "predict.md",

@@ -20,7 +20,7 @@ from ssda_model.module.losses import (
     per_domain_cross_entropy,
     reconstruction_loss,
 )
-from ssda_model.train.bulk_trust import BulkTrust, bulk_trust
+from ssda_model.train.bulk_trust import BulkTrust, bulk_trust, main_axes
 from ssda_model.train.draws import EpochBatches, MemberDraws, member_rows
 from ssda_model.train.loop import (
     DomainTensors,
@@ -100,7 +100,10 @@ def train_repetitions(
     trust: list[BulkTrust] = []
     source_weight: float | torch.Tensor | None
     if isinstance(declared, str):  # "auto": each repetition's own weight
-        trust = [bulk_trust(data.source_x, data.source_y, data.target_x, data.target_y, s) for s in splits]
+        axes = main_axes(data.target_x)
+        trust = [
+            bulk_trust(data.source_x, data.source_y, data.target_x, data.target_y, s, axes) for s in splits
+        ]
         source_weight = torch.tensor([t.weight for t in trust], device=device)
     else:
         source_weight = declared

@@ -63,6 +63,19 @@ def test_gdsc_source_shares_ten_times_the_genes(gefitinib_gdsc_pair):
     assert 0.3 < source.obs["response"].mean() < 0.6  # below the mean over the lines with expression
 
 
+@GDSC_SOURCE
+def test_a_same_class_drug_keeps_the_cells_and_labels_and_brings_its_own_bulk(gefitinib_gdsc_pair):
+    """Erlotinib, a held-out case of bench/real_benchmark.py: JHU006 under Gefitinib's labels,
+    bulk lines labelled by Erlotinib's own IC50 (fewer lines were screened with it)."""
+    source, target = public_scad_pair(SHARED_DATA, "Erlotinib", source="gdsc")
+    gefitinib_source, gefitinib_target = gefitinib_gdsc_pair
+    assert (target.obs["response"] == gefitinib_target.obs["response"]).all()
+    assert (target.X == gefitinib_target.X).all()
+    shared = source.obs_names.intersection(gefitinib_source.obs_names)
+    own = source.obs.loc[shared, "response"] != gefitinib_source.obs.loc[shared, "response"]
+    assert source.n_obs == 364 and len(shared) > 300 and own.any()
+
+
 JHU006_3_SHOTS = SSDAConfig(shots=3, repetitions=3, device="cpu")
 
 
