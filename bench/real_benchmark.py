@@ -41,9 +41,12 @@ CORE = (
     "ssda_no_mme",
     "ssda_no_adv",
 )  # at every shot count and protocol
-DESIGN = (  # the cases ssda_auto's rule was chosen on: its agreement's reading along the cells' main axes
-    "Gefitinib",  # came from the 1-shot repetitions of all ten, after its first version (all genes,
-    "Afatinib",  # chosen on the first four) had run on them
+# The cases ssda_auto's rule was chosen on: its first version (agreement over all genes) on the
+# first four; reading the agreement along the cells' main axes came from the 1-shot repetitions of
+# all ten, after the first version had run on them.
+DESIGN = (
+    "Gefitinib",
+    "Afatinib",
     "PLX4720",
     "Sorafenib",
     "AR-42",
