@@ -194,13 +194,13 @@ def format_metrics(metrics: FitMetrics) -> str:
     lines = [
         f"method {metrics['method']} · shots {metrics['shots']} · protocol {metrics['protocol']} · "
         f"{metrics['n_genes']} genes · device {metrics['device']} · evaluated on {where}",
-        f"{'rep':>4} {'seed':>5} {'AUC':>6} {'AUPR':>6} {'n_eval':>7} {'best_epoch':>10}"
+        f"{'rep':>4} {'seed':>5} {'AUC':>6} {'AUPR':>6} {'n_eval':>7} {'best_epoch':>10} {'chosen by':>10}"
         + (f" {'agreement':>9} {'bulk_weight':>11}" if chose else ""),
     ]
     for row in metrics["repetitions"]:
         lines.append(
             f"{row['repetition']:>4} {row['seed']:>5} {fmt(row['auc']):>6} {fmt(row['aupr']):>6} "
-            f"{row['n_eval']:>7} {row['best_epoch']:>10}"
+            f"{row['n_eval']:>7} {row['best_epoch']:>10} {row['selection']:>10}"
             + (f" {row['bulk_agreement']:>9.2f} {fmt(row['bulk_weight']):>11}" if chose else "")
         )
     lines.append(f"{'mean':>4} {'':>5} {fmt(metrics['mean_auc']):>6} {fmt(metrics['mean_aupr']):>6}")

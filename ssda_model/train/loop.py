@@ -59,7 +59,7 @@ class RepetitionResult:
 
     state_dict: dict[str, torch.Tensor]
     best_epoch: int
-    selection: str  # which labels chose the epoch: "target_val" or "source_val"
+    selection: str  # which labels chose the epoch: "target_val", "source_val" or none ("last_epoch")
     history: list[dict[str, float]] = field(default_factory=list)
     bulk_trust: BulkTrust | None = None  # what ssda_auto chose for this repetition
 
@@ -115,6 +115,17 @@ def selection_set(
     if len(split.target_select):
         return "target_val", data.target_x, split.target_select, data.target_y[split.target_select]
     return "source_val", data.source_x, split.source_val, data.source_y[split.source_val].cpu().numpy()
+
+
+def chance_ceiling(labels: np.ndarray) -> float:
+    """0.5 plus one standard error of the AUC of a score that knows nothing of these labels (the
+    Mann–Whitney null): a best epoch that stays below it was told apart from the others by noise.
+    Infinite for labels of one class, which tell nothing."""
+    n1 = int((labels == 1).sum())
+    n0 = len(labels) - n1
+    if n1 == 0 or n0 == 0:
+        return math.inf
+    return 0.5 + math.sqrt((n1 + n0 + 1) / (12 * n1 * n0))
 
 
 class BestEpoch:
@@ -186,6 +197,7 @@ def fit_members(
     snapshot: Callable[[int], dict[str, torch.Tensor]],
     uses: tuple[bool, bool, bool],
     on_epoch: EpochCallback | None = None,
+    last_at_chance: bool = False,
 ) -> list[RepetitionResult]:
     """Train an ensemble `config.epochs` epochs and keep each member's best-epoch weights.
 
@@ -194,7 +206,9 @@ def fit_members(
     says which batches (source, shots, unlabeled) an epoch draws; `step_losses` turns one step of
     them into per-member loss terms and the loss to minimise; `snapshot(r)` copies member r's
     weights. The steps run in `config.precision` as resolved for the data's device. Data stay on
-    their device; losses are read back once per epoch.
+    their device; losses are read back once per epoch. `last_at_chance`: a member whose source-val
+    AUC never passes `chance_ceiling` keeps its last epoch instead ("last_epoch"): those labels
+    chose nothing.
     """
     device = data.source_x.device
     bf16 = resolve_precision(config.precision, device) == "bf16"
@@ -229,9 +243,13 @@ def fit_members(
             if on_epoch is not None:
                 on_epoch(seed, record)
             best[r].update(epoch, auc, functools.partial(snapshot, r))
+    chosen = [selection] * len(members)
+    for r, (b, (_, _, _, select_y)) in enumerate(zip(best, selections, strict=True)):
+        if last_at_chance and selection == "source_val" and b.score < chance_ceiling(select_y):
+            b.epoch, b.state, chosen[r] = config.epochs, snapshot(r), "last_epoch"
     return [
-        RepetitionResult(state_dict=cast(dict, b.state), best_epoch=b.epoch, selection=selection, history=h)
-        for b, h in zip(best, histories, strict=True)
+        RepetitionResult(state_dict=cast(dict, b.state), best_epoch=b.epoch, selection=c, history=h)
+        for b, c, h in zip(best, chosen, histories, strict=True)
     ]
 
 

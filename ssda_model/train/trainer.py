@@ -43,7 +43,9 @@ class MethodSpec:
     mean plus that weight times the bulk's mean, so the bulk is a prior the shots can overrule;
     "auto" takes that weight per repetition from how far the bulk agrees with its shots
     (`ssda_model.train.bulk_trust`). `weighted_terms`: the terms that read the labels and take
-    that weight; the others average over every labeled row.
+    that weight; the others average over every labeled row. `last_at_chance`: where the bulk's
+    validation labels choose the epoch (strict protocol), a member that never scores them above
+    chance keeps its last epoch, as the bulk that cannot be predicted cannot choose either.
     """
 
     source: bool
@@ -52,6 +54,7 @@ class MethodSpec:
     terms: tuple[str, ...]
     source_weight: float | Literal["auto"] | None = None
     weighted_terms: tuple[str, ...] = ("cls",)
+    last_at_chance: bool = False
 
 
 LOSS_TERMS = ("cls", "reco", "adv", "mme")  # every term, in the order the history records them
@@ -64,6 +67,7 @@ METHOD_SPECS = {
         terms=LOSS_TERMS,
         source_weight="auto",
         weighted_terms=("cls", "adv"),  # the adversarial term reads the bulk's labels too
+        last_at_chance=True,
     ),
     "ssda_prior": MethodSpec(source=True, shots=True, unlabeled=True, terms=LOSS_TERMS, source_weight=0.1),
     "ssda_no_adv": MethodSpec(source=True, shots=True, unlabeled=True, terms=("cls", "reco", "mme")),
@@ -162,6 +166,7 @@ def train_repetitions(
         net.member_state_dict,
         uses,
         on_epoch=on_epoch,
+        last_at_chance=spec.last_at_chance,
     )
     if trust:  # ssda_auto's choice, beside each repetition
         for result, chosen in zip(results, trust, strict=True):

@@ -1,6 +1,7 @@
 """ssda_auto's bulk weight (`ssda_model.train.bulk_trust`): read from the bulk and the shots alone,
 the same for the same seed, zero for a bulk whose labels point the wrong way, and on a real case
-held out of its design not below the shots alone."""
+held out of its design not below the shots alone; and under the strict protocol, bulk labels it
+scores at chance do not choose its epoch."""
 
 import dataclasses
 
@@ -9,9 +10,12 @@ import pytest
 import torch
 
 from ssda_model.config import SSDAConfig
+from ssda_model.data.splits import repetition_split
 from ssda_model.datasets import public_scad_pair, synthetic_pair
+from ssda_model.metrics import pooled_auc_aupr
 from ssda_model.model import SSDAModel
 from ssda_model.train.bulk_trust import AXES_CELLS, MAIN_AXES, MAX_WEIGHT, bulk_trust, main_axes
+from ssda_model.train.loop import chance_ceiling
 from ssda_model.train.trainer import train_repetitions
 from tests.helpers import FAST, SHARED_DATA, three_repetitions
 
@@ -94,3 +98,39 @@ def test_the_cells_main_axes_are_their_principal_axes(cells, genes):
     assert axes.shape == (MAIN_AXES, genes)
     assert torch.allclose(axes @ axes.T, torch.eye(MAIN_AXES, dtype=axes.dtype), atol=1e-8)
     assert torch.allclose(overlap, torch.ones_like(overlap), atol=1e-6)
+
+
+def test_the_chance_ceiling_is_one_standard_error_of_a_blind_score():
+    """0.5 + the Mann–Whitney null standard error, checked against the AUCs of random scores."""
+    labels = np.r_[np.ones(40), np.zeros(25)]
+    scores = np.random.default_rng(0).random((4000, len(labels)))
+    blind = [pooled_auc_aupr(labels, s)[0] for s in scores[:3]]
+    ranks = scores.argsort(1).argsort(1) + 1  # Mann–Whitney: AUC from the positives' rank sum
+    aucs = (ranks[:, :40].sum(1) - 40 * 41 / 2) / (40 * 25)
+    assert np.allclose(aucs[:3], blind)
+    assert chance_ceiling(labels) - 0.5 == pytest.approx(aucs.std(), rel=0.05)
+    assert chance_ceiling(np.ones(5)) == np.inf  # one class tells nothing
+
+
+def test_bulk_labels_scored_at_chance_do_not_choose_the_epoch(pair):
+    """Strict protocol, where the bulk's validation labels choose the epoch: a bulk whose lines all
+    carry the same expression is scored at AUC 0.5 in every epoch, so ssda_auto keeps each member's
+    last epoch, while `ssda` (the paper's rule) keeps the first of the tied epochs; with the bulk
+    that shares the cells' program, the members that score it above chance choose by it."""
+    data, _ = three_repetitions(pair, torch.device("cpu"))
+    splits = [
+        repetition_split(data.source_y.numpy(), data.target_y, 3, "strict", 0.2, seed=r) for r in (1, 2, 3)
+    ]
+    blank = dataclasses.replace(data, source_x=torch.zeros_like(data.source_x))
+    seeds = [1, 2, 3]
+    silent = train_repetitions(blank, splits, seeds, AUTO)
+    assert [(r.selection, r.best_epoch) for r in silent] == [("last_epoch", AUTO.epochs)] * 3
+    paper_rule = train_repetitions(blank, splits, seeds, AUTO.replace(method="ssda"))
+    assert [(r.selection, r.best_epoch) for r in paper_rule] == [("source_val", 1)] * 3
+    telling = train_repetitions(data, splits, seeds, AUTO)
+    for result, split in zip(telling, splits, strict=True):
+        above = max(h["val_auc"] for h in result.history) >= chance_ceiling(
+            data.source_y.numpy()[split.source_val]
+        )
+        assert result.selection == ("source_val" if above else "last_epoch")
+    assert "source_val" in {r.selection for r in telling}
