@@ -113,9 +113,15 @@ def test_method_switches_change_the_losses(small_pair):
 
 def test_strict_protocol_selects_on_source_validation(small_pair):
     source, target = small_pair
+    """No target label chooses an epoch: the bulk's validation labels do (`ssda`), or, for the
+    default, they do where it scores them above chance and the last epoch is kept elsewhere."""
     metrics = SSDAModel.fit(source, target, FAST.replace(protocol="strict")).metrics
-    assert metrics["protocol"] == "strict"
-    assert {r["selection"] for r in metrics["repetitions"]} == {"source_val"}
+    assert metrics["protocol"] == "strict" and metrics["method"] == "ssda_auto"
+    for row in metrics["repetitions"]:
+        assert row["selection"] in {"source_val", "last_epoch"}
+        assert row["selection"] == "source_val" or row["best_epoch"] == FAST.epochs
+    paper = SSDAModel.fit(source, target, FAST.replace(protocol="strict", method="ssda")).metrics
+    assert {r["selection"] for r in paper["repetitions"]} == {"source_val"}
 
 
 def test_shots_all_reports_source_validation_and_still_predicts(small_pair):
