@@ -37,9 +37,9 @@ class RepetitionMetrics(TypedDict):
     they hold one class only); ``best_epoch`` is the kept epoch (1-based) and ``selection`` which
     labels chose it (``"target_val"`` or ``"source_val"``; ``"last_epoch"`` when ``ssda_auto``
     scored the source-val labels at chance in every epoch, so they chose nothing); ``n_shots``
-    and ``n_unlabeled`` count the target cells trained on with and without their label. ``bulk_agreement`` and
-    ``bulk_weight`` are what ``ssda_auto`` read from the shots and chose for the bulk
-    (`ssda_model.train.bulk_trust`); None for the other methods.
+    and ``n_unlabeled`` count the target cells trained on with and without their label.
+    ``bulk_agreement`` and ``bulk_weight`` are what ``ssda_auto`` read from the shots and chose
+    for the bulk (`ssda_model.train.bulk_trust`); None for the other methods.
     """
 
     repetition: int

@@ -112,9 +112,9 @@ def test_method_switches_change_the_losses(small_pair):
 
 
 def test_strict_protocol_selects_on_source_validation(small_pair):
-    source, target = small_pair
     """No target label chooses an epoch: the bulk's validation labels do (`ssda`), or, for the
     default, they do where it scores them above chance and the last epoch is kept elsewhere."""
+    source, target = small_pair
     metrics = SSDAModel.fit(source, target, FAST.replace(protocol="strict")).metrics
     assert metrics["protocol"] == "strict" and metrics["method"] == "ssda_auto"
     for row in metrics["repetitions"]:
