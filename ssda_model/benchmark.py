@@ -18,7 +18,7 @@ from ssda_model.data.prepare import prepare_domains
 from ssda_model.data.splits import repetition_split
 from ssda_model.memory import check_fits_memory
 from ssda_model.metrics import pooled_auc_aupr
-from ssda_model.module.networks import SSDANet
+from ssda_model.train.blend import member_networks
 from ssda_model.train.competitors import COMPETITORS, competitor_scores
 from ssda_model.train.device import resolve_device
 from ssda_model.train.loop import DomainTensors, deterministic_algorithms, predict_scores
@@ -38,11 +38,12 @@ def _method_scores(
     if method not in METHODS:
         return competitor_scores(method, data, splits, seeds, config)
     config = config.replace(method=method)
-    net = SSDANet(data.source_x.shape[1], config).to(data.source_x.device)
     scores = []
     for split, result in zip(splits, train_in_ensembles(data, splits, seeds, config), strict=True):
-        net.load_state_dict(result.state_dict)
-        scores.append(predict_scores(net, data.target_x[split.target_eval]))
+        nets = member_networks(data.source_x.shape[1], config, result.state_dict, data.source_x.device)
+        scores.append(
+            np.mean([predict_scores(net, data.target_x[split.target_eval]) for net in nets], axis=0)
+        )
     return scores
 
 

@@ -103,9 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         default=DEFAULTS.method,
         choices=METHODS,
-        help="ssda_auto: the paper's losses with the bulk as a prior, weighted by how far it agrees "
-        "with the shots; ssda_prior: the same at a fixed weight of 0.1; ssda: as published; the "
-        "others are ablations and baselines (default: %(default)s)",
+        help="ssda_blend: per repetition, the mean score of ssda_auto's network and one trained on "
+        "the shots alone (target_only); ssda_auto: the paper's losses with the bulk as a prior, "
+        "weighted by how far it agrees with the shots; ssda_prior: the same at a fixed weight of "
+        "0.1; ssda: as published; the others are ablations and baselines (default: %(default)s)",
     )
     fit.add_argument(
         "--shots", default=DEFAULTS.shots, type=_shots, help="labeled target cells per class, or 'all'"
@@ -191,17 +192,20 @@ def format_metrics(metrics: FitMetrics) -> str:
     fmt = lambda v: "   nan" if v is None or v != v else f"{v:.3f}"  # noqa: E731
     where = "target cells" if metrics["evaluation"] == "target" else "source validation (shots=all)"
     chose = metrics.get("mean_bulk_weight") is not None  # ssda_auto (a model saved before has no key)
+    members = list(metrics.get("mean_member_auc") or {})  # ssda_blend's
     lines = [
         f"method {metrics['method']} · shots {metrics['shots']} · protocol {metrics['protocol']} · "
         f"{metrics['n_genes']} genes · device {metrics['device']} · evaluated on {where}",
         f"{'rep':>4} {'seed':>5} {'AUC':>6} {'AUPR':>6} {'n_eval':>7} {'best_epoch':>10} {'chosen by':>10}"
-        + (f" {'agreement':>9} {'bulk_weight':>11}" if chose else ""),
+        + (f" {'agreement':>9} {'bulk_weight':>11}" if chose else "")
+        + "".join(f" {'AUC ' + m:>16}" for m in members),
     ]
     for row in metrics["repetitions"]:
         lines.append(
             f"{row['repetition']:>4} {row['seed']:>5} {fmt(row['auc']):>6} {fmt(row['aupr']):>6} "
             f"{row['n_eval']:>7} {row['best_epoch']:>10} {row['selection']:>10}"
             + (f" {row['bulk_agreement']:>9.2f} {fmt(row['bulk_weight']):>11}" if chose else "")
+            + "".join(f" {fmt((row.get('member_auc') or {}).get(m)):>16}" for m in members)
         )
     lines.append(f"{'mean':>4} {'':>5} {fmt(metrics['mean_auc']):>6} {fmt(metrics['mean_aupr']):>6}")
     lines.append(f"{'std':>4} {'':>5} {fmt(metrics['std_auc']):>6} {fmt(metrics['std_aupr']):>6}")

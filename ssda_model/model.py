@@ -24,6 +24,7 @@ from ssda_model.memory import check_fits_memory
 from ssda_model.module.networks import SSDANet
 from ssda_model.outputs import MARKER, check_output, replace_folder
 from ssda_model.threads import share_cores
+from ssda_model.train.blend import member_networks, state_shapes
 from ssda_model.train.device import resolve_device
 from ssda_model.train.protocol import FitMetrics, run_protocol
 
@@ -126,15 +127,15 @@ class SSDAModel:
 
     # ---- inference -------------------------------------------------------------------------
     def networks(self, device: str = "auto") -> list[SSDANet]:
-        """One network per repetition in eval mode on `device` (built once per device)."""
+        """Every fitted network in eval mode on `device` (built once per device): one per
+        repetition, or for the blend its members', repetition by repetition."""
         target = resolve_device(device)
         if target not in self._networks:
-            nets = []
-            for state in self.state_dicts:
-                net = SSDANet(len(self.genes), self.config).to(target)
-                net.load_state_dict(state)
-                nets.append(net.eval())
-            self._networks[target] = nets
+            self._networks[target] = [
+                net
+                for state in self.state_dicts
+                for net in member_networks(len(self.genes), self.config, state, target)
+            ]
         return self._networks[target]
 
     def missing_genes(self, var_names: list[str], name: str = "input") -> list[str]:
@@ -167,7 +168,8 @@ class SSDAModel:
 
     @torch.no_grad()
     def score(self, x: np.ndarray, device: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(mean P(sensitive), its std over repetitions, mean 32-d features) of z-scored rows."""
+        """(mean P(sensitive), its std over repetitions, mean 32-d features) of z-scored rows; a
+        repetition of the blend scores the mean of its members."""
         nets = self.networks(device)
         tensor = torch.as_tensor(x, dtype=torch.float32, device=next(nets[0].parameters()).device)
         probs, feats = [], []
@@ -176,7 +178,8 @@ class SSDAModel:
                 features = net.features(tensor)
                 probs.append(torch.softmax(net.classifier(features), dim=1)[:, 1].cpu().numpy())
                 feats.append(features.cpu().numpy())
-        return np.mean(probs, axis=0), np.std(probs, axis=0), np.mean(feats, axis=0)
+        per_repetition = np.reshape(probs, (len(self.state_dicts), -1, len(x))).mean(axis=1)
+        return per_repetition.mean(axis=0), per_repetition.std(axis=0), np.mean(feats, axis=0)
 
     def predict(
         self, adata: ad.AnnData, *, name: str = "input", model_path: str | None = None, device: str = "auto"
@@ -371,13 +374,12 @@ def _read_json(folder: Path, name: str, kind: type):
 
 
 def _weight_shapes(folder: Path, genes: list[str], manifest: dict, config: SSDAConfig) -> dict[str, tuple]:
-    """The weight shapes genes.txt and config.json imply (a network built on the meta device, no memory)."""
+    """The weight shapes genes.txt and config.json imply (networks built on the meta device, no memory)."""
     if not genes or manifest.get("n_genes", len(genes)) != len(genes):
         raise _damaged(
             folder, "genes.txt", f"lists {len(genes)} genes but model.json says {manifest.get('n_genes')}"
         )
-    with torch.device("meta"):
-        return {k: tuple(v.shape) for k, v in SSDANet(len(genes), config).state_dict().items()}
+    return state_shapes(len(genes), config)
 
 
 def _read_tensors(folder: Path, name: str, shapes: dict[str, tuple], n_genes: int) -> dict[str, torch.Tensor]:

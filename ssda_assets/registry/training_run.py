@@ -27,6 +27,7 @@ from ssda_assets.registry.pyfunc import pyfunc_signature
 from ssda_assets.registry.versions import MODEL_ARTIFACTS
 from ssda_assets.storage.disk_space import SpaceNeeded
 from ssda_model.model import SSDAModel
+from ssda_model.train.protocol import flat_repetitions
 
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
 PYFUNC_CODE = Path(__file__).resolve().parent / "pyfunc_code.py"  # models-from-code: no pickle
@@ -112,11 +113,11 @@ class TrainingRun:
             k: metrics[k]
             for k in ("mean_auc", "std_auc", "mean_aupr", "std_aupr", "mean_bulk_weight")
             if metrics[k] is not None
-        }
+        } | {f"mean_auc_{m}": v for m, v in (metrics.get("mean_member_auc") or {}).items() if v is not None}
         mlflow.log_param("n_genes", metrics["n_genes"])
         mlflow.log_metrics({**summary, "wall_seconds": wall_seconds})
         mlflow.log_dict(metrics, "metrics.json")
-        mlflow.log_table(pd.DataFrame(metrics["repetitions"]), "repetitions.json")
+        mlflow.log_table(pd.DataFrame(flat_repetitions(metrics["repetitions"])), "repetitions.json")
         with tempfile.TemporaryDirectory() as scratch:
             native = model.save(Path(scratch) / MODEL_ARTIFACTS)
             info = mlflow.pyfunc.log_model(

@@ -15,8 +15,8 @@ from ssda_model.config import Method, Protocol, Scaling, SSDAConfig
 from ssda_model.data.prepare import PreparedDomains
 from ssda_model.data.splits import RepetitionSplit, repetition_split
 from ssda_model.metrics import pooled_auc_aupr
-from ssda_model.module.networks import SSDANet
 from ssda_model.threads import share_cores
+from ssda_model.train.blend import member_methods, member_networks
 from ssda_model.train.device import resolve_device, resolve_precision
 from ssda_model.train.loop import DomainTensors, RepetitionResult, deterministic_algorithms, predict_scores
 from ssda_model.train.trainer import train_in_ensembles
@@ -38,8 +38,11 @@ class RepetitionMetrics(TypedDict):
     labels chose it (``"target_val"`` or ``"source_val"``; ``"last_epoch"`` when ``ssda_auto``
     scored the source-val labels at chance in every epoch, so they chose nothing); ``n_shots``
     and ``n_unlabeled`` count the target cells trained on with and without their label.
-    ``bulk_agreement`` and ``bulk_weight`` are what ``ssda_auto`` read from the shots and chose
-    for the bulk (`ssda_model.train.bulk_trust`); None for the other methods.
+    ``bulk_agreement`` and ``bulk_weight`` are what ``ssda_auto`` (alone or as the bulk's member
+    of ``ssda_blend``) read from the shots and chose for the bulk (`ssda_model.train.bulk_trust`);
+    None for the other methods. ``member_auc``: for ``ssda_blend``, the AUC of each member's
+    network alone on the same cells (``ssda_auto``, ``target_only``); None for the other methods.
+    For the blend, ``best_epoch`` and ``selection`` are the bulk member's.
     """
 
     repetition: int
@@ -53,6 +56,7 @@ class RepetitionMetrics(TypedDict):
     n_unlabeled: int
     bulk_agreement: float | None
     bulk_weight: float | None
+    member_auc: dict[str, float] | None
 
 
 class _RequiredFitMetrics(TypedDict):
@@ -72,6 +76,7 @@ class _RequiredFitMetrics(TypedDict):
     precision: str
     scaling: Scaling
     mean_bulk_weight: float | None
+    mean_member_auc: dict[str, float | None] | None
 
 
 class FitMetrics(_RequiredFitMetrics, total=False):
@@ -83,7 +88,8 @@ class FitMetrics(_RequiredFitMetrics, total=False):
     target label left; ``note``, the one optional key, then says so). Counts are of genes shared
     by both domains and of labeled cells; ``device`` and ``precision`` are those the fit ran with;
     ``mean_bulk_weight`` is the bulk weight ``ssda_auto`` chose, over the repetitions (None for
-    the other methods).
+    the methods without that choice); ``mean_member_auc`` each ``ssda_blend`` member's mean AUC
+    alone (None for the other methods).
     """
 
     note: str
@@ -166,7 +172,10 @@ def _train_repetitions(
     """Every repetition trained (as stacked ensembles) on a share of the cores, with deterministic
     kernels; the progress bar and `on_epoch` hear of each epoch, and the core share is rebalanced."""
     bar = tqdm(
-        total=config.repetitions * config.epochs, disable=not progress, desc=config.method, unit="epoch"
+        total=config.repetitions * config.epochs * len(member_methods(config.method)),
+        disable=not progress,
+        desc=config.method,
+        unit="epoch",
     )
 
     def epoch_done(repetition: int, record: dict[str, float]) -> None:
@@ -192,16 +201,19 @@ def _score_repetitions(
     evaluation: Evaluation,
 ) -> list[RepetitionMetrics]:
     """Each repetition's best-epoch network scored alone on its evaluation cells: the target cells
-    it never trained or selected on, or (shots = "all") its source validation split."""
-    net = SSDANet(domains.source_x.shape[1], config).to(data.source_x.device)
+    it never trained or selected on, or (shots = "all") its source validation split. For the
+    blend, the mean of its members' P(sensitive), and each member's AUC alone beside it."""
+    members = member_methods(config.method)
     rows: list[RepetitionMetrics] = []
     for repetition, split, result in zip(repetitions, splits, results, strict=True):
-        net.load_state_dict(result.state_dict)
+        nets = member_networks(domains.source_x.shape[1], config, result.state_dict, data.source_x.device)
         if evaluation == "target":
             eval_x, eval_y = data.target_x[split.target_eval], domains.target_y[split.target_eval]
         else:
             eval_x, eval_y = data.source_x[split.source_val], domains.source_y[split.source_val]
-        auc, aupr = pooled_auc_aupr(eval_y, predict_scores(net, eval_x))
+        scores = [predict_scores(net, eval_x) for net in nets]
+        auc, aupr = pooled_auc_aupr(eval_y, np.mean(scores, axis=0))
+        alone = {m: pooled_auc_aupr(eval_y, s)[0] for m, s in zip(members, scores, strict=True)}
         rows.append(
             {
                 "repetition": repetition,
@@ -215,9 +227,30 @@ def _score_repetitions(
                 "n_unlabeled": int(len(split.unlabeled)),
                 "bulk_agreement": None if result.bulk_trust is None else result.bulk_trust.agreement,
                 "bulk_weight": None if result.bulk_trust is None else result.bulk_trust.weight,
+                "member_auc": alone if len(members) > 1 else None,
             }
         )
     return rows
+
+
+def flat_repetitions(rows: list[RepetitionMetrics]) -> list[dict]:
+    """The repetitions' rows for a table: a blend's ``member_auc`` as one ``auc_<member>`` column
+    per member."""
+    return [
+        {
+            **{k: v for k, v in row.items() if k != "member_auc"},
+            **{f"auc_{m}": auc for m, auc in (row.get("member_auc") or {}).items()},
+        }
+        for row in rows
+    ]
+
+
+def _member_means(rows: list[RepetitionMetrics]) -> dict[str, float | None] | None:
+    """Each blend member's mean AUC alone over the repetitions (None unless the method blends)."""
+    alone = [r["member_auc"] for r in rows if r["member_auc"] is not None]
+    if not alone:
+        return None
+    return {member: _summary([a[member] for a in alone])[0] for member in alone[0]}
 
 
 def _fit_metrics(
@@ -247,6 +280,7 @@ def _fit_metrics(
         "precision": resolve_precision(config.precision, device),
         "scaling": config.scaling,
         "mean_bulk_weight": _summary([r["bulk_weight"] for r in rows if r["bulk_weight"] is not None])[0],
+        "mean_member_auc": _member_means(rows),
     }
     if evaluation == "source_validation":
         metrics["note"] = SHOTS_ALL_NOTE

@@ -20,6 +20,7 @@ from ssda_model.module.losses import (
     per_domain_cross_entropy,
     reconstruction_loss,
 )
+from ssda_model.train.blend import join_states, member_methods
 from ssda_model.train.bulk_trust import BulkTrust, bulk_trust, main_axes
 from ssda_model.train.draws import EpochBatches, MemberDraws, member_rows
 from ssda_model.train.loop import (
@@ -181,11 +182,51 @@ def train_in_ensembles(
     config: SSDAConfig,
     on_epoch: EpochCallback | None = None,
 ) -> list[RepetitionResult]:
-    """`train_repetitions` over all (split, seed) pairs, `ensemble_size` of them at a time."""
-    return in_ensembles(
-        lambda s, r: train_repetitions(data, s, r, config, on_epoch),
-        data.source_x.shape[1],
-        splits,
-        seeds,
-        config,
+    """`train_repetitions` over all (split, seed) pairs, `ensemble_size` of them at a time; for
+    the blend, each member method's in turn on the same pairs, joined per repetition."""
+    members = member_methods(config.method)
+
+    def train(member: str) -> list[RepetitionResult]:
+        callback = None if on_epoch is None else _renamed(on_epoch, member, first=member == members[0])
+        return in_ensembles(
+            lambda s, r: train_repetitions(data, s, r, config.replace(method=member), callback),
+            data.source_x.shape[1],
+            splits,
+            seeds,
+            config,
+        )
+
+    trained = [train(member) for member in members]
+    if len(members) == 1:
+        return trained[0]
+    return [_joined(config.method, members, list(parts)) for parts in zip(*trained, strict=True)]
+
+
+def member_record(member: str, record: dict[str, float], first: bool) -> dict[str, float]:
+    """A blend member's epoch record as the blend logs it: the first member's (the bulk's) as it
+    is, another's keys but the epoch prefixed by its method, so no two members share a name."""
+    return record if first else {k if k == "epoch" else f"{member}.{k}": v for k, v in record.items()}
+
+
+def _renamed(on_epoch: EpochCallback, member: str, first: bool) -> EpochCallback:
+    return lambda seed, record: on_epoch(seed, member_record(member, record, first))
+
+
+def _joined(method: str, members: tuple[str, ...], parts: list[RepetitionResult]) -> RepetitionResult:
+    """One repetition of the blend: the members' weights in one state dict, the first member's
+    epoch, selection and bulk choice, and every member's per-epoch record side by side."""
+    history = [
+        {
+            k: v
+            for m, r in zip(members, records, strict=True)
+            for k, v in member_record(m, r, m == members[0]).items()
+        }
+        for records in zip(*(part.history for part in parts), strict=True)
+    ]
+    return RepetitionResult(
+        state_dict=join_states(method, [part.state_dict for part in parts]),
+        best_epoch=parts[0].best_epoch,
+        selection=parts[0].selection,
+        history=history,
+        bulk_trust=parts[0].bulk_trust,
     )

@@ -60,15 +60,20 @@ def test_mlflow_run_has_params_epoch_metrics_and_artifacts(trained):
     client = platform.mlflow.client()
     run_id = runs[0]["mlflow_run"].rsplit("/", 1)[1]
     run = client.get_run(run_id)
-    assert run.data.params["method"] == "ssda_auto"  # the default
+    assert run.data.params["method"] == "ssda_blend"  # the default
     assert 0.0 <= run.data.metrics["mean_bulk_weight"] <= 0.1  # what it chose, in the run and the metadata
     assert "over repetitions" in runs[0]["bulk_weight"]
+    for member in ("ssda_auto", "target_only"):  # each of the blend's two networks alone
+        assert run.data.metrics[f"mean_auc_{member}"] == pytest.approx(
+            float(runs[0][f"auc_{member}"]), abs=1e-3
+        )
     assert run.data.params["protocol"] == "strict"
     assert (
         run.data.tags["dagster_partition"] == str(TASK) and run.data.tags["data_hash"] == runs[0]["data_hash"]
     )
     history = client.get_metric_history(run_id, "rep2/val_auc")
     assert [m.step for m in history] == [1]
+    assert [m.step for m in client.get_metric_history(run_id, "rep2/target_only.val_auc")] == [1]
     assert {m.key for m in [*client.get_metric_history(run_id, "rep1/loss_cls")]} == {"rep1/loss_cls"}
     assert run.data.metrics["mean_auc"] == pytest.approx(runs[0]["mean_auc"])
     artifacts = {a.path for a in client.list_artifacts(run_id)}

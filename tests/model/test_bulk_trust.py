@@ -80,7 +80,7 @@ def test_the_default_is_not_below_the_shots_alone_on_a_held_out_case():
     config = SSDAConfig(shots=3, repetitions=10)
     default = SSDAModel.fit(source, cells, config).metrics
     alone = SSDAModel.fit(source, cells, config.replace(method="target_only")).metrics
-    assert default["method"] == "ssda_auto"
+    assert default["method"] == "ssda_blend"
     assert default["mean_auc"] >= alone["mean_auc"] - 0.01, (default["mean_auc"], alone["mean_auc"])
 
 

@@ -40,11 +40,13 @@ def test_round_trip_through_the_installed_command(tmp_path, pair_files, small_pa
         check=True,
     )
     assert "mean" in fit.stdout and "AUC" in fit.stdout and "bulk_weight" in fit.stdout  # ssda_auto's choice
+    assert "AUC ssda_auto" in fit.stdout and "AUC target_only" in fit.stdout  # each blend member alone
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert set(metrics) == FitMetrics.__required_keys__  # every key the type declares, no other
     assert set(metrics["repetitions"][0]) == RepetitionMetrics.__required_keys__
     assert metrics["protocol"] == "paper" and metrics["shots"] == 3 and len(metrics["repetitions"]) == 2
-    assert metrics["method"] == "ssda_auto"  # the default
+    assert metrics["method"] == "ssda_blend"  # the default
+    assert set(metrics["mean_member_auc"]) == {"ssda_auto", "target_only"}
 
     new_cells = small_pair[1][:40].copy()
     del new_cells.obs["response"]
@@ -103,10 +105,12 @@ def test_shots_all_and_strict_through_the_cli(tmp_path, pair_files):
 @pytest.mark.numerics
 def test_one_at_a_time_through_the_cli_gives_the_batched_metrics(tmp_path, pair_files):
     """Exact in fp32, where the CPU's batched and single matmuls round alike by construction; under
-    `auto` (bf16 with bf16 units) the members train alike: tests/model/test_ensemble.py."""
+    `auto` (bf16 with bf16 units) the members train alike: tests/model/test_ensemble.py. So does
+    the shots-alone network of the default blend (its 6-row batches), hence `ssda_auto` here."""
     runs = {}
     for mode in ("--batch-repetitions", "--no-batch-repetitions"):
-        assert main(fit_args(*pair_files, tmp_path / mode, "--precision", "fp32", mode)) == 0
+        args = fit_args(*pair_files, tmp_path / mode, "--precision", "fp32", "--method", "ssda_auto", mode)
+        assert main(args) == 0
         config = json.loads((tmp_path / mode / "config.json").read_text())
         assert config["batch_repetitions"] is (mode == "--batch-repetitions")
         metrics = json.loads((tmp_path / mode / "metrics.json").read_text())

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ssda_model.config import SSDAConfig
+from ssda_model.config import METHODS, SSDAConfig
 from ssda_model.datasets import synthetic_pair
 from ssda_model.model import SSDAModel
 from ssda_model.train.device import cpu_has_bf16
@@ -33,15 +33,15 @@ def default_metrics(benchmark_pair):
 @pytest.mark.slow
 def test_ssda_and_the_default_beat_source_only_and_target_only(benchmark_pair, default_metrics):
     source, target = benchmark_pair
-    assert BENCHMARK.method == "ssda_auto"
+    assert BENCHMARK.method == "ssda_blend"
     runs = {
         m: SSDAModel.fit(source, target, BENCHMARK.replace(method=m)).metrics
         for m in ("ssda", "source_only", "target_only")
     }
-    runs["ssda_auto"] = default_metrics
+    runs["ssda_blend"] = default_metrics
     auc = {m: metrics["mean_auc"] for m, metrics in runs.items()}
     per_rep = {m: [r["auc"] for r in metrics["repetitions"]] for m, metrics in runs.items()}
-    for method in ("ssda", "ssda_auto"):
+    for method in ("ssda", "ssda_blend"):
         for baseline in ("source_only", "target_only"):
             assert auc[method] > auc[baseline] + 0.025, auc
             # paired: same split and shots per repetition, so the method wins most of them
@@ -85,9 +85,7 @@ def test_same_seed_same_metrics_and_scores(small_pair):
     assert np.array_equal(a.obsm["X_ssda"], b.obsm["X_ssda"])
 
 
-@pytest.mark.parametrize(
-    "method", ["ssda", "ssda_auto", "ssda_prior", "ssda_no_adv", "ssda_no_mme", "source_only", "target_only"]
-)
+@pytest.mark.parametrize("method", METHODS)
 def test_every_method_trains_and_reports_pooled_metrics(small_pair, method):
     source, target = small_pair
     metrics = SSDAModel.fit(source, target, FAST.replace(method=method)).metrics
@@ -116,7 +114,7 @@ def test_strict_protocol_selects_on_source_validation(small_pair):
     default, they do where it scores them above chance and the last epoch is kept elsewhere."""
     source, target = small_pair
     metrics = SSDAModel.fit(source, target, FAST.replace(protocol="strict")).metrics
-    assert metrics["protocol"] == "strict" and metrics["method"] == "ssda_auto"
+    assert metrics["protocol"] == "strict" and metrics["method"] == "ssda_blend"
     for row in metrics["repetitions"]:
         assert row["selection"] in {"source_val", "last_epoch"}
         assert row["selection"] == "source_val" or row["best_epoch"] == FAST.epochs

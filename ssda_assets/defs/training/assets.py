@@ -20,7 +20,7 @@ from ssda_assets.resources import MLflowTracking, PlatformPaths
 from ssda_assets.storage.harmonized import read_harmonized
 from ssda_assets.storage.table_metadata import OWNERS
 from ssda_model.model import SSDAModel
-from ssda_model.train.protocol import FitMetrics
+from ssda_model.train.protocol import FitMetrics, flat_repetitions
 
 # The assets' code version: bump it when a change here changes what an asset writes, so the UI marks
 # materializations made by the old code as stale.
@@ -150,8 +150,13 @@ def _metrics_metadata(metrics: FitMetrics) -> dict:
     fmt = lambda m, s: "n/a" if m is None else f"{m:.3f} ± {s:.3f}"  # noqa: E731
     chosen = [r["bulk_weight"] for r in metrics["repetitions"] if r["bulk_weight"] is not None]
     bulk = {"bulk_weight": f"{min(chosen):.3f}–{max(chosen):.3f} over repetitions"} if chosen else {}
+    members = {  # the blend's: what each of its two networks scores alone
+        f"auc_{m}": "n/a" if v is None else f"{v:.3f}"
+        for m, v in (metrics.get("mean_member_auc") or {}).items()
+    }
     return {
         **bulk,
+        **members,
         "auc": fmt(metrics["mean_auc"], metrics["std_auc"]),
         "aupr": fmt(metrics["mean_aupr"], metrics["std_aupr"]),
         "mean_auc": metrics["mean_auc"] if metrics["mean_auc"] is not None else float("nan"),
@@ -163,7 +168,7 @@ def _metrics_metadata(metrics: FitMetrics) -> dict:
         "cells": metrics["n_target"],
         "device": metrics["device"],
         "repetition_table": dg.MetadataValue.md(
-            pd.DataFrame(metrics["repetitions"]).to_markdown(index=False)
+            pd.DataFrame(flat_repetitions(metrics["repetitions"])).to_markdown(index=False)
         ),
     }
 
