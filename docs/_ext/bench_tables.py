@@ -67,8 +67,8 @@ def benchmark_tables(csv: Path, against: str, heading: str) -> str:
     return "\n".join(parts)
 
 
-def verdict_tables(csv: Path, heading: str, auto_rows: Path | None = None) -> str:
-    """`ssda_auto` against the better of the shots alone and `ssda`, per case, for each protocol;
+def verdict_tables(csv: Path, heading: str, auto_rows: Path | None = None, method: str = "ssda_auto") -> str:
+    """`method` against the better of the shots alone and `ssda`, per case, for each protocol;
     `auto_rows`: take `ssda_auto`'s rows from this file instead (an earlier version of its rule)."""
     bench = _benchmark_module()
     every = pd.read_csv(csv)
@@ -81,7 +81,9 @@ def verdict_tables(csv: Path, heading: str, auto_rows: Path | None = None) -> st
     every = every.drop_duplicates([*bench.KEY, "repetition"], keep="last")
     cases = [*bench.DESIGN, *bench.HELD_OUT]
     for protocol in ("paper", "strict"):
-        parts.append(f"{heading} {protocol} protocol\n\n{bench.verdict(every, protocol, cases, design)}\n")
+        parts.append(
+            f"{heading} {protocol} protocol\n\n{bench.verdict(every, protocol, cases, design, method)}\n"
+        )
     return "\n".join(parts)
 
 
@@ -106,6 +108,7 @@ def generate(app=None) -> None:
     gdsc, ccle = RESULTS / "real_benchmark_gdsc.csv", RESULTS / "real_benchmark_ccle.csv"
     _write("real_benchmark_gdsc.md", benchmark_tables(gdsc, "ssda_prior", "###"))
     _write("real_benchmark_gdsc_against_ssda.md", benchmark_tables(gdsc, "ssda", "###"))
+    _write("blend_verdict.md", verdict_tables(gdsc, "###", method="ssda_blend"))
     _write("bulk_trust_verdict.md", verdict_tables(gdsc, "###"))
     first_rule = RESULTS / "real_benchmark_gdsc_ssda_auto_all_genes.csv"
     _write("bulk_trust_verdict_all_genes.md", verdict_tables(gdsc, "####", first_rule))
