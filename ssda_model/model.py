@@ -178,7 +178,8 @@ class SSDAModel:
                 features = net.features(tensor)
                 probs.append(torch.softmax(net.classifier(features), dim=1)[:, 1].cpu().numpy())
                 feats.append(features.cpu().numpy())
-        per_repetition = np.reshape(probs, (len(self.state_dicts), -1, len(x))).mean(axis=1)
+        members = len(nets) // len(self.state_dicts)
+        per_repetition = np.reshape(probs, (len(self.state_dicts), members, len(x))).mean(axis=1)
         return per_repetition.mean(axis=0), per_repetition.std(axis=0), np.mean(feats, axis=0)
 
     def predict(
