@@ -9,15 +9,13 @@ would grow until the machine swaps or the process is killed.
 
 from __future__ import annotations
 
-import math
-
 import psutil
 import torch
 
 from ssda_model.config import SSDAConfig
 from ssda_model.errors import SSDAInputError
 from ssda_model.module.networks import SSDANet
-from ssda_model.train.blend import state_shapes
+from ssda_model.train.blend import member_methods
 from ssda_model.train.device import resolve_device
 from ssda_model.train.loop import ensemble_size
 
@@ -33,16 +31,11 @@ def n_weights(n_genes: int, config: SSDAConfig) -> int:
         return sum(t.numel() for t in SSDANet(n_genes, config).state_dict().values())
 
 
-def kept_weights(n_genes: int, config: SSDAConfig) -> int:
-    """Weights a repetition keeps: one network per member (two for the blend, trained one after
-    the other, so only one member trains at a time)."""
-    return sum(math.prod(shape) for shape in state_shapes(n_genes, config).values())
-
-
 def estimate(n_genes: int, n_samples: int, config: SSDAConfig) -> dict[str, float]:
     """Bytes a fit of `config.repetitions` needs: per repetition kept, per trained member, in all."""
     weights = n_weights(n_genes, config)
-    kept = FLOAT * kept_weights(n_genes, config) + 2 * 8 * n_samples + HISTORY_RECORD * config.epochs
+    networks = len(member_methods(config.method))  # kept per repetition; the blend's train in turn
+    kept = FLOAT * weights * networks + 2 * 8 * n_samples + HISTORY_RECORD * config.epochs
     rows = 3 * config.batch_size  # source, shot and unlabeled batches of one step
     trained = FLOAT * (2 + OPTIMISER_FLOATS[config.optimizer]) * weights + 4 * FLOAT * rows * (
         2 * n_genes + 2 * sum(config.encoder_dims)
