@@ -73,9 +73,11 @@ def read_reference_layout(folder: Path, drug: str, name: str) -> tuple[np.ndarra
     return x.to_numpy(np.float32), y["response"].to_numpy()
 
 
-def run_ours(folder: Path, repetitions: int, epochs: int, threads: int, device: str = "auto") -> dict:
-    """`ssda fit` with its defaults but `repetitions`, `epochs` and `device`: wall seconds and the
-    phases it prints."""
+def run_ours(
+    folder: Path, repetitions: int, epochs: int, threads: int, device: str = "auto", method: str | None = None
+) -> dict:
+    """`ssda fit` with its defaults but `repetitions`, `epochs`, `device` and `method` (None: the
+    default method): wall seconds and the phases it prints."""
     out = folder / "model"
     shutil.rmtree(out, ignore_errors=True)
     ssda = Path(sys.executable).with_name("ssda")
@@ -88,7 +90,7 @@ def run_ours(folder: Path, repetitions: int, epochs: int, threads: int, device: 
         str(folder / "target.h5ad"),
     ]
     command += ["--out", str(out), "--repetitions", str(repetitions), "--epochs", str(epochs), "--quiet"]
-    command += ["--device", device]
+    command += ["--device", device] + (["--method", method] if method else [])
     start = time.perf_counter()
     done = subprocess.run(
         command, env={**os.environ, "SSDA_THREADS": str(threads)}, capture_output=True, text=True

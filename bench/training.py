@@ -3,32 +3,36 @@
     .venv/bin/python bench/training.py [--reference DIR] [--shapes gefitinib,etoposide] [--runs 2]
         [--fit-repetitions 5] [--reference-repetitions 3] [--repetitions 10]
         [--single-repetitions 3] [--precisions fp32,bf16] [--epochs 50] [--threads 2]
-        [--device cpu|cuda] [--skip-training-only] [--results training.json]
+        [--device cpu|cuda] [--fit-methods ssda_blend,ssda_auto] [--skip-training-only]
+        [--results training.json]
 
 End to end (with --reference DIR, a checkout of https://github.com/hliulab/SSDA4Drug that is never
-copied into this repository): `ssda fit` with its defaults (but --fit-repetitions and --epochs) and
-the reference's `experiment_shot.py` (its paper configuration, 3-shot, --reference-repetitions),
-each as a process, on the same matrices written in both layouts (`bench/end_to_end.py`), taking
-turns --runs times. The table gives each side's seconds per repetition of the whole process (the
-median run), where they went per repetition (start-up; reading and preparing; training; scoring
-and saving; the rest), and "× reference": the reference's seconds per repetition over ours.
+copied into this repository): `ssda fit` with its defaults (but --fit-repetitions and --epochs), and
+with `--method M` for each other method of --fit-methods, and the reference's `experiment_shot.py`
+(its paper configuration, 3-shot, --reference-repetitions), each as a process, on the same matrices
+written in both layouts (`bench/end_to_end.py`), taking turns --runs times. The table gives each
+side's seconds per repetition of the whole process (the median run), where they went per repetition
+(start-up; reading and preparing; training; scoring and saving; the rest), and "× reference": the
+reference's seconds per repetition over ours.
 
-Training only: ours in this process, one repetition at a time and the batched ensemble of
-R = --repetitions, in fp32 and bf16, with achieved GFLOP/s and its share of this machine's GEMM
-peak measured in the same run; the row `default` is the batched mode at the precision `auto` picks
-here. One at a time, a repetition takes the same time whatever R is, so that mode is timed over
---single-repetitions. `auc_gap` is the largest AUC difference between the two modes over the
-repetitions both trained (same seeds). `weight_passes_ms_per_step` times, on tensors the size of all
-the mode's weights, the passes a step makes over every weight (the fused optimiser step; in bf16
-also the cast of the weights and of their gradient); `ceiling_fraction_of_peak` is the share of the
-GEMM peak the mode would reach if its matmuls ran at that peak and only those passes came on top.
-"× reference" there divides the reference's training phase per repetition by ours.
+Training only: ours in this process (the paper's method, `ssda`, whose matmuls `step_flops` counts),
+one repetition at a time and the batched ensemble of R = --repetitions, in fp32 and bf16, with
+achieved GFLOP/s and its share of this machine's GEMM peak measured in the same run; the row
+`default` is the batched mode at the precision `auto` picks here. One at a time, a repetition takes
+the same time whatever R is, so that mode is timed over --single-repetitions. `auc_gap` is the
+largest AUC difference between the two modes over the repetitions both trained (same seeds).
+`weight_passes_ms_per_step` times, on tensors the size of all the mode's weights, the passes a step
+makes over every weight (the fused optimiser step; in bf16 also the cast of the weights and of their
+gradient); `ceiling_fraction_of_peak` is the share of the GEMM peak the mode would reach if its
+matmuls ran at that peak and only those passes came on top. "× reference" there divides the
+reference's training phase per repetition by ours.
 
-Shapes (synthetic pairs, 3-shot, batch 32, paper configuration): gefitinib 834 lines × 2,933
-genes → 66 cells, etoposide 834 × 2,668 → 1,393 cells (the reference knows each drug's gene count).
-Writes bench/results/training.json (or --results) and prints the tables. A CPU without bf16 units
-is stood in for by capping oneDNN and ATen at AVX2 for both sides (`ONEDNN_MAX_CPU_ISA=AVX2
-ATEN_CPU_CAPABILITY=avx2`; `auto` then picks fp32), as `make test` does for its numerics rerun.
+Shapes (synthetic pairs, 3-shot, batch 32, paper configuration): gefitinib 834 lines × 2,933 genes →
+66 cells, etoposide 834 × 2,668 → 1,393 cells (the reference knows each drug's gene count). Writes
+bench/results/training.json (or --results), with the CPU it ran on and the precision `auto` picks
+there, and prints the tables. A CPU without bf16 units is stood in for by capping oneDNN and ATen at
+AVX2 for both sides (`ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`; `auto` then picks fp32), as
+`make test` does for its numerics rerun.
 """
 
 import argparse
@@ -46,7 +50,7 @@ from end_to_end import reference_copy, run_ours, run_reference, synthetic_domain
 from ssda_model.config import SSDAConfig
 from ssda_model.datasets import synthetic_pair
 from ssda_model.model import SSDAModel
-from ssda_model.train.device import resolve_precision
+from ssda_model.train.device import cpu_has_bf16, resolve_precision
 from ssda_model.train.loop import make_optimizer
 
 SHAPES = {"gefitinib": ("Gefitinib", 834, 2933, 66), "etoposide": ("Etoposide", 834, 2668, 1393)}
@@ -126,6 +130,7 @@ def time_ours(key: str, args: argparse.Namespace, reference: float | None) -> li
         aucs = {}
         for batched, repetitions in modes:
             config = SSDAConfig(
+                method="ssda",
                 epochs=args.epochs,
                 repetitions=repetitions,
                 precision=precision,
@@ -172,12 +177,33 @@ def time_ours(key: str, args: argparse.Namespace, reference: float | None) -> li
     return rows
 
 
+def machine(device: torch.device) -> dict:
+    """What a timing depends on: the processor, whether it has bf16 units, what `auto` picks."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+        name = next(
+            (x.split(":", 1)[1].strip() for x in cpuinfo.splitlines() if x.startswith("model name")), ""
+        )
+    return {
+        "device": name or device.type,
+        "bf16_units": cpu_has_bf16() if device.type == "cpu" else None,
+        "precision_auto": resolve_precision("auto", device),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
+
+
 def end_to_end(key: str, args: argparse.Namespace) -> tuple[list[dict], float]:
     """Both sides as processes on the same files, taking turns; the rows and the reference's
     training seconds per repetition (for the training-only table)."""
     drug, n_lines, n_genes, n_cells = SHAPES[key]
     domains = synthetic_domains(n_lines, n_genes, n_cells)
-    runs: dict[str, list[dict]] = {"reference": [], "ssda fit": []}
+    default = SSDAConfig().method
+    methods = {
+        m: "ssda fit" if m == default else f"ssda fit --method {m}" for m in args.fit_methods.split(",")
+    }
+    runs: dict[str, list[dict]] = {"reference": [], **{side: [] for side in methods.values()}}
     with tempfile.TemporaryDirectory() as work:
         folder = Path(work)
         write_inputs(
@@ -190,15 +216,17 @@ def end_to_end(key: str, args: argparse.Namespace) -> tuple[list[dict], float]:
         reference_copy(args.reference, folder, args.reference_repetitions)
         for _ in range(args.runs):
             runs["reference"].append(run_reference(folder, drug, args.epochs, args.threads))
-            runs["ssda fit"].append(
-                run_ours(folder, args.fit_repetitions, args.epochs, args.threads, args.device)
-            )
+            for method, side in methods.items():
+                runs[side].append(
+                    run_ours(folder, args.fit_repetitions, args.epochs, args.threads, args.device, method)
+                )
             print(
                 {side: {k: round(v, 2) for k, v in done[-1].items()} for side, done in runs.items()},
                 flush=True,
             )
     rows = [per_repetition(key, side, done) for side, done in runs.items()]
-    for row in rows:
+    for row, method in zip(rows, ["", *methods], strict=True):
+        row["method"] = method
         row["x_reference"] = round(rows[0]["seconds_per_repetition"] / row["seconds_per_repetition"], 2)
     return rows, rows[0]["train"]
 
@@ -233,6 +261,11 @@ def main() -> None:
     parser.add_argument("--shapes", default=",".join(SHAPES), help=f"some of {', '.join(SHAPES)}")
     parser.add_argument("--runs", type=int, default=2, help="end to end: runs of each side, taking turns")
     parser.add_argument("--fit-repetitions", type=int, default=SSDAConfig().repetitions, help="of ssda fit")
+    parser.add_argument(
+        "--fit-methods",
+        default=SSDAConfig().method,
+        help="end to end: the methods ssda fit runs, each as a side (default: the default method)",
+    )
     parser.add_argument("--reference-repetitions", type=int, default=3)
     parser.add_argument("--repetitions", type=int, default=10, help="training only: the batched ensemble's R")
     parser.add_argument("--single-repetitions", type=int, default=3, help="0: skip the one-at-a-time mode")
@@ -247,7 +280,7 @@ def main() -> None:
         args.threads
     )  # ours trains with exactly this many, as the reference does
     torch.set_num_threads(args.threads)  # and the GEMM peak is measured with them
-    results: dict[str, list[dict]] = {"end_to_end": [], "training_only": []}
+    results: dict = {"machine": machine(torch.device(args.device)), "end_to_end": [], "training_only": []}
     for key in args.shapes.split(","):
         reference = None
         if args.reference is not None:
@@ -258,8 +291,9 @@ def main() -> None:
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
     (out / args.results).write_text(json.dumps(results, indent=2))
-    for name, rows in results.items():
-        if rows:
+    print(results["machine"])
+    for name in ("end_to_end", "training_only"):
+        if rows := results[name]:
             print(f"\n{name.replace('_', ' ')}\n{pd.DataFrame(rows).to_markdown(index=False)}")
 
 

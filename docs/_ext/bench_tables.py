@@ -92,7 +92,13 @@ def json_table(path: Path, columns: dict[str, str], key: str | None = None) -> s
     records = json.loads(path.read_text())
     frame = pd.DataFrame(records if key is None else records[key])
     frame = frame[[c for c in columns if c in frame.columns]].rename(columns=columns)
-    return f"{source_line(path)}\n{frame.to_markdown(index=False, floatfmt='g', missingval='')}\n"
+    machine = records.get("machine") if isinstance(records, dict) else None
+    ran_on = (
+        "Ran on: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in machine.items()) + ".\n\n"
+        if machine
+        else ""
+    )
+    return f"{source_line(path)}\n{ran_on}{frame.to_markdown(index=False, floatfmt='g', missingval='')}\n"
 
 
 def _write(name: str, text: str) -> None:
@@ -129,6 +135,7 @@ def generate(app=None) -> None:
     end_to_end = {
         "shape": "shape",
         "side": "side",
+        "method": "method",
         "repetitions": "repetitions",
         "runs (s)": "runs (s)",
         "seconds_per_repetition": "s / repetition",
