@@ -216,9 +216,10 @@ def end_to_end(key: str, args: argparse.Namespace) -> tuple[list[dict], float]:
         reference_copy(args.reference, folder, args.reference_repetitions)
         for _ in range(args.runs):
             runs["reference"].append(run_reference(folder, drug, args.epochs, args.threads))
-            for method, side in methods.items():
+            for method, side in methods.items():  # the default as a user runs it: no --method
+                chosen = None if method == default else method
                 runs[side].append(
-                    run_ours(folder, args.fit_repetitions, args.epochs, args.threads, args.device, method)
+                    run_ours(folder, args.fit_repetitions, args.epochs, args.threads, args.device, chosen)
                 )
             print(
                 {side: {k: round(v, 2) for k, v in done[-1].items()} for side, done in runs.items()},
