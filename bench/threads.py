@@ -4,8 +4,11 @@
 
 Each training is its own process (as Dagster's parallel steps are), fitting the synthetic pair at
 the demo's size. "shared" is the default behaviour (cores split between live claimants, idle
-OpenMP threads sleep); "unshared" is the behaviour before issue 13 (every process takes every core,
-OpenMP's default wait policy). Run it on an otherwise quiet machine: it measures contention.
+OpenMP threads spin briefly, then sleep); "shared, sleeping at once" is the default until issue 31
+(`OMP_WAIT_POLICY=PASSIVE`); "unshared" is the behaviour before issue 13 (every process takes every
+core, OpenMP's default wait policy). "one after the other" is two lone trainings, so it shows what
+each mode costs a training that has the cores to itself. Run it on an otherwise quiet machine: it
+measures contention.
 """
 
 import argparse
@@ -14,6 +17,7 @@ import subprocess
 import sys
 import time
 
+from ssda_model import OPENMP_DEFAULTS
 from ssda_model.threads import THREADS_ENV, available_cores
 
 FIT = """
@@ -51,10 +55,11 @@ def main() -> None:
     base = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", THREADS_ENV}
+        if k not in {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", THREADS_ENV}
     }
     modes = {
-        "shared": {**base, "OMP_WAIT_POLICY": "PASSIVE"},
+        "shared": {**base, **OPENMP_DEFAULTS},
+        "shared, sleeping at once": {**base, "OMP_WAIT_POLICY": "PASSIVE"},
         "unshared": {**base, THREADS_ENV: str(available_cores())},
     }
     print(

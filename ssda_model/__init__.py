@@ -3,11 +3,17 @@
 import importlib
 import os
 
-# Idle OpenMP threads sleep instead of spinning, so processes sharing the cores do not slow each
-# other down >10× (issue 13; ssda_model.threads shares the cores). libgomp reads this once, when
-# torch is first imported, so it is set here, before any ssda_model module imports torch; an
-# explicit setting wins. Entry points (ssda, Dagster, the pipeline) import ssda_model first.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Idle OpenMP threads spin a short while (~0.1–0.5 ms) before they sleep. libgomp's default spin
+# (300,000 turns) made two processes sharing the cores each >10× slower (issue 13); sleeping at
+# once (OMP_WAIT_POLICY=PASSIVE) cost a lone training ~30 % in waking threads between its small
+# operators (docs/performance.md, "Two processes at once"). libgomp reads this once, when torch is
+# first imported, so it is set here, before any ssda_model module imports torch; a wait policy or
+# spin count of your own wins. Entry points (ssda, Dagster, the pipeline) import ssda_model first.
+OPENMP_DEFAULTS = {"GOMP_SPINCOUNT": "10000"}
+OPENMP_SET_ON_IMPORT = (
+    {} if {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} & os.environ.keys() else dict(OPENMP_DEFAULTS)
+)
+os.environ.update(OPENMP_SET_ON_IMPORT)
 
 __all__ = ["SSDAConfig", "SSDAInputError", "SSDAModel"]
 _HOMES = {

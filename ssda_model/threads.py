@@ -7,7 +7,7 @@ it runs: it writes a claim file named by its PID in a per-user runtime folder, c
 of live processes, and sets torch's threads to cores // claimants. A long step (training)
 `rebalance`s now and then, so it gives cores up when another step starts and takes them back
 when that step ends. `SSDA_THREADS=N` forces N threads (the claim is still made, so others count
-this process). Idle threads sleep instead of spinning: see `ssda_model/__init__.py`.
+this process). Idle threads spin only briefly before they sleep: see `ssda_model/__init__.py`.
 """
 
 from __future__ import annotations

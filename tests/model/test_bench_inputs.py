@@ -2,6 +2,9 @@
 reference's time is split where its lines say."""
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import anndata as ad
@@ -45,3 +48,19 @@ def test_the_reference_s_time_is_split_at_its_marker_lines(end_to_end):
     assert phases == pytest.approx(expected)
     with pytest.raises(RuntimeError, match="lacks a repetition"):
         end_to_end.reference_phases(lines[:-1])
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"), [({}, ["10000", "-"]), ({"GOMP_SPINCOUNT": "500"}, ["500", "500"])]
+)
+def test_both_sides_run_in_the_users_environment_not_the_one_importing_ssda_model_made(given, expected):
+    """The reference gets no OpenMP setting ssda_model made in the bench; one the user gave stays."""
+    env = {k: v for k, v in os.environ.items() if k not in {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"}}
+    probe = (
+        f"import os, sys; sys.path.insert(0, {str(BENCH.parent)!r}); import end_to_end; "
+        "print(os.environ['GOMP_SPINCOUNT'], end_to_end.user_environment().get('GOMP_SPINCOUNT', '-'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env | given, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == expected

@@ -49,8 +49,25 @@ def test_ssda_threads_forces_the_count(tmp_path, monkeypatch):
         assert share.threads == 1 == torch.get_num_threads()
 
 
-def test_importing_ssda_model_makes_idle_openmp_threads_sleep_before_torch_loads():
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    probe = "import ssda_model, os, sys; print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["PASSIVE", "False"]
+def _openmp_settings_after_import(**given: str) -> list[str]:
+    """GOMP_SPINCOUNT, OMP_WAIT_POLICY and whether torch had loaded, in a process that imports
+    ssda_model with `given` as its only OpenMP settings."""
+    env = {k: v for k, v in os.environ.items() if k not in {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"}}
+    names = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
+    probe = (
+        "import ssda_model, os, sys; "
+        + f"print(*(os.environ.get(k, '-') for k in {names}), 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env | given, capture_output=True, text=True, check=True
+    )
+    return out.stdout.split()
+
+
+def test_importing_ssda_model_bounds_openmp_spinning_before_torch_loads():
+    assert _openmp_settings_after_import() == ["10000", "-", "False"]
+
+
+def test_an_openmp_wait_setting_of_the_users_own_wins():
+    assert _openmp_settings_after_import(OMP_WAIT_POLICY="PASSIVE") == ["-", "PASSIVE", "False"]
+    assert _openmp_settings_after_import(GOMP_SPINCOUNT="500") == ["500", "-", "False"]
