@@ -129,10 +129,12 @@ def reference_copy(checkout: Path, folder: Path, repetitions: int) -> Path:
     return script
 
 
-def run_reference(folder: Path, drug: str, epochs: int, threads: int | None) -> dict:
+def run_reference(
+    folder: Path, drug: str, epochs: int, threads: int | None, extra_env: dict[str, str] | None = None
+) -> dict:
     """experiment_shot.py (3-shot, the paper's configuration, CPU) in `folder`, with `threads` as
-    OMP_NUM_THREADS and MKL_NUM_THREADS (None: without either, as a user types the command): wall
-    seconds, and the phases from when its lines arrived."""
+    OMP_NUM_THREADS and MKL_NUM_THREADS (None: without either, as a user types the command) and
+    `extra_env` on top: wall seconds, and the phases from when its lines arrived."""
     command = [sys.executable, "-u", "experiment_shot.py", "--drug", drug, "--gene", "_tp4k", "--n", "3"]
     command += ["--device", "cpu", "--epochs", str(epochs), "--batch_size", "32", "--lr", "0.001"]
     command += ["--dropout", "0.3", "--encoder_h_dims", "512,256", "--bottleneck", "128"]
@@ -140,6 +142,7 @@ def run_reference(folder: Path, drug: str, epochs: int, threads: int | None) -> 
     env = {k: v for k, v in user_environment().items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     if threads is not None:
         env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env |= extra_env or {}
     seen: list[tuple[float, str]] = []
     start = time.perf_counter()
     with subprocess.Popen(

@@ -8,8 +8,9 @@ Variants: the bench's synthetic pair (834 lines × 2,933 genes → 66 cells); th
 source lines (580); with the real JHU006 cells of SCAD's Gefitinib file in place of the synthetic
 ones (the same 2,933 genes, which the reference hard-codes for this drug; needs --data); and the
 bench's pair run without OMP_NUM_THREADS / MKL_NUM_THREADS in the environment, as a user types
-the command. Prints seconds per repetition and its phases (`bench/end_to_end.py`), and writes
-bench/results/reference_inputs.json.
+the command; and the bench's pair with OMP_WAIT_POLICY=PASSIVE, which the reference inherited
+from the bench process until issue 31 (importing ssda_model set it then). Prints seconds per
+repetition and its phases (`bench/end_to_end.py`), and writes bench/results/reference_inputs.json.
 """
 
 from __future__ import annotations
@@ -50,15 +51,20 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     args = parser.parse_args()
     data = args.data if (args.data / "scad_sc_targets_tp4k" / GEFITINIB).exists() else None
-    runs = [(name, inputs, True) for name, inputs in variants(data).items()]
-    runs.append(("synthetic, 834 lines, no OMP_NUM_THREADS", runs[0][1], False))
+    runs = [(name, inputs, True, {}) for name, inputs in variants(data).items()]
+    runs.append(("synthetic, 834 lines, no OMP_NUM_THREADS", runs[0][1], False, {}))
+    runs.append(
+        ("synthetic, 834 lines, OMP_WAIT_POLICY=PASSIVE", runs[0][1], True, {"OMP_WAIT_POLICY": "PASSIVE"})
+    )
     rows = []
-    for name, (sx, sy, tx, ty, genes), thread_env in runs:
+    for name, (sx, sy, tx, ty, genes), thread_env, extra_env in runs:
         with tempfile.TemporaryDirectory() as work:
             folder = Path(work)
             write_inputs(folder, "Gefitinib", (sx, sy), (tx, ty), genes)
             reference_copy(args.reference, folder, args.repetitions)
-            run = run_reference(folder, "Gefitinib", args.epochs, args.threads if thread_env else None)
+            run = run_reference(
+                folder, "Gefitinib", args.epochs, args.threads if thread_env else None, extra_env
+            )
         n = run.pop("repetitions")
         rows.append(
             {
