@@ -3,7 +3,7 @@
 import importlib
 import os
 
-# Idle OpenMP threads spin a short while (~0.1–0.5 ms) before they sleep. libgomp's default spin
+# Idle OpenMP threads spin a short while (10,000 turns) before they sleep. libgomp's default spin
 # (300,000 turns) made two processes sharing the cores each >10× slower (issue 13); sleeping at
 # once (OMP_WAIT_POLICY=PASSIVE) cost a lone training ~30 % in waking threads between its small
 # operators (docs/performance.md, "Two processes at once"). libgomp reads this once, when torch is
