@@ -3,13 +3,15 @@
 import importlib
 import os
 
-# Idle OpenMP threads spin a short while (10,000 turns) before they sleep. libgomp's default spin
-# (300,000 turns) made two processes sharing the cores each >10× slower (issue 13); sleeping at
-# once (OMP_WAIT_POLICY=PASSIVE) cost a lone training ~30 % in waking threads between its small
-# operators (docs/performance.md, "Two processes at once"). libgomp reads this once, when torch is
-# first imported, so it is set here, before any ssda_model module imports torch; a wait policy or
-# spin count of your own wins. Entry points (ssda, Dagster, the pipeline) import ssda_model first.
-OPENMP_DEFAULTS = {"GOMP_SPINCOUNT": "10000"}
+# Idle OpenMP threads spin 1,000 turns before they sleep: the count libgomp itself falls back to
+# when threads outnumber cores. Its default spin (300,000 turns) made two processes sharing the
+# cores each >10× slower (issue 13), and longer spins slow a fit beside a busy foreign process;
+# sleeping at once (OMP_WAIT_POLICY=PASSIVE) cost a lone fit ~25 % in waking threads between its
+# small operators (docs/performance.md, "Two processes at once"). libgomp reads this once, when
+# torch is first imported, so it is set here, before any ssda_model module imports torch; a wait
+# policy or spin count of your own wins. Entry points (ssda, Dagster, the pipeline) import
+# ssda_model first.
+OPENMP_DEFAULTS = {"GOMP_SPINCOUNT": "1000"}
 OPENMP_SET_ON_IMPORT = (
     {} if {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} & os.environ.keys() else dict(OPENMP_DEFAULTS)
 )

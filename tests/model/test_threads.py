@@ -65,7 +65,7 @@ def _openmp_settings_after_import(**given: str) -> list[str]:
 
 
 def test_importing_ssda_model_bounds_openmp_spinning_before_torch_loads():
-    assert _openmp_settings_after_import() == ["10000", "-", "False"]
+    assert _openmp_settings_after_import() == ["1000", "-", "False"]
 
 
 def test_an_openmp_wait_setting_of_the_users_own_wins():
