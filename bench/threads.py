@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from ssda_model import OPENMP_DEFAULTS
+from ssda_model import OPENMP_DEFAULTS, OPENMP_WAIT_SETTINGS
 from ssda_model.threads import THREADS_ENV, available_cores
 
 FIT = """
@@ -55,7 +55,7 @@ def main() -> None:
     base = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", THREADS_ENV}
+        if k not in {"OMP_NUM_THREADS", "MKL_NUM_THREADS", *OPENMP_WAIT_SETTINGS, THREADS_ENV}
     }
     modes = {
         "shared": {**base, **OPENMP_DEFAULTS},

@@ -11,10 +11,9 @@ import os
 # torch is first imported, so it is set here, before any ssda_model module imports torch; a wait
 # policy or spin count of your own wins. Entry points (ssda, Dagster, the pipeline) import
 # ssda_model first.
+OPENMP_WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")  # a user's own one of these wins
 OPENMP_DEFAULTS = {"GOMP_SPINCOUNT": "1000"}
-OPENMP_SET_ON_IMPORT = (
-    {} if {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} & os.environ.keys() else dict(OPENMP_DEFAULTS)
-)
+OPENMP_SET_ON_IMPORT = {} if os.environ.keys() & set(OPENMP_WAIT_SETTINGS) else dict(OPENMP_DEFAULTS)
 os.environ.update(OPENMP_SET_ON_IMPORT)
 
 __all__ = ["SSDAConfig", "SSDAInputError", "SSDAModel"]

@@ -52,8 +52,8 @@ def test_ssda_threads_forces_the_count(tmp_path, monkeypatch):
 def _openmp_settings_after_import(**given: str) -> list[str]:
     """GOMP_SPINCOUNT, OMP_WAIT_POLICY and whether torch had loaded, in a process that imports
     ssda_model with `given` as its only OpenMP settings."""
-    env = {k: v for k, v in os.environ.items() if k not in {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"}}
     names = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
+    env = {k: v for k, v in os.environ.items() if k not in names}
     probe = (
         "import ssda_model, os, sys; "
         + f"print(*(os.environ.get(k, '-') for k in {names}), 'torch' in sys.modules)"
