@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from ssda_assets.operations.pipeline import run_pipeline
-from tests.helpers import free_port, make_platform, wait_for
+from tests.helpers import free_port, wait_for
+from tests.platform_helpers import make_platform
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

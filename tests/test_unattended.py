@@ -22,7 +22,8 @@ from ssda_assets.operations.pipeline import run_pipeline
 from ssda_assets.operations.run_health import worker_pid
 from ssda_assets.operations.ui import GRACE_SECONDS, process_tree
 from ssda_assets.registry.versions import CHAMPION, model_name
-from tests.helpers import REPO, default_signals, free_port, make_platform, wait_for
+from tests.helpers import REPO, default_signals, free_port, wait_for
+from tests.platform_helpers import make_platform
 
 pytestmark = pytest.mark.e2e
 NEW = "jhu006_copy"

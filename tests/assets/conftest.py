@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.helpers import Platform, make_platform
+from tests.platform_helpers import Platform, make_platform
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import dagster as dg
 import pytest
 
 from ssda_assets.operations.pipeline import run_pipeline
-from tests.helpers import make_platform
+from tests.platform_helpers import make_platform
 
 TRAIN = {"epochs": 8, "repetitions": 2}
 PC9 = dg.MultiPartitionKey({"drug": "erlotinib", "dataset": "pc9_erlotinib"})

@@ -12,7 +12,7 @@ from ssda_assets.defs.single_cell.assets import HARMONIZE_WHEN, TARGET_WHEN
 from ssda_assets.operations.pipeline import main
 from ssda_assets.raw.partitions import task_key
 from ssda_assets.registry.versions import model_name
-from tests.helpers import TASKS
+from tests.platform_helpers import TASKS
 
 
 def evaluate(sensor, platform, cursor=None):

@@ -72,7 +72,7 @@ def materialize_with_checks(platform, names, partition_key=None, run_config=None
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
     """One small task from the raw zone to scored cells, every asset check run with its asset."""
-    from tests.helpers import make_platform
+    from tests.platform_helpers import make_platform
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         platform = make_platform(tmp_path_factory.mktemp("catalog"), monkeypatch)

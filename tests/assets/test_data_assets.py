@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ssda_model.outputs import MARKER
-from tests.helpers import TASKS
+from tests.platform_helpers import TASKS
 
 
 def test_gdsc_expression_parquet(built_platform):

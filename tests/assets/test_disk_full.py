@@ -52,7 +52,7 @@ def stored(platform) -> tuple:
 
 @pytest.fixture(scope="module")
 def trained_once(tmp_path_factory):
-    from tests.helpers import make_platform
+    from tests.platform_helpers import make_platform
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         platform = make_platform(tmp_path_factory.mktemp("home"), monkeypatch)
@@ -121,7 +121,7 @@ def test_make_demo_says_in_one_line_that_dagster_storage_ran_out_of_space(monkey
 def test_a_real_small_filesystem_gives_the_same_line(tmp_path, monkeypatch):
     """The artifact store on a 4 MB tmpfs, no margin asked: the logged model does not fit; once the
     volume is enlarged the same training completes."""
-    from tests.helpers import make_platform
+    from tests.platform_helpers import make_platform
 
     small = tmp_path / "small"
     small.mkdir()

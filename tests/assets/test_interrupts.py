@@ -11,7 +11,8 @@ import time
 import dagster as dg
 import pytest
 
-from tests.helpers import REPO, default_signals, make_platform
+from tests.helpers import REPO, default_signals
+from tests.platform_helpers import make_platform
 
 
 def start_as(background: bool):

@@ -22,7 +22,7 @@ from ssda_assets.raw.demo_scale import write_scaled_dataset
 from ssda_assets.raw.ingest import LABEL, TIME, ingest
 from ssda_assets.raw.manifest import read_manifest
 from ssda_assets.storage.harmonized import read_target
-from tests.helpers import make_platform
+from tests.platform_helpers import make_platform
 
 CELLS, GENES = 9_000, 3_000
 DATASET = "scale_bortezomib"

@@ -12,7 +12,8 @@ from mlflow.exceptions import MlflowException
 from ssda_model.data.gene_ids import human_gene_table
 from ssda_model.datasets import synthetic_pair
 from ssda_model.model import SSDAModel
-from tests.helpers import FAST, platform_store, register
+from tests.helpers import FAST
+from tests.platform_helpers import platform_store, register
 
 NAME = "ssda-test-pyfunc"
 

@@ -37,7 +37,7 @@ def with_policy(platform, keep: int, mode: str) -> None:
 @pytest.fixture(scope="module")
 def retrained(tmp_path_factory):
     """Version 1 made champion for good (its AUC tag raised), then four more trainings with K = 2."""
-    from tests.helpers import make_platform
+    from tests.platform_helpers import make_platform
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         platform = make_platform(tmp_path_factory.mktemp("home"), monkeypatch)

@@ -18,7 +18,8 @@ from ssda_assets.operations.run_health import fail_dead_runs
 from ssda_assets.registry.training_run import close_abandoned_runs
 from ssda_assets.registry.versions import CHAMPION, model_name, register_version
 from ssda_assets.resources import MLflowTracking
-from tests.helpers import REPO, make_platform
+from tests.helpers import REPO
+from tests.platform_helpers import make_platform
 
 TASK = dg.MultiPartitionKey({"drug": "gefitinib", "dataset": "jhu006_gefitinib"})
 NAME = model_name("gefitinib", "jhu006_gefitinib")

@@ -10,7 +10,8 @@ import pytest
 
 from ssda_model.cli import main
 from ssda_model.model import SSDAModel
-from tests.helpers import FAST, fresh_mlflow, platform_store, register, run_error
+from tests.helpers import FAST, run_error
+from tests.platform_helpers import fresh_mlflow, platform_store, register
 
 NAME = "ssda-test-registry"
 

@@ -18,7 +18,7 @@ from ssda_assets.operations.run_health import fail_dead_runs
 from ssda_assets.operations.ui import process_tree
 from ssda_assets.registry.versions import CHALLENGER, CHAMPION, model_name
 from ssda_assets.resources import mlflow_from_env, warehouse_from_env
-from tests.helpers import make_platform
+from tests.platform_helpers import make_platform
 from tests.team.conftest import materialize, task_key, train, train_run_id
 
 pytestmark = pytest.mark.team
