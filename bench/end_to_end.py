@@ -87,12 +87,15 @@ def run_ours(
     folder: Path, repetitions: int, epochs: int, threads: int, device: str = "auto", method: str | None = None
 ) -> dict:
     """`ssda fit` with its defaults but `repetitions`, `epochs`, `device` and `method` (None: the
-    default method): wall seconds and the phases it prints."""
+    default method): wall seconds and the phases it prints. It runs as `python -m ssda_model fit`,
+    the `ssda` command's own code, so that it runs where the package is importable but not
+    installed (a lent GPU machine: bench/gpu_check.py)."""
     out = folder / "model"
     shutil.rmtree(out, ignore_errors=True)
-    ssda = Path(sys.executable).with_name("ssda")
     command = [
-        str(ssda),
+        sys.executable,
+        "-m",
+        "ssda_model",
         "fit",
         "--source",
         str(folder / "source.h5ad"),
@@ -130,13 +133,20 @@ def reference_copy(checkout: Path, folder: Path, repetitions: int) -> Path:
 
 
 def run_reference(
-    folder: Path, drug: str, epochs: int, threads: int | None, extra_env: dict[str, str] | None = None
+    folder: Path,
+    drug: str,
+    epochs: int,
+    threads: int | None,
+    extra_env: dict[str, str] | None = None,
+    device: str = "cpu",
 ) -> dict:
-    """experiment_shot.py (3-shot, the paper's configuration, CPU) in `folder`, with `threads` as
-    OMP_NUM_THREADS and MKL_NUM_THREADS (None: without either, as a user types the command) and
-    `extra_env` on top: wall seconds, and the phases from when its lines arrived."""
+    """experiment_shot.py (3-shot, the paper's configuration) in `folder` on `device` ("cpu", or
+    "cuda": its own word for it is "gpu"), with `threads` as OMP_NUM_THREADS and MKL_NUM_THREADS
+    (None: without either, as a user types the command) and `extra_env` on top: wall seconds, and
+    the phases from when its lines arrived."""
     command = [sys.executable, "-u", "experiment_shot.py", "--drug", drug, "--gene", "_tp4k", "--n", "3"]
-    command += ["--device", "cpu", "--epochs", str(epochs), "--batch_size", "32", "--lr", "0.001"]
+    command += ["--device", "gpu" if device == "cuda" else "cpu", "--epochs", str(epochs)]
+    command += ["--batch_size", "32", "--lr", "0.001"]
     command += ["--dropout", "0.3", "--encoder_h_dims", "512,256", "--bottleneck", "128"]
     command += ["--predictor_h_dims", "64,32"]
     env = {k: v for k, v in user_environment().items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}

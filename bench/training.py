@@ -9,7 +9,8 @@
 End to end (with --reference DIR, a checkout of https://github.com/hliulab/SSDA4Drug that is never
 copied into this repository): `ssda fit` with its defaults (but --fit-repetitions and --epochs), and
 with `--method M` for each other method of --fit-methods, and the reference's `experiment_shot.py`
-(its paper configuration, 3-shot, --reference-repetitions), each as a process, on the same matrices
+(its paper configuration, 3-shot, --reference-repetitions), each as a process on --device (both on
+the GPU with cuda; the reference's own word for it is `gpu`), on the same matrices
 written in both layouts (`bench/end_to_end.py`), taking turns --runs times. The table gives each
 side's seconds per repetition of the whole process (the median run), where they went per repetition
 (start-up; reading and preparing; training; scoring and saving; the rest), and "× reference": the
@@ -215,7 +216,9 @@ def end_to_end(key: str, args: argparse.Namespace) -> tuple[list[dict], float]:
         )
         reference_copy(args.reference, folder, args.reference_repetitions)
         for _ in range(args.runs):
-            runs["reference"].append(run_reference(folder, drug, args.epochs, args.threads))
+            runs["reference"].append(
+                run_reference(folder, drug, args.epochs, args.threads, device=args.device)
+            )
             for method, side in methods.items():  # the default as a user runs it: no --method
                 chosen = None if method == default else method
                 runs[side].append(
@@ -273,7 +276,7 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,bf16", help="some of fp32, bf16")
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cpu", help="cpu, or cuda to time ours on a GPU")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda to time both sides on a GPU")
     parser.add_argument("--skip-training-only", action="store_true")
     parser.add_argument("--results", default="training.json", help="file name under bench/results/")
     args = parser.parse_args()

@@ -50,6 +50,7 @@ NOT_FAST = (
     "assets/test_links.py::test_a_link_written_under_one_port_resolves_after_a_restart_on_another",
     "assets/test_team_registry_lock.py::test_two_registrations_at_once_take_turns_and_the_better_one_is_champion",
     "model/test_attribution.py::test_shap_values_equal_gradient_explainers_own_run",  # imports shap
+    "model/test_bench_inputs.py::test_ours_runs_as_the_ssda_command_s_module_and_reports_its_phases",
     "model/test_cli.py::test_round_trip_through_the_installed_command",  # two `ssda` processes
     "model/test_cli.py::test_fit_prints_a_progress_bar_on_stderr",
     "model/test_cli.py::test_one_at_a_time_through_the_cli_gives_the_batched_metrics",

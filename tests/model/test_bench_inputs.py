@@ -1,5 +1,6 @@
-"""bench/end_to_end.py: both sides of the speed comparison read the same matrices, and the
-reference's time is split where its lines say."""
+"""bench/end_to_end.py: both sides of the speed comparison read the same matrices, ours runs as
+`python -m ssda_model fit` and the reference's time is split where its lines say; bench/gpu_check.py
+installs on the GPU machine only the releases it lacks."""
 
 import importlib.util
 import os
@@ -14,12 +15,16 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "end_to_end.py"
 
 
-@pytest.fixture(scope="module")
-def end_to_end():
-    spec = importlib.util.spec_from_file_location("end_to_end", BENCH)
+def bench_module(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH.with_name(f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def end_to_end():
+    return bench_module("end_to_end")
 
 
 def test_both_layouts_hold_identical_matrices_labels_and_genes(tmp_path, end_to_end):
@@ -64,3 +69,26 @@ def test_both_sides_run_in_the_users_environment_not_the_one_importing_ssda_mode
         [sys.executable, "-c", probe], env=env | given, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == expected
+
+
+def test_ours_runs_as_the_ssda_command_s_module_and_reports_its_phases(tmp_path, end_to_end):
+    """The bench's `ssda fit` needs no installed console script (the GPU machine has none)."""
+    rng = np.random.default_rng(0)
+    genes = [f"G{i}" for i in range(60)]
+    source = (rng.standard_normal((30, 60)).astype(np.float32), np.tile([0, 1], 15))
+    target = (rng.standard_normal((12, 60)).astype(np.float32), np.tile([0, 1], 6))
+    end_to_end.write_inputs(tmp_path, "Gefitinib", source, target, genes)
+    run = end_to_end.run_ours(tmp_path, repetitions=1, epochs=1, threads=1, device="cpu", method="ssda")
+    assert run["repetitions"] == 1 and run["wall"] > run["train"] > 0
+    assert {"start-up", "read", "prepare", "train", "score", "save"} <= run.keys()
+    assert (tmp_path / "model" / "metrics.json").exists()
+
+
+def test_the_gpu_check_installs_only_the_releases_this_python_lacks(tmp_path):
+    gpu_check = bench_module("gpu_check")
+    held = f"numpy-{np.__version__}-cp312-cp312-manylinux2014_x86_64.whl"
+    other = "numpy-0.0.1-py3-none-any.whl"
+    absent = "no_such_distribution_here-1.0-py3-none-any.whl"
+    for name in (held, other, absent):
+        (tmp_path / name).touch()
+    assert [w.name for w in gpu_check.to_install(tmp_path)] == [absent, other]
