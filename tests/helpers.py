@@ -2,7 +2,7 @@
 local servers, the `ssda` command's arguments and errors, and batched-vs-alone runs. It imports no
 part of the platform (Dagster, MLflow, ssda_assets; tests/test_layering.py checks it), so that the
 method's tests run where only the method's dependencies are installed, as on a lent GPU machine
-(bench/gpu_check.sh). What needs the platform is in `tests/platform_helpers.py`.
+(bench/gpu_check.py). What needs the platform is in `tests/platform_helpers.py`.
 
 Test modules import these from here, never from one another.
 """

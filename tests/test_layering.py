@@ -1,5 +1,5 @@
 """The method package stands alone: no platform import anywhere in ssda_model, nor in the test
-modules that the GPU check (bench/gpu_check.sh) runs where only the method's dependencies are."""
+modules that the GPU check (bench/gpu_check.py) runs where only the method's dependencies are."""
 
 import ast
 from pathlib import Path
