@@ -32,6 +32,9 @@ import tempfile
 import tomllib
 from pathlib import Path
 
+from packaging.utils import parse_wheel_filename
+from packaging.version import Version
+
 REPO = Path(__file__).resolve().parents[1]
 KIT = REPO / ".device"
 WHEELS, REFERENCE = KIT / "wheels", KIT / "reference"
@@ -44,11 +47,6 @@ LINUX_TAGS = (
     "manylinux_2_17_x86_64",
     "manylinux2014_x86_64",
 )
-
-
-def project(wheel: Path) -> str:
-    """The normalised distribution name of a wheel file (PEP 427: name-version-…)."""
-    return wheel.name.split("-")[0].lower().replace("_", "-")
 
 
 def anndata_requirement() -> str:
@@ -67,7 +65,7 @@ def prepare(reference: Path, python_version: str) -> None:
         command += [arg for tag in LINUX_TAGS for arg in ("--platform", tag)]
         subprocess.run([*command, anndata_requirement()], check=True)
         for wheel in sorted(Path(folder).glob("*.whl")):
-            if project(wheel) not in ON_THE_IMAGE:
+            if parse_wheel_filename(wheel.name)[0] not in ON_THE_IMAGE:
                 shutil.copy(wheel, WHEELS)
     REFERENCE.mkdir()
     for module in reference.glob("*.py"):  # its scripts and modules; bench/end_to_end.py picks its four
@@ -81,11 +79,12 @@ def to_install(wheels: Path) -> list[Path]:
     stays as it is; one it lacks, or holds at another version, is installed ahead of it."""
     missing = []
     for wheel in sorted(wheels.glob("*.whl")):
+        name, version, *_ = parse_wheel_filename(wheel.name)
         try:
-            held = importlib.metadata.version(project(wheel))
+            held = Version(importlib.metadata.version(name))
         except importlib.metadata.PackageNotFoundError:
             held = None
-        if held != wheel.name.split("-")[1]:
+        if held != version:
             missing.append(wheel)
     return missing
 
